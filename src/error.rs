@@ -1,0 +1,117 @@
+//! The one error type of the library.
+//!
+//! Messages put the path or the parameter first, lowercase, with no trailing period, and say what
+//! to do where there is something to do.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in facenmf's library.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The image folder does not exist or is not a folder.
+    #[error("{}: no such folder", path.display())]
+    NoSuchFolder {
+        /// The folder that was asked for.
+        path: PathBuf,
+    },
+    /// Reading a file or walking a folder failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or folder involved.
+        path: PathBuf,
+        /// The underlying cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file looked like an image but could not be decoded.
+    #[error(
+        "{}: cannot decode image: {reason} (pass --skip-unreadable to leave such files out)",
+        path.display()
+    )]
+    Undecodable {
+        /// The offending file.
+        path: PathBuf,
+        /// What the decoder said.
+        reason: String,
+    },
+    /// The folder held no image at all.
+    #[error("{}: no images found ({skipped} other files skipped)", path.display())]
+    NoImages {
+        /// The folder that was searched.
+        path: PathBuf,
+        /// How many non-image or unreadable files were skipped.
+        skipped: usize,
+    },
+    /// NMF needs at least two images.
+    #[error("{}: only one image found; NMF needs at least two", path.display())]
+    OneImage {
+        /// The folder that was searched.
+        path: PathBuf,
+    },
+    /// Images of different sizes were found and no common size was requested.
+    #[error(
+        "{}: image is {found_w}x{found_h} but {} is {first_w}x{first_h}; \
+         all images must have one size (pass --resize WxH to resample them)",
+        path.display(),
+        first.display()
+    )]
+    MixedSizes {
+        /// The first image, which sets the size.
+        first: PathBuf,
+        /// Its width.
+        first_w: u32,
+        /// Its height.
+        first_h: u32,
+        /// An image of another size.
+        path: PathBuf,
+        /// Its width.
+        found_w: u32,
+        /// Its height.
+        found_h: u32,
+    },
+    /// A parameter is out of its valid range.
+    #[error("{name}: {reason}")]
+    InvalidParameter {
+        /// The parameter (as the CLI names it).
+        name: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The data matrix holds a value NMF cannot take.
+    #[error("input matrix: {reason}")]
+    InvalidInput {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A linear-algebra routine failed (an SVD that did not converge).
+    #[error("linear algebra: {0}")]
+    Linalg(String),
+    /// Encoding an output image failed.
+    #[error("{}: cannot encode image: {reason}", path.display())]
+    Encode {
+        /// The output file.
+        path: PathBuf,
+        /// What the encoder said.
+        reason: String,
+    },
+}
+
+/// The result type of the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn param(name: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidParameter {
+            name,
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,14 @@
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+mod error;
+mod float;
+pub mod loader;
+pub mod nmf;
+pub mod render;
+pub mod synth;
+
+pub use error::{Error, Result};
+pub use float::Float;
+pub use loader::{Faces, Loader, SkipReason, Skipped};
+pub use nmf::{Factorization, Init, Iteration, Nmf, Solver, Stop};

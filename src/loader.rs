@@ -1,0 +1,322 @@
+//! Stage 1: a folder of face images in, the data matrix X out.
+//!
+//! Files are found recursively and ordered by their path relative to the folder, compared as
+//! plain strings with `/` separators (the order `../shared/bench/sklearn_ref.py` uses), so that
+//! column j of X is the same image in facenmf and in a scikit-learn script. Formats are
+//! recognised by content, so files without an extension load too. Hidden files and folders
+//! (names starting with `.`) are ignored; files whose content is not an image are skipped and
+//! listed.
+//!
+//! Each image becomes one **column** of X (m pixels x n images), pixels in row-major order
+//! (index = y * width + x), converted to grayscale as Pillow's `convert('L')` does
+//! (ITU-R 601-2 luma) and scaled to [0, 1] (8-bit: /255, 16-bit: /65535).
+
+use std::path::{Path, PathBuf};
+
+use image::{DynamicImage, ImageBuffer, ImageFormat, Luma, imageops::FilterType};
+use ndarray::Array2;
+use rayon::prelude::*;
+use walkdir::WalkDir;
+
+use crate::{Error, Float, Result};
+
+/// Loads a folder of images into a data matrix; see the [module docs](self).
+///
+/// ```no_run
+/// let faces = facenmf::Loader::new("faces/").resize(32, 32).load::<f32>()?;
+/// println!("{} images of {}x{}", faces.x.ncols(), faces.width, faces.height);
+/// # Ok::<(), facenmf::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Loader {
+    dir: PathBuf,
+    resize: Option<(u32, u32)>,
+    skip_unreadable: bool,
+}
+
+/// The images of a folder as a data matrix.
+#[derive(Debug, Clone)]
+pub struct Faces<T> {
+    /// X, m x n: one image per column, pixels row-major, values in [0, 1].
+    pub x: Array2<T>,
+    /// Image height in pixels.
+    pub height: usize,
+    /// Image width in pixels.
+    pub width: usize,
+    /// Path of the image in each column, relative to the folder.
+    pub paths: Vec<PathBuf>,
+    /// Files that were left out, with the reason.
+    pub skipped: Vec<Skipped>,
+}
+
+/// A file the loader left out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// Path relative to the folder.
+    pub path: PathBuf,
+    /// Why it was left out.
+    pub reason: SkipReason,
+}
+
+/// Why a file was left out of X.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SkipReason {
+    /// Its content is not an image format facenmf recognises.
+    NotAnImage,
+    /// It looked like an image but could not be decoded (only with `skip_unreadable`).
+    Unreadable(String),
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SkipReason::NotAnImage => f.write_str("not an image"),
+            SkipReason::Unreadable(why) => write!(f, "unreadable: {why}"),
+        }
+    }
+}
+
+/// One decoded image, grayscale, row-major.
+struct Gray<T> {
+    width: u32,
+    height: u32,
+    pixels: Vec<T>,
+}
+
+enum Outcome<T> {
+    Image(Gray<T>),
+    Skip(SkipReason),
+}
+
+impl Loader {
+    /// A loader for `dir`. By default images must all have one size and an undecodable image is
+    /// an error.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Loader {
+            dir: dir.into(),
+            resize: None,
+            skip_unreadable: false,
+        }
+    }
+
+    /// Resample every image to `width` x `height` (bilinear on grayscale values). Default: off,
+    /// and images of different sizes are an error.
+    pub fn resize(mut self, width: u32, height: u32) -> Self {
+        self.resize = Some((width, height));
+        self
+    }
+
+    /// Leave out images that cannot be decoded and list them in [`Faces::skipped`] instead of
+    /// failing. Default: `false`.
+    pub fn skip_unreadable(mut self, skip: bool) -> Self {
+        self.skip_unreadable = skip;
+        self
+    }
+
+    /// Finds, decodes and stacks the images.
+    ///
+    /// # Errors
+    /// A missing folder, an unreadable or undecodable file (unless skipped), images of mixed
+    /// sizes (unless resized), and a folder with fewer than two images.
+    pub fn load<T: Float>(&self) -> Result<Faces<T>> {
+        if let Some((w, h)) = self.resize
+            && (w == 0 || h == 0)
+        {
+            return Err(Error::param("--resize", "width and height must be at least 1"));
+        }
+        let files = list_files(&self.dir)?;
+        let outcomes: Vec<Result<Outcome<T>>> = files
+            .par_iter()
+            .map(|rel| self.load_one(rel))
+            .collect();
+
+        let mut skipped = Vec::new();
+        let mut images: Vec<(PathBuf, Gray<T>)> = Vec::with_capacity(files.len());
+        for (rel, outcome) in files.into_iter().zip(outcomes) {
+            match outcome? {
+                Outcome::Image(gray) => images.push((rel, gray)),
+                Outcome::Skip(reason) => skipped.push(Skipped { path: rel, reason }),
+            }
+        }
+        match images.len() {
+            0 => {
+                return Err(Error::NoImages {
+                    path: self.dir.clone(),
+                    skipped: skipped.len(),
+                });
+            }
+            1 => return Err(Error::OneImage { path: self.dir.clone() }),
+            _ => {}
+        }
+
+        let (first_path, first) = &images[0];
+        let (width, height) = (first.width, first.height);
+        if let Some((path, odd)) = images
+            .iter()
+            .find(|(_, g)| g.width != width || g.height != height)
+        {
+            return Err(Error::MixedSizes {
+                first: self.dir.join(first_path),
+                first_w: width,
+                first_h: height,
+                path: self.dir.join(path),
+                found_w: odd.width,
+                found_h: odd.height,
+            });
+        }
+
+        let m = width as usize * height as usize;
+        let n = images.len();
+        let mut x = Array2::<T>::zeros((m, n));
+        // X is row-major, so an image is a strided column: fill X by blocks of rows in parallel
+        // so that each thread writes contiguous memory.
+        const BLOCK: usize = 64;
+        x.axis_chunks_iter_mut(ndarray::Axis(0), BLOCK)
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(b, mut block)| {
+                for (r, mut row) in block.rows_mut().into_iter().enumerate() {
+                    let pixel = b * BLOCK + r;
+                    for (v, (_, gray)) in row.iter_mut().zip(&images) {
+                        *v = gray.pixels[pixel];
+                    }
+                }
+            });
+        let paths = images.into_iter().map(|(p, _)| p).collect();
+        Ok(Faces {
+            x,
+            height: height as usize,
+            width: width as usize,
+            paths,
+            skipped,
+        })
+    }
+
+    fn load_one<T: Float>(&self, rel: &Path) -> Result<Outcome<T>> {
+        let path = self.dir.join(rel);
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let Ok(format) = image::guess_format(&bytes) else {
+            return Ok(Outcome::Skip(SkipReason::NotAnImage));
+        };
+        let decoded = match decode(&bytes, format) {
+            Ok(img) => img,
+            Err(reason) if self.skip_unreadable => {
+                return Ok(Outcome::Skip(SkipReason::Unreadable(reason)));
+            }
+            Err(reason) => return Err(Error::Undecodable { path, reason }),
+        };
+        let mut gray = to_gray::<T>(&decoded);
+        if let Some((w, h)) = self.resize
+            && (gray.width, gray.height) != (w, h)
+        {
+            gray = resample(&gray, w, h);
+        }
+        Ok(Outcome::Image(gray))
+    }
+}
+
+/// All regular, non-hidden files under `dir`, relative to it, in plain-string path order.
+fn list_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    if !dir.is_dir() {
+        return Err(Error::NoSuchFolder {
+            path: dir.to_path_buf(),
+        });
+    }
+    let mut files = Vec::new();
+    let walker = WalkDir::new(dir)
+        .follow_links(true)
+        .into_iter()
+        .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
+    for entry in walker {
+        let entry = entry.map_err(|e| {
+            let path = e.path().unwrap_or(dir).to_path_buf();
+            Error::io(path, e.into())
+        })?;
+        if entry.file_type().is_file() {
+            let rel = entry
+                .path()
+                .strip_prefix(dir)
+                .expect("walkdir yields paths under its root")
+                .to_path_buf();
+            files.push(rel);
+        }
+    }
+    files.sort_by_cached_key(|p| slash_string(p));
+    Ok(files)
+}
+
+/// A relative path as a string with `/` separators, the sort key of the column order.
+pub(crate) fn slash_string(path: &Path) -> String {
+    let parts: Vec<_> = path
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect();
+    parts.join("/")
+}
+
+fn decode(bytes: &[u8], format: ImageFormat) -> std::result::Result<DynamicImage, String> {
+    let mut reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
+    reader.no_limits();
+    reader.decode().map_err(|e| e.to_string())
+}
+
+/// Pillow's `convert('L')` luma for 8-bit RGB: (19595 R + 38470 G + 7471 B + 2^15) >> 16.
+fn luma8(r: u8, g: u8, b: u8) -> u8 {
+    ((19595 * r as u32 + 38470 * g as u32 + 7471 * b as u32 + 0x8000) >> 16) as u8
+}
+
+fn luma_f(r: f64, g: f64, b: f64) -> f64 {
+    0.299 * r + 0.587 * g + 0.114 * b
+}
+
+/// Grayscale in [0, 1]: 8-bit sources /255 (after Pillow's integer luma), 16-bit /65535.
+fn to_gray<T: Float>(img: &DynamicImage) -> Gray<T> {
+    let (width, height) = (img.width(), img.height());
+    let s8 = |v: u8| T::from_f64(v as f64 / 255.0);
+    let s16 = |v: f64| T::from_f64(v / 65535.0);
+    let pixels: Vec<T> = match img {
+        DynamicImage::ImageLuma8(b) => b.pixels().map(|p| s8(p.0[0])).collect(),
+        DynamicImage::ImageLumaA8(b) => b.pixels().map(|p| s8(p.0[0])).collect(),
+        DynamicImage::ImageRgb8(b) => b.pixels().map(|p| s8(luma8(p[0], p[1], p[2]))).collect(),
+        DynamicImage::ImageRgba8(b) => b.pixels().map(|p| s8(luma8(p[0], p[1], p[2]))).collect(),
+        DynamicImage::ImageLuma16(b) => b.pixels().map(|p| s16(p.0[0] as f64)).collect(),
+        DynamicImage::ImageLumaA16(b) => b.pixels().map(|p| s16(p.0[0] as f64)).collect(),
+        DynamicImage::ImageRgb16(b) => b
+            .pixels()
+            .map(|p| s16(luma_f(p[0] as f64, p[1] as f64, p[2] as f64)))
+            .collect(),
+        DynamicImage::ImageRgba16(b) => b
+            .pixels()
+            .map(|p| s16(luma_f(p[0] as f64, p[1] as f64, p[2] as f64)))
+            .collect(),
+        other => other
+            .to_rgb32f()
+            .pixels()
+            .map(|p| T::from_f64(luma_f(p[0] as f64, p[1] as f64, p[2] as f64).clamp(0.0, 1.0)))
+            .collect(),
+    };
+    Gray {
+        width,
+        height,
+        pixels,
+    }
+}
+
+/// Bilinear resampling of grayscale values (a triangle filter widened when shrinking, as
+/// Pillow's `BILINEAR` does).
+fn resample<T: Float>(gray: &Gray<T>, width: u32, height: u32) -> Gray<T> {
+    let src: Vec<f32> = gray.pixels.iter().map(|v| v.to_f64() as f32).collect();
+    let buf = ImageBuffer::<Luma<f32>, _>::from_raw(gray.width, gray.height, src)
+        .expect("buffer length matches the image size");
+    let out = image::imageops::resize(&buf, width, height, FilterType::Triangle);
+    Gray {
+        width,
+        height,
+        pixels: out
+            .into_raw()
+            .into_iter()
+            .map(|v| T::from_f64(f64::from(v).clamp(0.0, 1.0)))
+            .collect(),
+    }
+}

@@ -1,0 +1,183 @@
+//! Stage 3: pictures and files from a factorization.
+//!
+//! - [`basis_grid`]: the columns of W as a near-square grid of tiles (`basis.png`).
+//! - [`reconstruction_grid`]: sampled faces beside their reconstructions (`reconstructions.png`).
+//! - [`convergence_plot`]: relative error against iteration and time (`convergence.png`).
+//! - [`npy`]: factors as `.npy` files numpy loads directly.
+//!
+//! Every file is written atomically: to a temporary name in the same folder, then renamed, so an
+//! interrupted run never leaves a half-written file where a good one was.
+
+mod montage;
+pub mod npy;
+mod plot;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub use montage::{Grid, basis_grid, reconstruction_grid, sample_indices};
+pub use plot::convergence_plot;
+
+use crate::{Error, Factorization, Faces, Float, Iteration, Nmf, Result};
+
+/// Writes `bytes` to `path` atomically (temporary file in the same folder, fsync, rename).
+///
+/// # Errors
+/// The folder is not writable or the disk is full; `path` is then untouched.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}
+
+/// Encodes an 8-bit grayscale or RGB buffer as PNG and writes it atomically.
+pub(crate) fn write_png(path: &Path, img: &image::DynamicImage) -> Result<()> {
+    let mut bytes = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
+        .map_err(|e| Error::Encode {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    write_atomic(path, &bytes)
+}
+
+/// Names of the files [`write_outputs`] writes, in the order it writes them.
+pub const OUTPUT_FILES: [&str; 6] = [
+    "basis.png",
+    "reconstructions.png",
+    "convergence.png",
+    "W.npy",
+    "H.npy",
+    "run.json",
+];
+
+/// Everything about one run that `run.json` records.
+#[derive(Debug, serde::Serialize)]
+struct RunRecord<'a> {
+    facenmf: &'static str,
+    folder: String,
+    images: usize,
+    height: usize,
+    width: usize,
+    rank: usize,
+    solver: String,
+    init: String,
+    precision: &'static str,
+    seed: u64,
+    threads: usize,
+    params: &'a Nmf,
+    iterations: usize,
+    seconds: f64,
+    rel_error: f64,
+    converged: bool,
+    stop: String,
+    files: Vec<String>,
+    skipped: Vec<SkippedRecord>,
+    reconstructions: Vec<ReconstructionRecord>,
+    history: &'a [Iteration],
+}
+
+#[derive(Debug, serde::Serialize)]
+struct SkippedRecord {
+    file: String,
+    reason: String,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct ReconstructionRecord {
+    index: usize,
+    file: String,
+    rel_error: f64,
+}
+
+/// Writes the six outputs of a run into `dir` (created if missing): `basis.png`,
+/// `reconstructions.png` (`samples` faces), `convergence.png`, `W.npy` (m x r), `H.npy` (r x n)
+/// and `run.json`. `threads` is recorded in `run.json`. Returns the paths written.
+///
+/// # Errors
+/// The folder cannot be created or a file cannot be written; files already written stay whole.
+pub fn write_outputs<T: Float>(
+    dir: &Path,
+    folder: &Path,
+    faces: &Faces<T>,
+    fit: &Factorization<T>,
+    samples: usize,
+    threads: usize,
+) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let path = |name: &str| dir.join(name);
+    let (height, width) = (faces.height, faces.width);
+
+    let basis = basis_grid(&fit.w.view(), height, width);
+    write_png(&path(OUTPUT_FILES[0]), &basis.into())?;
+
+    let indices = sample_indices(faces.x.ncols(), samples);
+    let (grid, errors) =
+        reconstruction_grid(&faces.x.view(), &fit.w.view(), &fit.h.view(), height, width, &indices);
+    write_png(&path(OUTPUT_FILES[1]), &grid.into())?;
+
+    let plot = convergence_plot(&[("facenmf", &fit.history)])?;
+    write_png(&path(OUTPUT_FILES[2]), &plot.into())?;
+
+    npy::write(&path(OUTPUT_FILES[3]), &fit.w.view())?;
+    npy::write(&path(OUTPUT_FILES[4]), &fit.h.view())?;
+
+    let name = |p: &Path| crate::loader::slash_string(p);
+    let record = RunRecord {
+        facenmf: env!("CARGO_PKG_VERSION"),
+        folder: folder.display().to_string(),
+        images: faces.x.ncols(),
+        height,
+        width,
+        rank: fit.w.ncols(),
+        solver: fit.params.solver_name(),
+        init: fit.params.init_name(),
+        precision: T::NAME,
+        seed: fit.params.seed_value(),
+        threads,
+        params: &fit.params,
+        iterations: fit.n_iter,
+        seconds: fit.seconds,
+        rel_error: fit.rel_error,
+        converged: fit.converged(),
+        stop: fit.stop.to_string(),
+        files: faces.paths.iter().map(|p| name(p)).collect(),
+        skipped: faces
+            .skipped
+            .iter()
+            .map(|s| SkippedRecord {
+                file: name(&s.path),
+                reason: s.reason.to_string(),
+            })
+            .collect(),
+        reconstructions: indices
+            .iter()
+            .zip(&errors)
+            .map(|(&index, &rel_error)| ReconstructionRecord {
+                index,
+                file: name(&faces.paths[index]),
+                rel_error,
+            })
+            .collect(),
+        history: &fit.history,
+    };
+    let json = serde_json::to_vec_pretty(&record).expect("run record serialises");
+    write_atomic(&path(OUTPUT_FILES[5]), &json)?;
+    Ok(OUTPUT_FILES.iter().map(|n| path(n)).collect())
+}

@@ -1,0 +1,107 @@
+//! Convergence plots: relative error against iteration and against time, log scale.
+
+use std::sync::Once;
+
+use image::RgbImage;
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+
+use crate::{Error, Iteration, Result};
+
+const WIDTH: u32 = 1200;
+const HEIGHT: u32 = 480;
+const COLOURS: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+/// The bundled DejaVu Sans becomes plotters' "sans-serif", so no system font is needed.
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // The font ships inside the dejavu crate and always parses.
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            dejavu::sans::regular(),
+        );
+    });
+}
+
+/// Two panels, relative error against iteration (left) and against seconds (right), one line
+/// per labelled history, log-scaled error axis.
+///
+/// # Errors
+/// A history with no point, or a drawing failure.
+pub fn convergence_plot(series: &[(&str, &[Iteration])]) -> Result<RgbImage> {
+    register_font();
+    let points = series.iter().flat_map(|(_, h)| h.iter());
+    let (mut lo, mut hi, mut max_iter, mut max_sec) = (f64::MAX, 0.0f64, 1usize, 0.0f64);
+    for p in points {
+        if p.rel_error > 0.0 {
+            lo = lo.min(p.rel_error);
+        }
+        hi = hi.max(p.rel_error);
+        max_iter = max_iter.max(p.iter);
+        max_sec = max_sec.max(p.seconds);
+    }
+    if hi <= 0.0 || lo == f64::MAX {
+        return Err(Error::param("history", "nothing to plot: no positive error recorded"));
+    }
+    let (lo, hi) = (lo / 1.1, hi * 1.1);
+    let max_sec = if max_sec > 0.0 { max_sec * 1.02 } else { 1.0 };
+
+    let mut buf = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (WIDTH, HEIGHT)).into_drawing_area();
+        let fail = |e: &dyn std::fmt::Display| Error::param("plot", e.to_string());
+        root.fill(&WHITE).map_err(|e| fail(&e))?;
+        let (left, right) = root.split_horizontally(WIDTH / 2);
+        for (area, by_time) in [(left, false), (right, true)] {
+            let x_max = if by_time { max_sec } else { max_iter as f64 };
+            let caption = if by_time { "error against time" } else { "error against iteration" };
+            let mut chart = ChartBuilder::on(&area)
+                .caption(caption, ("sans-serif", 20))
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(64)
+                .build_cartesian_2d(0.0..x_max, (lo..hi).log_scale())
+                .map_err(|e| fail(&e))?;
+            chart
+                .configure_mesh()
+                .x_desc(if by_time { "seconds" } else { "iteration" })
+                .y_desc("relative error ||X - WH|| / ||X||")
+                .y_label_formatter(&|v| format!("{v:.3}"))
+                .label_style(("sans-serif", 14))
+                .draw()
+                .map_err(|e| fail(&e))?;
+            for (k, (label, history)) in series.iter().enumerate() {
+                let colour = COLOURS[k % COLOURS.len()];
+                let line = history.iter().filter(|p| p.rel_error > 0.0).map(|p| {
+                    let x = if by_time { p.seconds } else { p.iter as f64 };
+                    (x, p.rel_error)
+                });
+                chart
+                    .draw_series(LineSeries::new(line, colour.stroke_width(2)))
+                    .map_err(|e| fail(&e))?
+                    .label(*label)
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+                    });
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 14))
+                .draw()
+                .map_err(|e| fail(&e))?;
+        }
+        root.present().map_err(|e| fail(&e))?;
+    }
+    Ok(RgbImage::from_raw(WIDTH, HEIGHT, buf).expect("buffer sized for the image"))
+}
