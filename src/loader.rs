@@ -123,13 +123,14 @@ impl Loader {
         if let Some((w, h)) = self.resize
             && (w == 0 || h == 0)
         {
-            return Err(Error::param("--resize", "width and height must be at least 1"));
+            return Err(Error::param(
+                "--resize",
+                "width and height must be at least 1",
+            ));
         }
         let files = list_files(&self.dir)?;
-        let outcomes: Vec<Result<Outcome<T>>> = files
-            .par_iter()
-            .map(|rel| self.load_one(rel))
-            .collect();
+        let outcomes: Vec<Result<Outcome<T>>> =
+            files.par_iter().map(|rel| self.load_one(rel)).collect();
 
         let mut skipped = Vec::new();
         let mut images: Vec<(PathBuf, Gray<T>)> = Vec::with_capacity(files.len());
@@ -146,7 +147,11 @@ impl Loader {
                     skipped: skipped.len(),
                 });
             }
-            1 => return Err(Error::OneImage { path: self.dir.clone() }),
+            1 => {
+                return Err(Error::OneImage {
+                    path: self.dir.clone(),
+                });
+            }
             _ => {}
         }
 

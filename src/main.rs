@@ -1,1 +1,299 @@
-fn main(){}
+//! The facenmf command line: parse, call the library, report. The only place that prints.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use facenmf::{Faces, Factorization, Float, Init, Loader, Nmf, Solver, render, synth};
+
+/// Learn the parts of faces: nonnegative matrix factorization of a folder of images, drawn as
+/// PNG grids.
+///
+/// With no arguments, runs `learn` on the bundled demo set (assets/faces, rank 12) and writes
+/// to output/.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Factorize the images of a folder and write basis.png, reconstructions.png,
+    /// convergence.png, W.npy, H.npy and run.json.
+    Learn(LearnArgs),
+    /// Generate the synthetic demo set (faces built from known parts, and the parts).
+    Synth(SynthArgs),
+}
+
+#[derive(Debug, Args)]
+struct LearnArgs {
+    /// Folder of images, searched recursively (PGM/PNM, PNG, JPEG, GIF, BMP, TIFF, recognised
+    /// by content).
+    dir: PathBuf,
+    /// Number of parts (basis images) to learn.
+    #[arg(short, long, default_value_t = 49)]
+    rank: usize,
+    /// Update rule: hals (accelerated HALS), cd (plain HALS, scikit-learn's cd) or mu
+    /// (multiplicative updates).
+    #[arg(long, default_value = "hals", value_parser = parse_solver)]
+    solver: Solver,
+    /// Initialisation: nndsvda, nndsvd, nndsvdar or random.
+    #[arg(long, default_value = "nndsvda", value_parser = parse_init)]
+    init: Init,
+    /// Most iterations to run.
+    #[arg(long, default_value_t = 200)]
+    max_iter: usize,
+    /// Stop when the relative error falls by less than this fraction over 10 iterations
+    /// (0: never).
+    #[arg(long, default_value_t = 1e-4)]
+    tol: f64,
+    /// Stop after this many seconds (checked after each iteration).
+    #[arg(long, value_name = "SECS")]
+    max_time: Option<f64>,
+    /// Seed of every random choice; same seed and threads give the same result.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Worker threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Floating-point precision of the computation.
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    precision: Precision,
+    /// Resample every image to WIDTHxHEIGHT (needed when sizes differ).
+    #[arg(long, value_name = "WxH", value_parser = parse_size)]
+    resize: Option<(u32, u32)>,
+    /// Leave out files that cannot be decoded (and list them) instead of stopping.
+    #[arg(long)]
+    skip_unreadable: bool,
+    /// Output folder.
+    #[arg(short, long, default_value = "output")]
+    out: PathBuf,
+    /// Faces shown in reconstructions.png.
+    #[arg(long, default_value_t = 16)]
+    samples: usize,
+    /// Print only warnings and errors.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(Debug, Args)]
+struct SynthArgs {
+    /// Output folder (faces/ and parts/ are made inside).
+    #[arg(short, long, default_value = "assets")]
+    out: PathBuf,
+    /// Number of faces.
+    #[arg(long, default_value_t = 300)]
+    count: usize,
+    /// Seed of the random choices.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Precision {
+    F32,
+    F64,
+}
+
+fn parse_solver(s: &str) -> Result<Solver, String> {
+    s.parse().map_err(|e: facenmf::Error| e.to_string())
+}
+
+fn parse_init(s: &str) -> Result<Init, String> {
+    s.parse().map_err(|e: facenmf::Error| e.to_string())
+}
+
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("'{s}' is not WIDTHxHEIGHT (for example 64x64)"))?;
+    let parse = |v: &str| v.trim().parse::<u32>().ok().filter(|&v| v > 0);
+    match (parse(w), parse(h)) {
+        (Some(w), Some(h)) => Ok((w, h)),
+        _ => Err(format!("'{s}' is not WIDTHxHEIGHT with positive integers")),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Some(Command::Learn(args)) => learn(args),
+        Some(Command::Synth(args)) => run_synth(&args),
+        None => learn(demo_args()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `learn` on the bundled demo set at its true rank.
+fn demo_args() -> LearnArgs {
+    let local = Path::new("assets/faces");
+    let dir = if local.is_dir() {
+        local.to_path_buf()
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/faces")
+    };
+    let argv = ["facenmf".into(), "learn".into(), dir.into_os_string()];
+    match Cli::parse_from(argv).command {
+        Some(Command::Learn(mut args)) => {
+            args.rank = synth::parts().len();
+            args
+        }
+        _ => unreachable!("the demo command line is a learn command"),
+    }
+}
+
+fn learn(args: LearnArgs) -> Result<()> {
+    if args.threads > 0 {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(args.threads)
+            .build_global()
+            .context("cannot start the worker threads")?;
+    }
+    match args.precision {
+        Precision::F32 => learn_as::<f32>(&args),
+        Precision::F64 => learn_as::<f64>(&args),
+    }
+}
+
+fn learn_as<T: Float>(args: &LearnArgs) -> Result<()> {
+    let say = |line: String| {
+        if !args.quiet {
+            eprintln!("{line}");
+        }
+    };
+    let mut loader = Loader::new(&args.dir).skip_unreadable(args.skip_unreadable);
+    if let Some((w, h)) = args.resize {
+        loader = loader.resize(w, h);
+    }
+    let faces: Faces<T> = loader.load()?;
+    let (m, n) = faces.x.dim();
+    say(format!(
+        "loaded {n} images of {}x{} from {} (X is {m} x {n})",
+        faces.width,
+        faces.height,
+        args.dir.display()
+    ));
+    report_skipped(&faces, args.quiet);
+
+    let params = Nmf::params(args.rank)
+        .solver(args.solver)
+        .init(args.init)
+        .max_iter(args.max_iter)
+        .tol(args.tol)
+        .max_time(match args.max_time {
+            Some(s) if s.is_finite() && s >= 0.0 => Some(Duration::from_secs_f64(s)),
+            Some(s) => bail!("--max-time: {s} is not a number of seconds"),
+            None => None,
+        })
+        .seed(args.seed);
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(args.max_iter as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} iterations, {msg} ({elapsed}, eta {eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{} rank {}", args.solver, args.rank));
+    let fit = params.fit_with(&faces.x.view(), |it| {
+        bar.set_position(it.iter as u64);
+        bar.set_message(format!("error {:.6}", it.rel_error));
+    })?;
+    bar.finish_and_clear();
+
+    let threads = rayon::current_num_threads();
+    let written = render::write_outputs(&args.out, &args.dir, &faces, &fit, args.samples, threads)?;
+    summarise(args, &faces, &fit, &written);
+    Ok(())
+}
+
+fn report_skipped<T>(faces: &Faces<T>, quiet: bool) {
+    if faces.skipped.is_empty() {
+        return;
+    }
+    eprintln!("skipped {} files:", faces.skipped.len());
+    let shown = if quiet { 0 } else { 20 };
+    for s in faces.skipped.iter().take(shown) {
+        eprintln!("  {}: {}", s.path.display(), s.reason);
+    }
+    if faces.skipped.len() > shown && shown > 0 {
+        eprintln!(
+            "  ... and {} more (all listed in run.json)",
+            faces.skipped.len() - shown
+        );
+    }
+}
+
+fn summarise<T: Float>(
+    args: &LearnArgs,
+    faces: &Faces<T>,
+    fit: &Factorization<T>,
+    written: &[PathBuf],
+) {
+    if args.tol > 0.0 && !fit.converged() {
+        eprintln!(
+            "warning: stopped before the tolerance was met ({}); raise --max-iter or --max-time \
+             for a tighter fit",
+            fit.stop
+        );
+    }
+    if args.quiet {
+        return;
+    }
+    let (m, n) = faces.x.dim();
+    eprintln!(
+        "{} images, X {m} x {n}, rank {}, {} / {} / {}",
+        n,
+        args.rank,
+        args.solver,
+        args.init,
+        T::NAME
+    );
+    eprintln!(
+        "{} iterations in {:.2} s ({}), relative error {:.6}",
+        fit.n_iter, fit.seconds, fit.stop, fit.rel_error
+    );
+    let names: Vec<_> = written
+        .iter()
+        .filter_map(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
+        .collect();
+    eprintln!("wrote {} to {}", names.join(", "), args.out.display());
+}
+
+fn run_synth(args: &SynthArgs) -> Result<()> {
+    if args.count < 2 {
+        bail!(
+            "--count: {} faces are too few; NMF needs at least two",
+            args.count
+        );
+    }
+    let files = synth::write(&args.out, args.count, args.seed)
+        .with_context(|| format!("cannot write the demo set to {}", args.out.display()))?;
+    eprintln!(
+        "wrote {files} files: {} faces in {}, {} parts in {}",
+        args.count,
+        args.out.join("faces").display(),
+        synth::parts().len(),
+        args.out.join("parts").display()
+    );
+    Ok(())
+}

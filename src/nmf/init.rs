@@ -115,11 +115,19 @@ fn nndsvd<T: Float>(
         };
         for (i, t) in col_w.iter().enumerate() {
             let val = scale * t;
-            w[[i, j]] = if val < NNDSVD_ZERO { T::zero() } else { T::from_f64(val) };
+            w[[i, j]] = if val < NNDSVD_ZERO {
+                T::zero()
+            } else {
+                T::from_f64(val)
+            };
         }
         for (i, t) in col_h.iter().enumerate() {
             let val = scale * t;
-            ht[[i, j]] = if val < NNDSVD_ZERO { T::zero() } else { T::from_f64(val) };
+            ht[[i, j]] = if val < NNDSVD_ZERO {
+                T::zero()
+            } else {
+                T::from_f64(val)
+            };
         }
     }
     Ok((w, ht))

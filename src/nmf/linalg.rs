@@ -60,7 +60,12 @@ pub(crate) fn dot<T: Float>(a: &Array2<T>, b: &Array2<T>) -> f64 {
     let partial: Vec<f64> = a
         .par_chunks(ROW_CHUNK * cols)
         .zip(b.par_chunks(ROW_CHUNK * cols))
-        .map(|(x, y)| x.iter().zip(y).map(|(&p, &q)| p.to_f64() * q.to_f64()).sum())
+        .map(|(x, y)| {
+            x.iter()
+                .zip(y)
+                .map(|(&p, &q)| p.to_f64() * q.to_f64())
+                .sum()
+        })
         .collect();
     partial.iter().sum()
 }
@@ -94,7 +99,14 @@ pub(crate) fn residual_sq<T: Float>(x: &ArrayView2<T>, w: &Array2<T>, ht: &Array
         let mut out = wh.slice_mut(ndarray::s![..rows, ..]);
         let dst = view_mut(&mut out);
         let wb_ref = view(&wb);
-        faer::linalg::matmul::matmul(dst, Accum::Replace, wb_ref, ht_ref.transpose(), T::one(), par());
+        faer::linalg::matmul::matmul(
+            dst,
+            Accum::Replace,
+            wb_ref,
+            ht_ref.transpose(),
+            T::one(),
+            par(),
+        );
         let out = wh.slice(ndarray::s![..rows, ..]);
         let partial: Vec<f64> = xb
             .axis_chunks_iter(Axis(0), ROW_CHUNK)

@@ -21,7 +21,6 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-
 use ndarray::{Array2, ArrayView2};
 
 use crate::{Error, Float, Result};
@@ -107,7 +106,10 @@ pub struct Nmf {
     seed: u64,
 }
 
-fn as_string<S: serde::Serializer, D: fmt::Display>(v: &D, s: S) -> std::result::Result<S::Ok, S::Error> {
+fn as_string<S: serde::Serializer, D: fmt::Display>(
+    v: &D,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
     s.collect_str(v)
 }
 
@@ -245,8 +247,16 @@ impl Nmf {
         let mut xtw = Array2::<T>::zeros((n, r)); // X^T W, for the H update
         let mut ww = Array2::<T>::zeros((r, r)); // W^T W
         let mut hh = Array2::<T>::zeros((r, r)); // H H^T
-        let mut scratch_w = Array2::<T>::zeros(if self.solver == Solver::Mu { (m, r) } else { (0, 0) });
-        let mut scratch_h = Array2::<T>::zeros(if self.solver == Solver::Mu { (n, r) } else { (0, 0) });
+        let mut scratch_w = Array2::<T>::zeros(if self.solver == Solver::Mu {
+            (m, r)
+        } else {
+            (0, 0)
+        });
+        let mut scratch_h = Array2::<T>::zeros(if self.solver == Solver::Mu {
+            (n, r)
+        } else {
+            (0, 0)
+        });
         let (sweeps_w, sweeps_h) = match self.solver {
             Solver::Hals => (hals::max_sweeps(m, n, r), hals::max_sweeps(n, m, r)),
             Solver::Cd | Solver::Mu => (1, 1),
@@ -370,7 +380,10 @@ impl Nmf {
             ));
         }
         if !(self.tol >= 0.0) {
-            return Err(Error::param("tol", format!("{} must be 0 or more", self.tol)));
+            return Err(Error::param(
+                "tol",
+                format!("{} must be 0 or more", self.tol),
+            ));
         }
         let mut any_positive = false;
         for ((i, j), &v) in x.indexed_iter() {
@@ -413,7 +426,10 @@ impl FromStr for Solver {
             "hals" | "a-hals" => Ok(Solver::Hals),
             "cd" => Ok(Solver::Cd),
             "mu" => Ok(Solver::Mu),
-            _ => Err(Error::param("solver", format!("unknown solver '{s}' (expected hals, cd or mu)"))),
+            _ => Err(Error::param(
+                "solver",
+                format!("unknown solver '{s}' (expected hals, cd or mu)"),
+            )),
         }
     }
 }
@@ -452,5 +468,322 @@ impl fmt::Display for Stop {
             Stop::MaxIter => "max-iter reached",
             Stop::MaxTime => "max-time reached",
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array2, array};
+    use rand_chacha::ChaCha8Rng;
+    use rand_chacha::rand_core::{Rng, SeedableRng};
+
+    fn uniform(rng: &mut ChaCha8Rng) -> f64 {
+        (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A nonnegative m x n matrix of exact rank r: W0 with about a third zeros, H0 dense.
+    fn low_rank(m: usize, n: usize, r: usize, seed: u64) -> Array2<f64> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let w0 = Array2::from_shape_simple_fn((m, r), || {
+            let v = uniform(&mut rng);
+            if v < 0.33 { 0.0 } else { v }
+        });
+        let h0 = Array2::from_shape_simple_fn((r, n), || uniform(&mut rng));
+        w0.dot(&h0)
+    }
+
+    fn noisy(m: usize, n: usize, seed: u64) -> Array2<f64> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        low_rank(m, n, 8, seed) + Array2::from_shape_simple_fn((m, n), || 0.3 * uniform(&mut rng))
+    }
+
+    const ALL_SOLVERS: [Solver; 3] = [Solver::Hals, Solver::Cd, Solver::Mu];
+    const ALL_INITS: [Init; 4] = [Init::Nndsvd, Init::Nndsvda, Init::Nndsvdar, Init::Random];
+
+    #[test]
+    fn factors_stay_nonnegative_for_every_solver_and_init() {
+        let x = noisy(40, 30, 1);
+        for solver in ALL_SOLVERS {
+            for init in ALL_INITS {
+                let fit = Nmf::params(5)
+                    .solver(solver)
+                    .init(init)
+                    .max_iter(30)
+                    .fit(&x.view())
+                    .unwrap();
+                assert!(
+                    fit.w.iter().chain(fit.h.iter()).all(|&v| v >= 0.0),
+                    "{solver}/{init}"
+                );
+                assert!(
+                    fit.rel_error.is_finite() && fit.rel_error < 1.0,
+                    "{solver}/{init}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn hals_cd_and_mu_never_increase_the_loss() {
+        let x = noisy(50, 40, 2);
+        for solver in ALL_SOLVERS {
+            let fit = Nmf::params(6)
+                .solver(solver)
+                .init(Init::Nndsvda)
+                .max_iter(100)
+                .tol(0.0)
+                .fit(&x.view())
+                .unwrap();
+            for pair in fit.history.windows(2) {
+                assert!(
+                    pair[1].rel_error <= pair[0].rel_error * (1.0 + 1e-9),
+                    "{solver}: error rose from {} to {} at iteration {}",
+                    pair[0].rel_error,
+                    pair[1].rel_error,
+                    pair[1].iter
+                );
+            }
+            assert!(fit.history.last().unwrap().rel_error < fit.history[0].rel_error);
+        }
+    }
+
+    #[test]
+    fn exact_low_rank_matrix_is_recovered() {
+        let x = low_rank(60, 50, 4, 3);
+        for solver in [Solver::Hals, Solver::Cd] {
+            let fit = Nmf::params(4)
+                .solver(solver)
+                .max_iter(3000)
+                .tol(0.0)
+                .fit(&x.view())
+                .unwrap();
+            assert!(
+                fit.rel_error < 1e-4,
+                "{solver}: relative error {}",
+                fit.rel_error
+            );
+        }
+    }
+
+    #[test]
+    fn gram_error_matches_the_direct_error() {
+        let x = noisy(30, 20, 4);
+        let fit = Nmf::params(3).max_iter(20).tol(0.0).fit(&x.view()).unwrap();
+        let direct =
+            (&x - &fit.w.dot(&fit.h)).mapv(|v| v * v).sum().sqrt() / x.mapv(|v| v * v).sum().sqrt();
+        assert!((fit.rel_error - direct).abs() < 1e-12);
+        assert!((fit.history.last().unwrap().rel_error - direct).abs() < 1e-9);
+    }
+
+    #[test]
+    fn nndsvd_of_a_diagonal_matrix_is_exact() {
+        // X = diag(2, 1): singular pairs (2, e1, e1), (1, e2, e2), so by hand
+        // W = [sqrt(2) e1, e2], H = [sqrt(2) e1, e2]^T and WH = X.
+        let x = array![[2.0, 0.0], [0.0, 1.0]];
+        let (w, ht) = init::initialize(Init::Nndsvd, &x.view(), 2, 0).unwrap();
+        let s = 2f64.sqrt();
+        let expect = array![[s, 0.0], [0.0, 1.0]];
+        assert!((&w - &expect).iter().all(|d| d.abs() < 1e-12), "W = {w}");
+        assert!(
+            (&ht - &expect).iter().all(|d| d.abs() < 1e-12),
+            "H^T = {ht}"
+        );
+    }
+
+    #[test]
+    fn nndsvd_of_a_rank_one_matrix_is_its_scaled_singular_pair() {
+        // X = u v^T with u = (1, 2, 2) (norm 3), v = (3, 4) (norm 5): sigma = 15, and by hand
+        // W = sqrt(15) u / 3, H = sqrt(15) v / 5; the second component has nothing left (zero).
+        let x = array![[3.0, 4.0], [6.0, 8.0], [6.0, 8.0]];
+        let (w, ht) = init::initialize(Init::Nndsvd, &x.view(), 1, 0).unwrap();
+        let s = 15f64.sqrt();
+        for (got, want) in w.iter().zip([1.0, 2.0, 2.0]) {
+            assert!((got - s * want / 3.0).abs() < 1e-12);
+        }
+        for (got, want) in ht.iter().zip([3.0, 4.0]) {
+            assert!((got - s * want / 5.0).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn nndsvda_fills_zeros_with_the_mean_and_nndsvdar_with_small_values() {
+        let x = array![[2.0, 0.0], [0.0, 1.0]];
+        let (w, _) = init::initialize(Init::Nndsvda, &x.view(), 2, 0).unwrap();
+        assert_eq!(w[[0, 1]], 0.75);
+        let (w, _) = init::initialize(Init::Nndsvdar, &x.view(), 2, 0).unwrap();
+        assert!(w[[0, 1]] > 0.0 && w[[0, 1]] < 0.75 / 10.0);
+    }
+
+    #[test]
+    fn same_seed_gives_the_same_bits_and_another_seed_differs() {
+        let x = noisy(40, 30, 5);
+        for init in ALL_INITS {
+            let a = Nmf::params(4)
+                .init(init)
+                .seed(7)
+                .max_iter(20)
+                .fit(&x.view())
+                .unwrap();
+            let b = Nmf::params(4)
+                .init(init)
+                .seed(7)
+                .max_iter(20)
+                .fit(&x.view())
+                .unwrap();
+            assert_eq!(a.w, b.w, "{init}");
+            assert_eq!(a.h, b.h, "{init}");
+        }
+        let a = Nmf::params(4)
+            .init(Init::Random)
+            .seed(1)
+            .max_iter(5)
+            .fit(&x.view())
+            .unwrap();
+        let b = Nmf::params(4)
+            .init(Init::Random)
+            .seed(2)
+            .max_iter(5)
+            .fit(&x.view())
+            .unwrap();
+        assert_ne!(a.w, b.w);
+    }
+
+    #[test]
+    fn f32_and_f64_agree() {
+        let x = noisy(40, 30, 6);
+        let a = Nmf::params(4).max_iter(50).fit(&x.view()).unwrap();
+        let b = Nmf::params(4)
+            .max_iter(50)
+            .fit(&x.mapv(|v| v as f32).view())
+            .unwrap();
+        assert!((a.rel_error - b.rel_error).abs() < 1e-3 * a.rel_error);
+    }
+
+    #[test]
+    fn tolerance_stops_early_and_reports_convergence() {
+        let x = noisy(30, 30, 8);
+        let fit = Nmf::params(4)
+            .max_iter(10_000)
+            .tol(1e-3)
+            .fit(&x.view())
+            .unwrap();
+        assert!(fit.converged());
+        assert!(fit.n_iter < 10_000);
+        let fit = Nmf::params(6).max_iter(3).tol(1e-3).fit(&x.view()).unwrap();
+        assert!(!fit.converged());
+        assert_eq!(fit.stop, Stop::MaxIter);
+        assert_eq!(fit.history.len(), 4);
+    }
+
+    #[test]
+    fn max_time_stops_the_loop() {
+        let x = noisy(40, 30, 9);
+        let fit = Nmf::params(4)
+            .max_iter(1_000_000)
+            .tol(0.0)
+            .max_time(Some(Duration::from_millis(50)))
+            .fit(&x.view())
+            .unwrap();
+        assert_eq!(fit.stop, Stop::MaxTime);
+        assert!(fit.n_iter < 1_000_000);
+    }
+
+    #[test]
+    fn zero_rank_is_rejected() {
+        let err = Nmf::params(0).fit(&noisy(5, 5, 0).view()).unwrap_err();
+        assert!(err.to_string().starts_with("rank:"), "{err}");
+    }
+
+    #[test]
+    fn rank_above_min_dimension_is_rejected_for_nndsvd_inits_only() {
+        let x = noisy(10, 4, 0);
+        for init in [Init::Nndsvd, Init::Nndsvda, Init::Nndsvdar] {
+            let err = Nmf::params(5).init(init).fit(&x.view()).unwrap_err();
+            assert!(err.to_string().contains("min(pixels, images) = 4"), "{err}");
+        }
+        assert!(
+            Nmf::params(5)
+                .init(Init::Random)
+                .max_iter(5)
+                .fit(&x.view())
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn negative_nan_infinite_and_blank_input_is_rejected() {
+        let mut x = noisy(6, 5, 0);
+        x[[2, 3]] = -0.5;
+        assert!(
+            Nmf::params(2)
+                .fit(&x.view())
+                .unwrap_err()
+                .to_string()
+                .contains("nonnegative")
+        );
+        x[[2, 3]] = f64::NAN;
+        assert!(
+            Nmf::params(2)
+                .fit(&x.view())
+                .unwrap_err()
+                .to_string()
+                .contains("finite")
+        );
+        x[[2, 3]] = f64::INFINITY;
+        assert!(
+            Nmf::params(2)
+                .fit(&x.view())
+                .unwrap_err()
+                .to_string()
+                .contains("finite")
+        );
+        let zeros = Array2::<f64>::zeros((6, 5));
+        assert!(
+            Nmf::params(2)
+                .fit(&zeros.view())
+                .unwrap_err()
+                .to_string()
+                .contains("blank")
+        );
+        let empty = Array2::<f64>::zeros((0, 5));
+        assert!(matches!(
+            Nmf::params(1).fit(&empty.view()),
+            Err(Error::InvalidInput { .. })
+        ));
+    }
+
+    #[test]
+    fn negative_tolerance_is_rejected() {
+        let err = Nmf::params(2)
+            .tol(-1.0)
+            .fit(&noisy(6, 5, 0).view())
+            .unwrap_err();
+        assert!(err.to_string().starts_with("tol:"), "{err}");
+    }
+
+    #[test]
+    fn transposed_input_views_are_accepted() {
+        let x = noisy(20, 30, 10);
+        let xt = x.t().to_owned();
+        let a = Nmf::params(3).max_iter(10).fit(&x.view()).unwrap();
+        let b = Nmf::params(3).max_iter(10).fit(&xt.t()).unwrap();
+        assert_eq!(a.w, b.w);
+    }
+
+    #[test]
+    fn names_round_trip_through_from_str() {
+        for solver in ALL_SOLVERS {
+            assert_eq!(solver.to_string().parse::<Solver>().unwrap(), solver);
+        }
+        for init in ALL_INITS {
+            assert_eq!(init.to_string().parse::<Init>().unwrap(), init);
+        }
+        assert!(
+            "kl".parse::<Solver>()
+                .unwrap_err()
+                .to_string()
+                .contains("expected hals")
+        );
     }
 }

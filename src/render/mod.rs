@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 pub use montage::{Grid, basis_grid, reconstruction_grid, sample_indices};
 pub use plot::convergence_plot;
 
-use crate::{Error, Factorization, Faces, Float, Iteration, Nmf, Result};
+use crate::{Error, Faces, Factorization, Float, Iteration, Nmf, Result};
 
 /// Writes `bytes` to `path` atomically (temporary file in the same folder, fsync, rename).
 ///
@@ -49,11 +49,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Encodes an 8-bit grayscale or RGB buffer as PNG and writes it atomically.
 pub(crate) fn write_png(path: &Path, img: &image::DynamicImage) -> Result<()> {
     let mut bytes = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
-        .map_err(|e| Error::Encode {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+    img.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )
+    .map_err(|e| Error::Encode {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     write_atomic(path, &bytes)
 }
 
@@ -128,8 +131,14 @@ pub fn write_outputs<T: Float>(
     write_png(&path(OUTPUT_FILES[0]), &basis.into())?;
 
     let indices = sample_indices(faces.x.ncols(), samples);
-    let (grid, errors) =
-        reconstruction_grid(&faces.x.view(), &fit.w.view(), &fit.h.view(), height, width, &indices);
+    let (grid, errors) = reconstruction_grid(
+        &faces.x.view(),
+        &fit.w.view(),
+        &fit.h.view(),
+        height,
+        width,
+        &indices,
+    );
     write_png(&path(OUTPUT_FILES[1]), &grid.into())?;
 
     let plot = convergence_plot(&[("facenmf", &fit.history)])?;

@@ -77,11 +77,33 @@ pub fn reconstruction_grid<T: Float>(
             diff += (a - b) * (a - b);
             norm += a * a;
         }
-        errors.push(if norm > 0.0 { (diff / norm).sqrt() } else { diff.sqrt() });
+        errors.push(if norm > 0.0 {
+            (diff / norm).sqrt()
+        } else {
+            diff.sqrt()
+        });
         let (x0, y0) = tile_origin(&grid, slot, height, width, 2);
-        draw_tile(&mut canvas, &original, height, width, grid.scale, x0, y0, 1.0);
+        draw_tile(
+            &mut canvas,
+            &original,
+            height,
+            width,
+            grid.scale,
+            x0,
+            y0,
+            1.0,
+        );
         let x1 = x0 + tile_w + 1;
-        draw_tile(&mut canvas, &rebuilt.view(), height, width, grid.scale, x1, y0, 1.0);
+        draw_tile(
+            &mut canvas,
+            &rebuilt.view(),
+            height,
+            width,
+            grid.scale,
+            x1,
+            y0,
+            1.0,
+        );
     }
     (canvas, errors)
 }
@@ -91,7 +113,9 @@ pub fn sample_indices(n: usize, count: usize) -> Vec<usize> {
     match count.min(n) {
         0 => Vec::new(),
         1 => vec![0],
-        k => (0..k).map(|i| (i * (n - 1) + (k - 1) / 2) / (k - 1)).collect(),
+        k => (0..k)
+            .map(|i| (i * (n - 1) + (k - 1) / 2) / (k - 1))
+            .collect(),
     }
 }
 
@@ -104,7 +128,13 @@ fn blank_canvas(grid: &Grid, height: usize, width: usize, per_cell: usize) -> Gr
     GrayImage::from_pixel(total_w as u32, total_h as u32, Luma([SEPARATOR]))
 }
 
-fn tile_origin(grid: &Grid, slot: usize, height: usize, width: usize, per_cell: usize) -> (usize, usize) {
+fn tile_origin(
+    grid: &Grid,
+    slot: usize,
+    height: usize,
+    width: usize,
+    per_cell: usize,
+) -> (usize, usize) {
     let cell_w = per_cell * width * grid.scale + (per_cell - 1);
     let cell_h = height * grid.scale;
     let (row, col) = (slot / grid.cols, slot % grid.cols);

@@ -50,7 +50,10 @@ pub fn convergence_plot(series: &[(&str, &[Iteration])]) -> Result<RgbImage> {
         max_sec = max_sec.max(p.seconds);
     }
     if hi <= 0.0 || lo == f64::MAX {
-        return Err(Error::param("history", "nothing to plot: no positive error recorded"));
+        return Err(Error::param(
+            "history",
+            "nothing to plot: no positive error recorded",
+        ));
     }
     let (lo, hi) = (lo / 1.1, hi * 1.1);
     let max_sec = if max_sec > 0.0 { max_sec * 1.02 } else { 1.0 };
@@ -63,7 +66,11 @@ pub fn convergence_plot(series: &[(&str, &[Iteration])]) -> Result<RgbImage> {
         let (left, right) = root.split_horizontally(WIDTH / 2);
         for (area, by_time) in [(left, false), (right, true)] {
             let x_max = if by_time { max_sec } else { max_iter as f64 };
-            let caption = if by_time { "error against time" } else { "error against iteration" };
+            let caption = if by_time {
+                "error against time"
+            } else {
+                "error against iteration"
+            };
             let mut chart = ChartBuilder::on(&area)
                 .caption(caption, ("sans-serif", 20))
                 .margin(12)

@@ -1,0 +1,251 @@
+//! The real binary: outputs, their sizes and contents, and clean failures on bad input.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn facenmf(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_facenmf"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("the binary runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Shape of a `.npy` file, read from its header.
+fn npy_shape(path: &Path) -> (usize, usize, String) {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(&bytes[..6], b"\x93NUMPY");
+    let len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + len]).unwrap();
+    let shape = header
+        .split("'shape': (")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap();
+    let dims: Vec<usize> = shape
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let descr = header
+        .split("'descr': '")
+        .nth(1)
+        .unwrap()
+        .split('\'')
+        .next()
+        .unwrap();
+    let itemsize = descr[2..].parse::<usize>().unwrap();
+    assert_eq!(
+        bytes.len(),
+        10 + len + dims[0] * dims[1] * itemsize,
+        "data size"
+    );
+    (dims[0], dims[1], descr.to_string())
+}
+
+#[test]
+fn learn_writes_every_output_with_the_right_sizes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = facenmf(
+        &["synth", "--out", "data", "--count", "40", "--seed", "3"],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = facenmf(
+        &[
+            "learn",
+            "data/faces",
+            "-r",
+            "4",
+            "-o",
+            "result",
+            "--max-iter",
+            "30",
+            "--precision",
+            "f64",
+            "--threads",
+            "1",
+        ],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("40 images") && err.contains("relative error"),
+        "{err}"
+    );
+
+    let dir = tmp.path().join("result");
+    let dims = |name: &str| image::image_dimensions(dir.join(name)).unwrap();
+    // 4 tiles of 32x32 -> 2x2 grid, upscaled x2 to 64 px, 2 px separators.
+    assert_eq!(dims("basis.png"), (2 * 64 + 3 * 2, 2 * 64 + 3 * 2));
+    // 16 pairs -> 4x4 grid of (64 + 1 + 64)-wide cells.
+    assert_eq!(
+        dims("reconstructions.png"),
+        (4 * 129 + 5 * 2, 4 * 64 + 5 * 2)
+    );
+    assert_eq!(dims("convergence.png"), (1200, 480));
+    assert_eq!(npy_shape(&dir.join("W.npy")), (1024, 4, "<f8".into()));
+    assert_eq!(npy_shape(&dir.join("H.npy")), (4, 40, "<f8".into()));
+
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["images"], 40);
+    assert_eq!(run["height"], 32);
+    assert_eq!(run["width"], 32);
+    assert_eq!(run["rank"], 4);
+    assert_eq!(run["solver"], "hals");
+    assert_eq!(run["init"], "nndsvda");
+    assert_eq!(run["precision"], "f64");
+    assert_eq!(run["seed"], 0);
+    assert_eq!(run["threads"], 1);
+    let iterations = run["iterations"].as_u64().unwrap() as usize;
+    assert!((1..=30).contains(&iterations));
+    assert_eq!(run["history"].as_array().unwrap().len(), iterations + 1);
+    assert_eq!(run["files"].as_array().unwrap().len(), 40);
+    assert_eq!(run["files"][0], "face-000.png");
+    assert_eq!(run["reconstructions"].as_array().unwrap().len(), 16);
+    let rel = run["rel_error"].as_f64().unwrap();
+    assert!(rel > 0.0 && rel < 1.0, "{rel}");
+    assert!(run["converged"].is_boolean() && run["seconds"].as_f64().unwrap() > 0.0);
+    // No temporary files are left behind.
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 6, "{names:?}");
+}
+
+#[test]
+fn no_arguments_runs_the_demo_into_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = facenmf(&[], tmp.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    for name in [
+        "basis.png",
+        "reconstructions.png",
+        "convergence.png",
+        "W.npy",
+        "H.npy",
+        "run.json",
+    ] {
+        assert!(
+            tmp.path().join("output").join(name).is_file(),
+            "{name} missing"
+        );
+    }
+    assert_eq!(
+        npy_shape(&tmp.path().join("output/W.npy")).1,
+        facenmf::synth::parts().len()
+    );
+}
+
+fn assert_clean_failure(args: &[&str], cwd: &Path, expect: &[&str]) {
+    let out = facenmf(args, cwd);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    for e in expect {
+        assert!(err.contains(e), "{args:?}: '{e}' not in: {err}");
+    }
+}
+
+#[test]
+fn bad_input_exits_non_zero_with_a_message_naming_the_problem() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    std::fs::create_dir(root.join("empty")).unwrap();
+    assert_clean_failure(
+        &["learn", "missing"],
+        root,
+        &["error:", "missing", "no such folder"],
+    );
+    assert_clean_failure(&["learn", "empty"], root, &["error:", "no images found"]);
+
+    let out = facenmf(&["synth", "--out", "d", "--count", "6"], root);
+    assert!(out.status.success());
+    assert_clean_failure(
+        &["learn", "d/faces", "-r", "0"],
+        root,
+        &["rank", "at least 1"],
+    );
+    assert_clean_failure(
+        &["learn", "d/faces", "-r", "7"],
+        root,
+        &["rank", "min(pixels, images) = 6"],
+    );
+    assert_clean_failure(
+        &["learn", "d/faces", "--resize", "ax3"],
+        root,
+        &["--resize", "WIDTHxHEIGHT"],
+    );
+    assert_clean_failure(
+        &["learn", "d/faces", "--solver", "magic"],
+        root,
+        &["unknown solver"],
+    );
+    assert_clean_failure(
+        &["learn", "d/faces", "--max-time=-1"],
+        root,
+        &["--max-time"],
+    );
+
+    std::fs::write(
+        root.join("d/faces/broken.png"),
+        b"\x89PNG\r\n\x1a\nnot really",
+    )
+    .unwrap();
+    assert_clean_failure(
+        &["learn", "d/faces", "-r", "2"],
+        root,
+        &["broken.png", "--skip-unreadable"],
+    );
+    let out = facenmf(
+        &[
+            "learn",
+            "d/faces",
+            "-r",
+            "2",
+            "--skip-unreadable",
+            "-o",
+            "o",
+        ],
+        root,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("broken.png"));
+
+    image::GrayImage::new(5, 5)
+        .save(root.join("d/faces/small.png"))
+        .unwrap();
+    assert_clean_failure(
+        &["learn", "d/faces", "--skip-unreadable"],
+        root,
+        &["small.png", "5x5", "--resize"],
+    );
+
+    // An output path that is a file, not a folder.
+    std::fs::write(root.join("taken"), b"x").unwrap();
+    assert_clean_failure(
+        &[
+            "learn",
+            "d/faces",
+            "-r",
+            "2",
+            "--skip-unreadable",
+            "--resize",
+            "32x32",
+            "-o",
+            "taken",
+        ],
+        root,
+        &["error:", "taken"],
+    );
+}

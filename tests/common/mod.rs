@@ -1,0 +1,88 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// The folder of a real face dataset (`cbcl`, `orl`, `olivetti`) under `../shared/data`, or
+/// `$FACENMF_DATA` if set.
+///
+/// Where the data is absent the test fails loudly, naming the folder; set
+/// `FACENMF_ALLOW_MISSING_DATA=1` to turn that into a printed skip (for machines without the
+/// datasets: run with `--nocapture` to see it).
+pub fn dataset(name: &str) -> Option<PathBuf> {
+    let root = std::env::var_os("FACENMF_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+    let dir = root.join(name);
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    let message = format!(
+        "REAL-DATA TEST NOT RUN: {} is missing. These tests need the face datasets in \
+         ../shared/data (or FACENMF_DATA=DIR).",
+        dir.display()
+    );
+    if std::env::var_os("FACENMF_ALLOW_MISSING_DATA").is_some() {
+        eprintln!("\n!!!!!!!! {message} (skipped: FACENMF_ALLOW_MISSING_DATA is set) !!!!!!!!\n");
+        None
+    } else {
+        panic!("{message} Set FACENMF_ALLOW_MISSING_DATA=1 to skip them explicitly.");
+    }
+}
+
+/// The scikit-learn reference figures of `../shared/bench/baseline.md` for one dataset.
+pub struct Baseline {
+    pub m: usize,
+    pub n: usize,
+    pub x_sum: f64,
+    pub x_fro: f64,
+    pub first: &'static str,
+    pub last: &'static str,
+}
+
+pub fn baseline(name: &str) -> Baseline {
+    match name {
+        "cbcl" => Baseline {
+            m: 361,
+            n: 2429,
+            x_sum: 437092.129412,
+            x_fro: 512.448033,
+            first: "face00001.pgm",
+            last: "face02429.pgm",
+        },
+        "orl" => Baseline {
+            m: 10304,
+            n: 400,
+            x_sum: 1820474.917647,
+            x_fro: 980.853438,
+            first: "s1/1.pgm",
+            last: "s9/9.pgm",
+        },
+        "olivetti" => Baseline {
+            m: 4096,
+            n: 400,
+            x_sum: 850581.968627,
+            x_fro: 696.777821,
+            first: "face000.pgm",
+            last: "face399.pgm",
+        },
+        other => panic!("no baseline for {other}"),
+    }
+}
+
+/// The bundled demo set.
+pub fn demo_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets")
+}
+
+/// Cosine similarity of two vectors.
+pub fn cosine(a: &[f64], b: &[f64]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let na: f64 = a.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| x * x).sum::<f64>().sqrt();
+    if na == 0.0 || nb == 0.0 {
+        0.0
+    } else {
+        dot / (na * nb)
+    }
+}
