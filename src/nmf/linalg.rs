@@ -136,12 +136,12 @@ pub(crate) fn row_dot<T: Float>(a: &[T], b: &[T]) -> T {
     let (ra, rb) = (chunks_a.remainder(), chunks_b.remainder());
     for (ca, cb) in chunks_a.zip(chunks_b) {
         for k in 0..8 {
-            acc[k] = acc[k] + ca[k] * cb[k];
+            acc[k] += ca[k] * cb[k];
         }
     }
     let mut tail = T::zero();
     for (&x, &y) in ra.iter().zip(rb) {
-        tail = tail + x * y;
+        tail += x * y;
     }
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
 }

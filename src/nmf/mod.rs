@@ -379,7 +379,7 @@ impl Nmf {
                 ),
             ));
         }
-        if !(self.tol >= 0.0) {
+        if self.tol.is_nan() || self.tol < 0.0 {
             return Err(Error::param(
                 "tol",
                 format!("{} must be 0 or more", self.tol),
