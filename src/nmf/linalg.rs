@@ -126,22 +126,3 @@ pub(crate) fn residual_sq<T: Float>(x: &ArrayView2<T>, w: &Array2<T>, ht: &Array
     }
     total
 }
-
-/// `sum_k a_k b_k` over one row, with independent accumulators so the compiler can vectorise.
-#[inline]
-pub(crate) fn row_dot<T: Float>(a: &[T], b: &[T]) -> T {
-    let mut acc = [T::zero(); 8];
-    let chunks_a = a.chunks_exact(8);
-    let chunks_b = b.chunks_exact(8);
-    let (ra, rb) = (chunks_a.remainder(), chunks_b.remainder());
-    for (ca, cb) in chunks_a.zip(chunks_b) {
-        for k in 0..8 {
-            acc[k] += ca[k] * cb[k];
-        }
-    }
-    let mut tail = T::zero();
-    for (&x, &y) in ra.iter().zip(rb) {
-        tail += x * y;
-    }
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
-}

@@ -247,16 +247,8 @@ impl Nmf {
         let mut xtw = Array2::<T>::zeros((n, r)); // X^T W, for the H update
         let mut ww = Array2::<T>::zeros((r, r)); // W^T W
         let mut hh = Array2::<T>::zeros((r, r)); // H H^T
-        let mut scratch_w = Array2::<T>::zeros(if self.solver == Solver::Mu {
-            (m, r)
-        } else {
-            (0, 0)
-        });
-        let mut scratch_h = Array2::<T>::zeros(if self.solver == Solver::Mu {
-            (n, r)
-        } else {
-            (0, 0)
-        });
+        let mut scratch_w = self.scratch(m, r);
+        let mut scratch_h = self.scratch(n, r);
         let (sweeps_w, sweeps_h) = match self.solver {
             Solver::Hals => (hals::max_sweeps(m, n, r), hals::max_sweeps(n, m, r)),
             Solver::Cd | Solver::Mu => (1, 1),
@@ -288,10 +280,8 @@ impl Nmf {
 
         let mut stop = Stop::MaxIter;
         for iter in 1..=self.max_iter {
-            // H step: H^T (n x r) from X^T W and W^T W.
             matmul(&mut xtw, x_ref.transpose(), view(&w.view()));
             self.update(&mut ht, &xtw, &ww, sweeps_h, &mut scratch_h);
-            // W step: W (m x r) from X H^T and H H^T.
             matmul(&mut xh, x_ref, view(&ht.view()));
             gram(&mut hh, &ht);
             self.update(&mut w, &xh, &hh, sweeps_w, &mut scratch_w);
@@ -349,9 +339,22 @@ impl Nmf {
     ) {
         match self.solver {
             Solver::Hals | Solver::Cd => {
-                hals::update(f, a, g, sweeps);
+                let rank = f.ncols();
+                let a = a.as_slice().expect("standard layout");
+                let g = g.as_slice().expect("standard layout");
+                let f = f.as_slice_mut().expect("standard layout");
+                let scratch = scratch.as_slice_mut().expect("standard layout");
+                hals::update(f, a, g, rank, sweeps, scratch);
             }
             Solver::Mu => mu::update(f, a, g, scratch),
+        }
+    }
+
+    /// Scratch space of the solver for a factor with `rows` rows, allocated once per fit.
+    fn scratch<T: Float>(&self, rows: usize, rank: usize) -> Array2<T> {
+        match self.solver {
+            Solver::Hals | Solver::Cd => Array2::zeros((1, hals::scratch_len(rows, rank))),
+            Solver::Mu => Array2::zeros((rows, rank)),
         }
     }
 
