@@ -43,6 +43,10 @@ struct LearnArgs {
     /// (multiplicative updates).
     #[arg(long, default_value = "hals", value_parser = parse_solver)]
     solver: Solver,
+    /// Extrapolate between iterations with restarts (Ang & Gillis 2019): on by default for
+    /// hals (E-A-HALS), off for cd and mu (which then match scikit-learn step for step).
+    #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+    extrapolate: Option<bool>,
     /// Initialisation: nndsvda, nndsvd, nndsvdar or random.
     #[arg(long, default_value = "nndsvda", value_parser = parse_init)]
     init: Init,
@@ -107,6 +111,14 @@ fn parse_solver(s: &str) -> Result<Solver, String> {
 
 fn parse_init(s: &str) -> Result<Init, String> {
     s.parse().map_err(|e: facenmf::Error| e.to_string())
+}
+
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" | "yes" | "true" => Ok(true),
+        "off" | "no" | "false" => Ok(false),
+        _ => Err(format!("'{s}' is not on or off")),
+    }
 }
 
 fn parse_size(s: &str) -> Result<(u32, u32), String> {
@@ -190,7 +202,7 @@ fn learn_as<T: Float>(args: &LearnArgs) -> Result<()> {
     ));
     report_skipped(&faces, args.quiet);
 
-    let params = Nmf::params(args.rank)
+    let mut params = Nmf::params(args.rank)
         .solver(args.solver)
         .init(args.init)
         .max_iter(args.max_iter)
@@ -201,6 +213,9 @@ fn learn_as<T: Float>(args: &LearnArgs) -> Result<()> {
             None => None,
         })
         .seed(args.seed);
+    if let Some(on) = args.extrapolate {
+        params = params.extrapolate(on);
+    }
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {

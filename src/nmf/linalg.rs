@@ -80,6 +80,16 @@ pub(crate) fn sq_norm<T: Float>(a: &ArrayView2<T>) -> f64 {
     partial.iter().sum()
 }
 
+/// The sum of all entries, accumulated in f64.
+pub(crate) fn sum<T: Float>(a: &ArrayView2<T>) -> f64 {
+    let partial: Vec<f64> = a
+        .axis_chunks_iter(Axis(0), ROW_CHUNK)
+        .into_par_iter()
+        .map(|block| block.iter().map(|&v| v.to_f64()).sum())
+        .collect();
+    partial.iter().sum()
+}
+
 /// `||X - W H||_F^2` formed directly (not through Gram matrices) in blocks of rows, accumulated
 /// in f64: exact to the precision of T, for final reports where the Gram formula's cancellation
 /// would hide errors below about 1e-3 in f32.

@@ -12,6 +12,7 @@
 //! from the Gram matrices the update already has, at the cost of two r x r and one m x r dot
 //! products, and once exactly (from WH itself) at the end.
 
+mod extrapolate;
 mod hals;
 pub(crate) mod init;
 pub(crate) mod linalg;
@@ -21,9 +22,11 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array2, ArrayView2, Zip};
+use rayon::prelude::*;
 
 use crate::{Error, Float, Result};
+use extrapolate::Extrapolation;
 use linalg::{dot, gram, matmul, residual_sq, sq_norm, view};
 
 /// The update rule.
@@ -100,6 +103,7 @@ pub struct Nmf {
     #[serde(serialize_with = "as_string")]
     init: Init,
     max_iter: usize,
+    extrapolate: Option<bool>,
     tol: f64,
     #[serde(rename = "max_time_seconds")]
     max_time: Option<f64>,
@@ -149,6 +153,7 @@ impl Nmf {
             solver: Solver::default(),
             init: Init::default(),
             max_iter: 200,
+            extrapolate: None,
             tol: 1e-4,
             max_time: None,
             seed: 0,
@@ -165,6 +170,19 @@ impl Nmf {
     pub fn init(mut self, init: Init) -> Self {
         self.init = init;
         self
+    }
+
+    /// Extrapolate between iterations with restarts (Ang & Gillis 2019), returning the best
+    /// iterate. Default: on for [`Solver::Hals`] (E-A-HALS), off for [`Solver::Cd`] and
+    /// [`Solver::Mu`], which then match scikit-learn's `cd` and `mu` step for step.
+    pub fn extrapolate(mut self, on: bool) -> Self {
+        self.extrapolate = Some(on);
+        self
+    }
+
+    /// Whether this fit extrapolates.
+    pub fn extrapolates(&self) -> bool {
+        self.extrapolate.unwrap_or(self.solver == Solver::Hals)
     }
 
     /// The most iterations to run. Default: 200.
@@ -278,28 +296,96 @@ impl Nmf {
         progress(&first);
         history.push(first);
 
+        // (wy, hty) are the points the updates start from and overwrite. With extrapolation,
+        // (w, ht) are the last accepted iterates and the best pair is kept, as extrapolated
+        // errors are not monotone; without it, only (wy, hty) are used.
+        let mut extrapolation = self.extrapolates().then(Extrapolation::new);
+        let spare = |a: &Array2<T>| {
+            if extrapolation.is_some() {
+                a.clone()
+            } else {
+                Array2::zeros((0, 0))
+            }
+        };
+        let (mut w_new, mut ht_new) = (spare(&w), spare(&ht));
+        let (mut best_w, mut best_ht) = (spare(&w), spare(&ht));
+        let (mut wy, mut hty) = (spare(&w), spare(&ht));
+        if extrapolation.is_none() {
+            std::mem::swap(&mut wy, &mut w);
+            std::mem::swap(&mut hty, &mut ht);
+        }
+        let mut best = first.rel_error;
+        let mut best_by_iter = Vec::with_capacity(history.capacity());
+        best_by_iter.push(best);
+
         let mut stop = Stop::MaxIter;
         for iter in 1..=self.max_iter {
-            matmul(&mut xtw, x_ref.transpose(), view(&w.view()));
-            self.update(&mut ht, &xtw, &ww, sweeps_h, &mut scratch_h);
-            matmul(&mut xh, x_ref, view(&ht.view()));
-            gram(&mut hh, &ht);
-            self.update(&mut w, &xh, &hh, sweeps_w, &mut scratch_w);
-            gram(&mut ww, &w);
+            // H step: H^T (n x r) from X^T W and W^T W.
+            matmul(&mut xtw, x_ref.transpose(), view(&wy.view()));
+            self.update(&mut hty, &xtw, &ww, sweeps_h, &mut scratch_h);
+            if let Some(e) = &extrapolation {
+                ht_new.assign(&hty);
+                let beta = T::from_f64(e.beta);
+                Zip::from(&mut hty)
+                    .and(&ht_new)
+                    .and(&ht)
+                    .par_for_each(|y, &new, &old| {
+                        *y = (new + beta * (new - old)).max_of(T::zero());
+                    });
+            }
+            // W step: W (m x r) from X H^T and H H^T.
+            matmul(&mut xh, x_ref, view(&hty.view()));
+            gram(&mut hh, &hty);
+            self.update(&mut wy, &xh, &hh, sweeps_w, &mut scratch_w);
+            gram(&mut ww, &wy);
             // ||X - WH||^2 = ||X||^2 - 2 <X H^T, W> + <H H^T, W^T W>
-            err_sq = xx - 2.0 * dot(&xh, &w) + dot(&hh, &ww);
+            err_sq = xx - 2.0 * dot(&xh, &wy) + dot(&hh, &ww);
+            let error = rel(err_sq);
+
+            if let Some(e) = &mut extrapolation {
+                if error <= best {
+                    best_w.assign(&wy);
+                    best_ht.assign(&hty);
+                }
+                w_new.assign(&wy);
+                let previous_error = history[iter - 1].rel_error;
+                let beta = T::from_f64(e.beta);
+                if e.judge(error, previous_error) {
+                    // HALS projects every entry it updates, so W may leave the orthant between
+                    // iterations (as in the paper); a multiplicative update would keep the sign.
+                    let floor = T::from_f64(if self.solver == Solver::Mu {
+                        0.0
+                    } else {
+                        f64::NEG_INFINITY
+                    });
+                    Zip::from(&mut wy)
+                        .and(&w_new)
+                        .and(&w)
+                        .par_for_each(|y, &new, &old| {
+                            *y = (new + beta * (new - old)).max_of(floor);
+                        });
+                    std::mem::swap(&mut w, &mut w_new);
+                    std::mem::swap(&mut ht, &mut ht_new);
+                } else {
+                    wy.assign(&w);
+                    hty.assign(&ht);
+                }
+                gram(&mut ww, &wy);
+            }
+            best = best.min(error);
+            best_by_iter.push(best);
 
             let record = Iteration {
                 iter,
                 seconds: start.elapsed().as_secs_f64(),
-                rel_error: rel(err_sq),
+                rel_error: error,
             };
             progress(&record);
             history.push(record);
 
             if self.tol > 0.0 && iter >= TOL_WINDOW {
-                let before = history[iter - TOL_WINDOW].rel_error;
-                if before - record.rel_error <= self.tol * before {
+                let before = best_by_iter[iter - TOL_WINDOW];
+                if before - best <= self.tol * before {
                     stop = Stop::Tolerance;
                     break;
                 }
@@ -313,6 +399,11 @@ impl Nmf {
             }
         }
 
+        let (w, ht) = match extrapolation {
+            Some(_) if history.len() > 1 => (best_w, best_ht),
+            Some(_) => (w, ht),
+            None => (wy, hty),
+        };
         let rel_error = residual_sq(&x, &w, &ht).max(0.0).sqrt() / x_norm;
         let h = ht.t().as_standard_layout().into_owned();
         Ok(Factorization {
@@ -388,21 +479,35 @@ impl Nmf {
                 format!("{} must be 0 or more", self.tol),
             ));
         }
-        let mut any_positive = false;
-        for ((i, j), &v) in x.indexed_iter() {
-            if !v.to_f64().is_finite() {
-                return Err(Error::InvalidInput {
-                    reason: format!("entry ({i}, {j}) is {v}; NMF needs finite values"),
-                });
-            }
-            if v < T::zero() {
-                return Err(Error::InvalidInput {
-                    reason: format!("entry ({i}, {j}) is {v}; NMF needs nonnegative values"),
-                });
-            }
-            any_positive |= v > T::zero();
+        // One parallel pass: the first entry that is negative or not finite, and whether any
+        // entry is positive.
+        const BLOCK: usize = 1 << 16;
+        let values = x.as_slice().expect("standard layout");
+        let scans: Vec<(Option<usize>, bool)> = values
+            .par_chunks(BLOCK)
+            .map(|chunk| {
+                let bad = chunk
+                    .iter()
+                    .position(|v| !v.to_f64().is_finite() || *v < T::zero());
+                (bad, chunk.iter().any(|v| *v > T::zero()))
+            })
+            .collect();
+        let bad = scans
+            .iter()
+            .enumerate()
+            .find_map(|(c, (bad, _))| bad.map(|p| c * BLOCK + p));
+        if let Some(at) = bad {
+            let (i, j, v) = (at / n, at % n, values[at]);
+            let need = if v.to_f64().is_finite() {
+                "nonnegative"
+            } else {
+                "finite"
+            };
+            return Err(Error::InvalidInput {
+                reason: format!("entry ({i}, {j}) is {v}; NMF needs {need} values"),
+            });
         }
-        if !any_positive {
+        if !scans.iter().any(|(_, positive)| *positive) {
             return Err(Error::InvalidInput {
                 reason: "every entry is zero (every image is blank); there is nothing to factorize"
                     .into(),
@@ -533,6 +638,7 @@ mod tests {
         for solver in ALL_SOLVERS {
             let fit = Nmf::params(6)
                 .solver(solver)
+                .extrapolate(false)
                 .init(Init::Nndsvda)
                 .max_iter(100)
                 .tol(0.0)
@@ -548,6 +654,41 @@ mod tests {
                 );
             }
             assert!(fit.history.last().unwrap().rel_error < fit.history[0].rel_error);
+        }
+    }
+
+    #[test]
+    fn extrapolation_returns_the_best_iterate_and_beats_plain_hals() {
+        let x = noisy(60, 50, 11);
+        for solver in ALL_SOLVERS {
+            let plain = Nmf::params(6)
+                .solver(solver)
+                .extrapolate(false)
+                .max_iter(40)
+                .tol(0.0);
+            let extra = plain.clone().extrapolate(true);
+            let plain = plain.fit(&x.view()).unwrap();
+            let extra = extra.fit(&x.view()).unwrap();
+            let best = extra
+                .history
+                .iter()
+                .map(|h| h.rel_error)
+                .fold(f64::MAX, f64::min);
+            assert!(
+                (extra.rel_error - best).abs() < 1e-9,
+                "{solver}: returned {} best {best}",
+                extra.rel_error
+            );
+            assert!(
+                extra.rel_error <= plain.rel_error * (1.0 + 1e-9),
+                "{solver}: {} vs {}",
+                extra.rel_error,
+                plain.rel_error
+            );
+            assert!(
+                extra.w.iter().chain(extra.h.iter()).all(|&v| v >= 0.0),
+                "{solver}"
+            );
         }
     }
 
