@@ -1,7 +1,7 @@
 //! Products on ndarray memory through faer views (zero-copy), and f64-accumulated reductions.
 //!
-//! Every array here is owned by the engine in standard (row-major) layout, so a faer view is a
-//! reinterpretation of the same slice; nothing is copied.
+//! A faer view is a reinterpretation of an ndarray view's memory (pointer and strides); nothing
+//! is copied. Outputs are owned by the engine in standard (row-major) layout.
 
 use faer::{Accum, MatMut, MatRef, Par};
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
@@ -9,11 +9,13 @@ use rayon::prelude::*;
 
 use crate::Float;
 
-/// A faer view of a row-major ndarray matrix.
+/// A faer view of an ndarray matrix (any strides, zero-copy).
 pub(crate) fn view<'a, T: Float>(a: &'a ArrayView2<'a, T>) -> MatRef<'a, T> {
     let (rows, cols) = a.dim();
-    let slice = a.as_slice().expect("engine arrays are in standard layout");
-    MatRef::from_row_major_slice(slice, rows, cols)
+    let strides = a.strides();
+    // SAFETY: the pointer, shape and strides come from a live ndarray view, which guarantees
+    // that every element they address is valid for reads for the view's lifetime 'a.
+    unsafe { MatRef::from_raw_parts(a.as_ptr(), rows, cols, strides[0], strides[1]) }
 }
 
 /// A mutable faer view of a row-major ndarray matrix.
@@ -135,4 +137,98 @@ pub(crate) fn residual_sq<T: Float>(x: &ArrayView2<T>, w: &Array2<T>, ht: &Array
         total += partial.iter().sum::<f64>();
     }
     total
+}
+
+/// `out = lhs^T rhs` for tall row-major `lhs` (k x p) and `rhs` (k x q), with buffers kept
+/// between calls.
+///
+/// When k is long and the output small (X^T W on tall X, Gram matrices), faer can only spread the
+/// small output over the threads; splitting k instead, one slab per thread, each a sequential
+/// product, and summing the slabs in a fixed order keeps both cores busy and the bits
+/// reproducible for a given thread count.
+#[derive(Debug)]
+pub(crate) struct TallProduct<T> {
+    partials: Vec<Array2<T>>,
+}
+
+impl<T: Float> TallProduct<T> {
+    /// Buffers for an output of `rows` x `cols`.
+    pub(crate) fn new(rows: usize, cols: usize) -> Self {
+        let slabs = rayon::current_num_threads().max(1);
+        TallProduct {
+            partials: (0..slabs).map(|_| Array2::zeros((rows, cols))).collect(),
+        }
+    }
+
+    pub(crate) fn compute(
+        &mut self,
+        out: &mut Array2<T>,
+        lhs: &ArrayView2<T>,
+        rhs: &ArrayView2<T>,
+    ) {
+        let k = lhs.nrows();
+        let slabs = self.partials.len();
+        // Splitting pays only when the reduction is much longer than the output is tall.
+        if slabs == 1 || k < 1024 || k < 4 * out.nrows() {
+            matmul(out, view(lhs).transpose(), view(rhs));
+            return;
+        }
+        let slab = k.div_ceil(slabs);
+        self.partials
+            .par_iter_mut()
+            .enumerate()
+            .for_each(|(s, part)| {
+                let (lo, hi) = ((s * slab).min(k), ((s + 1) * slab).min(k));
+                let l = lhs.slice(ndarray::s![lo..hi, ..]);
+                let r = rhs.slice(ndarray::s![lo..hi, ..]);
+                let mut dst = part.view_mut();
+                faer::linalg::matmul::matmul(
+                    view_mut(&mut dst),
+                    Accum::Replace,
+                    view(&l).transpose(),
+                    view(&r),
+                    T::one(),
+                    Par::Seq,
+                );
+            });
+        let (first, rest) = self.partials.split_first().expect("at least one slab");
+        out.assign(first);
+        for part in rest {
+            *out += part;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+
+    fn filled(rows: usize, cols: usize, seed: usize) -> Array2<f64> {
+        Array2::from_shape_fn((rows, cols), |(i, j)| {
+            ((i * 31 + j * 17 + seed * 7) % 23) as f64 / 23.0
+        })
+    }
+
+    #[test]
+    fn split_tall_product_equals_the_naive_product() {
+        // k = 3000 >= 1024 and >= 4 * 7: the split path (when more than one thread).
+        let (lhs, rhs) = (filled(3000, 7, 1), filled(3000, 5, 2));
+        let mut out = Array2::zeros((7, 5));
+        TallProduct::new(7, 5).compute(&mut out, &lhs.view(), &rhs.view());
+        let naive = lhs.t().dot(&rhs);
+        assert!((&out - &naive).iter().all(|d| d.abs() < 1e-9));
+        // A transposed (non-standard) left side: X H^T computed as (X^T)^T H^T.
+        let x = filled(6, 3000, 3);
+        let mut out = Array2::zeros((6, 5));
+        TallProduct::new(6, 5).compute(&mut out, &x.t(), &rhs.view());
+        assert!((&out - &x.dot(&rhs)).iter().all(|d| d.abs() < 1e-9));
+    }
+
+    #[test]
+    fn residual_is_the_direct_frobenius_norm() {
+        let (x, w, ht) = (filled(9, 11, 4), filled(9, 2, 5), filled(11, 2, 6));
+        let direct = (&x - &w.dot(&ht.t())).mapv(|v| v * v).sum();
+        assert!((residual_sq(&x.view(), &w, &ht) - direct).abs() < 1e-9);
+    }
 }

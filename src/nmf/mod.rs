@@ -27,7 +27,7 @@ use rayon::prelude::*;
 
 use crate::{Error, Float, Result};
 use extrapolate::Extrapolation;
-use linalg::{dot, gram, matmul, residual_sq, sq_norm, view};
+use linalg::{TallProduct, dot, gram, matmul, residual_sq, sq_norm, view};
 
 /// The update rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -265,6 +265,10 @@ impl Nmf {
         let mut xtw = Array2::<T>::zeros((n, r)); // X^T W, for the H update
         let mut ww = Array2::<T>::zeros((r, r)); // W^T W
         let mut hh = Array2::<T>::zeros((r, r)); // H H^T
+        let mut xtw_product = TallProduct::new(n, r);
+        let mut gram_w = TallProduct::new(r, r);
+        let mut gram_h = TallProduct::new(r, r);
+        let mut xh_product = TallProduct::new(m, r);
         let mut scratch_w = self.scratch(m, r);
         let mut scratch_h = self.scratch(n, r);
         let (sweeps_w, sweeps_h) = match self.solver {
@@ -321,7 +325,7 @@ impl Nmf {
         let mut stop = Stop::MaxIter;
         for iter in 1..=self.max_iter {
             // H step: H^T (n x r) from X^T W and W^T W.
-            matmul(&mut xtw, x_ref.transpose(), view(&wy.view()));
+            xtw_product.compute(&mut xtw, &x, &wy.view());
             self.update(&mut hty, &xtw, &ww, sweeps_h, &mut scratch_h);
             if let Some(e) = &extrapolation {
                 ht_new.assign(&hty);
@@ -334,10 +338,10 @@ impl Nmf {
                     });
             }
             // W step: W (m x r) from X H^T and H H^T.
-            matmul(&mut xh, x_ref, view(&hty.view()));
-            gram(&mut hh, &hty);
+            xh_product.compute(&mut xh, &x.t(), &hty.view());
+            gram_h.compute(&mut hh, &hty.view(), &hty.view());
             self.update(&mut wy, &xh, &hh, sweeps_w, &mut scratch_w);
-            gram(&mut ww, &wy);
+            gram_w.compute(&mut ww, &wy.view(), &wy.view());
             // ||X - WH||^2 = ||X||^2 - 2 <X H^T, W> + <H H^T, W^T W>
             err_sq = xx - 2.0 * dot(&xh, &wy) + dot(&hh, &ww);
             let error = rel(err_sq);
@@ -370,7 +374,7 @@ impl Nmf {
                     wy.assign(&w);
                     hty.assign(&ht);
                 }
-                gram(&mut ww, &wy);
+                gram_w.compute(&mut ww, &wy.view(), &wy.view());
             }
             best = best.min(error);
             best_by_iter.push(best);
