@@ -34,6 +34,9 @@ pub trait Float:
     fn max_of(self, other: Self) -> Self {
         if self > other { self } else { other }
     }
+    /// `self * a + b` in one rounding. Compiles to one instruction only where FMA is enabled;
+    /// elsewhere it is a slow library call, so call it only from FMA-enabled code.
+    fn fused_mul_add(self, a: Self, b: Self) -> Self;
     /// Little-endian bytes, for `.npy` output.
     fn write_le(self, out: &mut Vec<u8>);
     /// The `.npy` dtype descriptor (`"<f4"` or `"<f8"`).
@@ -53,6 +56,10 @@ impl Float for f32 {
     fn to_f64(self) -> f64 {
         self as f64
     }
+    #[inline(always)]
+    fn fused_mul_add(self, a: Self, b: Self) -> Self {
+        self.mul_add(a, b)
+    }
     fn write_le(self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.to_le_bytes());
     }
@@ -70,6 +77,10 @@ impl Float for f64 {
     #[inline]
     fn to_f64(self) -> f64 {
         self
+    }
+    #[inline(always)]
+    fn fused_mul_add(self, a: Self, b: Self) -> Self {
+        self.mul_add(a, b)
     }
     fn write_le(self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.to_le_bytes());

@@ -10,6 +10,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use facenmf::{Faces, Factorization, Float, Init, Loader, Nmf, Solver, render, synth};
 
+mod bench;
+
 /// Learn the parts of faces: nonnegative matrix factorization of a folder of images, drawn as
 /// PNG grids.
 ///
@@ -29,6 +31,9 @@ enum Command {
     Learn(LearnArgs),
     /// Generate the synthetic demo set (faces built from known parts, and the parts).
     Synth(SynthArgs),
+    /// Time facenmf against scikit-learn on the same images (time to a target error,
+    /// per-iteration roofline, peak memory) and plot error against time for both.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -137,6 +142,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Learn(args)) => learn(args),
         Some(Command::Synth(args)) => run_synth(&args),
+        Some(Command::Bench(args)) => bench::run(&args),
         None => learn(demo_args()),
     };
     match result {

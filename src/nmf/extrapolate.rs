@@ -9,6 +9,10 @@
 //! while it falls, beta grows, up to a ceiling that itself grows slowly. The loop keeps the best
 //! pair seen, since the error is not monotone.
 
+use ndarray::{Array2, Zip};
+
+use crate::Float;
+
 /// Initial beta.
 const BETA0: f64 = 0.5;
 /// Division of beta after an increase of the error.
@@ -52,6 +56,36 @@ impl Extrapolation {
         }
         self.previous = used;
         accepted
+    }
+}
+
+/// One pass over a factor just updated in place in `y`: `new <- y` (and `best <- y` if given),
+/// then `y <- max(floor, new + beta (new - old))`.
+pub(crate) fn step<T: Float>(
+    y: &mut Array2<T>,
+    new: &mut Array2<T>,
+    old: &Array2<T>,
+    best: Option<&mut Array2<T>>,
+    beta: f64,
+    floor: f64,
+) {
+    let (beta, floor) = (T::from_f64(beta), T::from_f64(floor));
+    let extrapolated = move |v: T, o: T| (v + beta * (v - o)).max_of(floor);
+    match best {
+        Some(best) => Zip::from(y)
+            .and(new)
+            .and(old)
+            .and(best)
+            .par_for_each(|y, n, &o, b| {
+                let v = *y;
+                (*n, *b) = (v, v);
+                *y = extrapolated(v, o);
+            }),
+        None => Zip::from(y).and(new).and(old).par_for_each(|y, n, &o| {
+            let v = *y;
+            *n = v;
+            *y = extrapolated(v, o);
+        }),
     }
 }
 

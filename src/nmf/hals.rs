@@ -30,6 +30,8 @@ const ALPHA: f64 = 0.5;
 const DELTA: f64 = 0.1;
 /// Rows updated together, one per SIMD lane (16 f32 lanes fill an AVX-512 register).
 const LANES: usize = 16;
+/// Independent accumulators in the dot products of a sweep.
+const CHAINS: usize = 8;
 /// Rows per parallel task.
 const CHUNK: usize = 4 * LANES;
 
@@ -93,24 +95,39 @@ fn kernel<T: Float>() -> Kernel<T> {
             };
         }
     }
-    block::<T>
+    block::<T, false>
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 fn block_avx512<T: Float>(f: &mut [T], a: &[T], g: &[T], r: usize, s: usize, buf: &mut [T]) {
-    block(f, a, g, r, s, buf);
+    block::<T, true>(f, a, g, r, s, buf);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn block_avx2<T: Float>(f: &mut [T], a: &[T], g: &[T], r: usize, s: usize, buf: &mut [T]) {
-    block(f, a, g, r, s, buf);
+    block::<T, true>(f, a, g, r, s, buf);
 }
 
-/// Up to `sweeps` sweeps over one block of at most [`LANES`] rows.
+/// Up to `sweeps` sweeps over one block of at most [`LANES`] rows. `FMA`: the caller enabled
+/// fused multiply-add, so `a * b + c` is one instruction.
 #[inline(always)]
-fn block<T: Float>(f: &mut [T], a: &[T], g: &[T], rank: usize, sweeps: usize, buf: &mut [T]) {
+fn block<T: Float, const FMA: bool>(
+    f: &mut [T],
+    a: &[T],
+    g: &[T],
+    rank: usize,
+    sweeps: usize,
+    buf: &mut [T],
+) {
+    let fma = |x: T, y: T, z: T| {
+        if FMA {
+            x.fused_mul_add(y, z)
+        } else {
+            x * y + z
+        }
+    };
     let rows = f.len() / rank;
     let (ft, rest) = buf.split_at_mut(rank * LANES);
     let at = &mut rest[..rank * LANES];
@@ -141,26 +158,28 @@ fn block<T: Float>(f: &mut [T], a: &[T], g: &[T], rank: usize, sweeps: usize, bu
                 continue;
             }
             let inv = T::one() / gkk;
-            // acc = F[block, :] G[:, k], four independent chains to hide FMA latency.
-            let mut acc = [[T::zero(); LANES]; 4];
-            let (quads, tail) = g_row.as_chunks::<4>();
-            for (q, gq) in quads.iter().enumerate() {
-                for c in 0..4 {
-                    let row = &ft[4 * q + c];
+            // acc = F[block, :] G[:, k], in CHAINS independent accumulators so that enough FMAs
+            // are in flight to cover their latency on two FMA pipes.
+            let mut acc = [[T::zero(); LANES]; CHAINS];
+            let (groups, tail) = g_row.as_chunks::<CHAINS>();
+            for (q, gq) in groups.iter().enumerate() {
+                for c in 0..CHAINS {
+                    let row = &ft[CHAINS * q + c];
                     for j in 0..LANES {
-                        acc[c][j] += gq[c] * row[j];
+                        acc[c][j] = fma(gq[c], row[j], acc[c][j]);
                     }
                 }
             }
             for (t, &gl) in tail.iter().enumerate() {
-                let row = &ft[4 * quads.len() + t];
+                let row = &ft[CHAINS * groups.len() + t];
                 for j in 0..LANES {
-                    acc[0][j] += gl * row[j];
+                    acc[t][j] = fma(gl, row[j], acc[t][j]);
                 }
             }
             let (fk, ak) = (&mut ft[k], &at[k]);
             for j in 0..LANES {
-                let dot = (acc[0][j] + acc[1][j]) + (acc[2][j] + acc[3][j]);
+                let dot = ((acc[0][j] + acc[1][j]) + (acc[2][j] + acc[3][j]))
+                    + ((acc[4][j] + acc[5][j]) + (acc[6][j] + acc[7][j]));
                 let old = fk[j];
                 let new = (old - (dot - ak[j]) * inv).max_of(T::zero());
                 let d = new - old;

@@ -232,3 +232,37 @@ mod tests {
         assert!((residual_sq(&x.view(), &w, &ht) - direct).abs() < 1e-9);
     }
 }
+
+/// The two large products of one iteration, `X^T W` (n x r) and `X H^T` (m x r), computed as the
+/// fit computes them (4 m n r flops together). Public for benchmarks: the roofline of a solver
+/// is its iteration time over the time of these products.
+#[derive(Debug)]
+pub struct Products<T> {
+    xtw: TallProduct<T>,
+    xh: TallProduct<T>,
+    /// `X^T W`, n x r, after [`Products::compute`].
+    pub xtw_out: Array2<T>,
+    /// `X H^T`, m x r, after [`Products::compute`].
+    pub xh_out: Array2<T>,
+}
+
+impl<T: Float> Products<T> {
+    /// Buffers for X of m x n and rank r.
+    pub fn new(m: usize, n: usize, r: usize) -> Self {
+        Products {
+            xtw: TallProduct::new(n, r),
+            xh: TallProduct::new(m, r),
+            xtw_out: Array2::zeros((n, r)),
+            xh_out: Array2::zeros((m, r)),
+        }
+    }
+
+    /// Computes both products for `x` (m x n), `w` (m x r) and `ht` = H^T (n x r).
+    ///
+    /// # Panics
+    /// If the shapes do not match those given to [`Products::new`].
+    pub fn compute(&mut self, x: &ArrayView2<T>, w: &ArrayView2<T>, ht: &ArrayView2<T>) {
+        self.xtw.compute(&mut self.xtw_out, x, w);
+        self.xh.compute(&mut self.xh_out, &x.t(), ht);
+    }
+}

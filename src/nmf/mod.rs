@@ -15,18 +15,19 @@
 mod extrapolate;
 mod hals;
 pub(crate) mod init;
-pub(crate) mod linalg;
+mod linalg;
 mod mu;
 
 use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use ndarray::{Array2, ArrayView2, Zip};
+use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
 use crate::{Error, Float, Result};
 use extrapolate::Extrapolation;
+pub use linalg::Products;
 use linalg::{TallProduct, dot, gram, matmul, residual_sq, sq_norm, view};
 
 /// The update rule.
@@ -328,14 +329,7 @@ impl Nmf {
             xtw_product.compute(&mut xtw, &x, &wy.view());
             self.update(&mut hty, &xtw, &ww, sweeps_h, &mut scratch_h);
             if let Some(e) = &extrapolation {
-                ht_new.assign(&hty);
-                let beta = T::from_f64(e.beta);
-                Zip::from(&mut hty)
-                    .and(&ht_new)
-                    .and(&ht)
-                    .par_for_each(|y, &new, &old| {
-                        *y = (new + beta * (new - old)).max_of(T::zero());
-                    });
+                extrapolate::step(&mut hty, &mut ht_new, &ht, None, e.beta, 0.0);
             }
             // W step: W (m x r) from X H^T and H H^T.
             xh_product.compute(&mut xh, &x.t(), &hty.view());
@@ -347,27 +341,22 @@ impl Nmf {
             let error = rel(err_sq);
 
             if let Some(e) = &mut extrapolation {
-                if error <= best {
-                    best_w.assign(&wy);
-                    best_ht.assign(&hty);
-                }
-                w_new.assign(&wy);
-                let previous_error = history[iter - 1].rel_error;
-                let beta = T::from_f64(e.beta);
-                if e.judge(error, previous_error) {
+                let beta = e.beta;
+                if e.judge(error, history[iter - 1].rel_error) {
+                    // An accepted step is the only kind that can be the best so far.
+                    let improved = error <= best;
+                    if improved {
+                        best_ht.assign(&hty);
+                    }
                     // HALS projects every entry it updates, so W may leave the orthant between
                     // iterations (as in the paper); a multiplicative update would keep the sign.
-                    let floor = T::from_f64(if self.solver == Solver::Mu {
+                    let floor = if self.solver == Solver::Mu {
                         0.0
                     } else {
                         f64::NEG_INFINITY
-                    });
-                    Zip::from(&mut wy)
-                        .and(&w_new)
-                        .and(&w)
-                        .par_for_each(|y, &new, &old| {
-                            *y = (new + beta * (new - old)).max_of(floor);
-                        });
+                    };
+                    let best_w = improved.then_some(&mut best_w);
+                    extrapolate::step(&mut wy, &mut w_new, &w, best_w, beta, floor);
                     std::mem::swap(&mut w, &mut w_new);
                     std::mem::swap(&mut ht, &mut ht_new);
                 } else {
