@@ -13,13 +13,12 @@
 //! scikit-learn's oversampling (10) and [`POWER_ITERATIONS`] power iterations. When
 //! r + 10 >= min(m, n) the range is the whole space and the SVD is exact.
 
-use faer::{Mat, MatRef};
-use ndarray::{Array2, ArrayView1, ArrayView2};
+use ndarray::{Array2, ArrayView1, ArrayView2, Zip};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 
 use super::Init;
-use super::linalg::view;
+use super::linalg::{TallProduct, matmul, view};
 use crate::{Error, Float, Result};
 
 /// Power iterations of the range finder. scikit-learn uses 4 (7 for small ranks); for a
@@ -32,15 +31,16 @@ const NNDSVD_ZERO: f64 = 1e-6;
 
 /// Initial `(W, H^T)`: W is m x r, H^T is n x r (the engine keeps H transposed so that both
 /// factors are updated row by row).
+/// `mean` is the mean entry of X (the caller has it from its input scan).
 pub(crate) fn initialize<T: Float>(
     init: Init,
     x: &ArrayView2<T>,
     rank: usize,
     seed: u64,
+    mean: f64,
 ) -> Result<(Array2<T>, Array2<T>)> {
     let (m, n) = x.dim();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mean = super::linalg::sum(x) / (m * n) as f64;
     if init == Init::Random {
         let avg = (mean / rank as f64).sqrt();
         let w = Array2::from_shape_simple_fn((m, rank), || {
@@ -82,27 +82,17 @@ fn nndsvd<T: Float>(
     rank: usize,
     rng: &mut ChaCha8Rng,
 ) -> Result<(Array2<T>, Array2<T>)> {
-    let (m, n) = x.dim();
-    let svd = truncated_svd(view(x), rank, rng)?;
-    let mut w = Array2::<T>::zeros((m, rank));
-    let mut ht = Array2::<T>::zeros((n, rank));
-    let keep = |v: f64| {
-        if v < NNDSVD_ZERO {
-            T::zero()
-        } else {
-            T::from_f64(v)
-        }
-    };
+    let svd = truncated_svd(x, rank, rng.next_u64())?;
+    // Per component: which sign's part to keep and the factor that scales it, so that each
+    // factor is then filled in one row-major pass.
+    let mut keep_u = Vec::with_capacity(rank);
+    let mut keep_v = Vec::with_capacity(rank);
     for j in 0..rank {
-        let (u, v) = (svd.u.column(j), svd.v.column(j));
-        let s = svd.s[j];
+        let (u, v, s) = (svd.u.column(j), svd.v.column(j), svd.s[j]);
         if j == 0 {
             // The leading pair of a nonnegative matrix is one-signed (Perron-Frobenius).
-            let scale = s.sqrt();
-            w.column_mut(0)
-                .zip_mut_with(&u, |o, &t| *o = keep(scale * t.abs()));
-            ht.column_mut(0)
-                .zip_mut_with(&v, |o, &t| *o = keep(scale * t.abs()));
+            keep_u.push(Part::Abs(s.sqrt()));
+            keep_v.push(Part::Abs(s.sqrt()));
             continue;
         }
         let part_norm = |c: ArrayView1<f64>, sign: f64| {
@@ -120,16 +110,46 @@ fn nndsvd<T: Float>(
         };
         let sigma = nu * nv;
         if sigma == 0.0 {
-            // A pair with no usable nonnegative part: leave the component at zero.
-            continue;
+            // A pair with no usable nonnegative part: the component stays zero.
+            keep_u.push(Part::Signed(sign, 0.0));
+            keep_v.push(Part::Signed(sign, 0.0));
+        } else {
+            let scale = (s * sigma).sqrt();
+            keep_u.push(Part::Signed(sign, scale / nu));
+            keep_v.push(Part::Signed(sign, scale / nv));
         }
-        let scale = (s * sigma).sqrt();
-        w.column_mut(j)
-            .zip_mut_with(&u, |o, &t| *o = keep(scale * (sign * t).max(0.0) / nu));
-        ht.column_mut(j)
-            .zip_mut_with(&v, |o, &t| *o = keep(scale * (sign * t).max(0.0) / nv));
     }
-    Ok((w, ht))
+    Ok((fill(&svd.u, &keep_u), fill(&svd.v, &keep_v)))
+}
+
+/// How an NNDSVD factor entry comes from a singular vector entry t.
+#[derive(Debug, Clone, Copy)]
+enum Part {
+    /// factor * |t|
+    Abs(f64),
+    /// factor * max(0, sign * t)
+    Signed(f64, f64),
+}
+
+/// The NNDSVD factor from singular vectors (rows x rank), entries below [`NNDSVD_ZERO`] zeroed.
+fn fill<T: Float>(vectors: &Array2<f64>, parts: &[Part]) -> Array2<T> {
+    let mut out = Array2::<T>::zeros(vectors.dim());
+    Zip::from(out.rows_mut())
+        .and(vectors.rows())
+        .par_for_each(|mut out, row| {
+            for ((o, &t), part) in out.iter_mut().zip(row).zip(parts) {
+                let v = match *part {
+                    Part::Abs(f) => f * t.abs(),
+                    Part::Signed(sign, f) => f * (sign * t).max(0.0),
+                };
+                *o = if v < NNDSVD_ZERO {
+                    T::zero()
+                } else {
+                    T::from_f64(v)
+                };
+            }
+        });
+    out
 }
 
 /// Leading singular triplets, in f64: U (m x r), s (r), V (n x r).
@@ -139,57 +159,68 @@ pub(crate) struct TruncatedSvd {
     pub(crate) v: Array2<f64>,
 }
 
-/// The leading `rank` singular triplets of `x` (m x n).
+/// The leading `rank` singular triplets of `x` (m x n); `seed` draws the test matrix.
 ///
 /// The range finder works on the short side (A = X or X^T, a = min(m, n) rows), so that every
 /// orthonormalisation is of a small a x l block; each power iteration is Q <- orth(A (A^T Q)).
 /// The SVD of the small B = Q^T A (l x long) comes from the eigendecomposition of B B^T in f64.
+/// Products whose reduction runs along the long side are split over threads ([`TallProduct`]).
 pub(crate) fn truncated_svd<T: Float>(
-    x: MatRef<'_, T>,
+    x: &ArrayView2<T>,
     rank: usize,
-    rng: &mut ChaCha8Rng,
+    seed: u64,
 ) -> Result<TruncatedSvd> {
     let transposed = x.nrows() > x.ncols();
-    let a = if transposed { x.transpose() } else { x };
-    let (short, long) = (a.nrows(), a.ncols());
+    let a = if transposed { x.t() } else { x.view() };
+    let (short, long) = a.dim();
     let width = (rank + 10).min(short);
-    // Uniform [-1, 1) test vectors: as good as Gaussian ones for range finding, and cheaper.
-    let omega = Mat::<T>::from_fn(long, width, |_, _| T::from_f64(2.0 * uniform(rng) - 1.0));
-    let mut q = orthonormalize((a * &omega).as_ref())?;
+    // Uniform [-1, 1) test vectors from a counter-based hash: as good as Gaussian ones for range
+    // finding, reproducible, and generated in parallel.
+    let mut omega = Array2::<T>::zeros((long, width));
+    Zip::indexed(&mut omega).par_for_each(|(i, j), v| {
+        *v = T::from_f64(2.0 * hash_uniform(seed, (i * width + j) as u64) - 1.0);
+    });
+    let mut along_long = TallProduct::new(short, width);
+    let mut y = Array2::<T>::zeros((short, width));
+    let mut z = Array2::<T>::zeros((long, width));
+    along_long.compute(&mut y, &a.t(), &omega.view());
+    let mut q = orthonormalize(&y)?;
     for _ in 0..POWER_ITERATIONS {
-        let z: Mat<T> = a.transpose() * &q;
-        q = orthonormalize((a * &z).as_ref())?;
+        matmul(&mut z, view(&a).transpose(), view(&q.view()));
+        along_long.compute(&mut y, &a.t(), &z.view());
+        q = orthonormalize(&y)?;
     }
-    let b: Mat<T> = q.transpose() * a;
-    let b = Mat::<f64>::from_fn(b.nrows(), b.ncols(), |i, j| b[(i, j)].to_f64());
-    let q = Mat::<f64>::from_fn(q.nrows(), q.ncols(), |i, j| q[(i, j)].to_f64());
-    let (lambda, basis) = eigen_descending(&(&b * b.transpose()))?;
+    let mut b = Array2::<T>::zeros((width, long));
+    matmul(&mut b, view(&q.view()).transpose(), view(&a));
+    let b = b.mapv(|v| v.to_f64());
+    let q = q.mapv(|v| v.to_f64());
+    let mut bbt = Array2::<f64>::zeros((width, width));
+    TallProduct::new(width, width).compute(&mut bbt, &b.t(), &b.t());
+    let (lambda, basis) = eigen_descending(&bbt)?;
     let top = lambda.first().copied().unwrap_or(0.0);
-    let s: Vec<f64> = lambda
-        .iter()
-        .take(rank)
-        .map(|l| l.max(0.0).sqrt())
+    let s: Vec<f64> = (0..rank)
+        .map(|j| lambda.get(j).map_or(0.0, |l| l.max(0.0).sqrt()))
         .collect();
-    let u_short: Mat<f64> = &q * &basis;
-    let v_long: Mat<f64> = b.transpose() * &basis;
-    let mut u = Array2::<f64>::zeros((short, rank));
-    let mut v = Array2::<f64>::zeros((long, rank));
-    for j in 0..rank.min(s.len()) {
-        // v_j = B^T u_j / s_j; directions at rounding level carry no information.
+    let kept = rank.min(lambda.len());
+    let basis = basis.slice(ndarray::s![.., ..kept]);
+    let u = q.dot(&basis);
+    let mut v = Array2::<f64>::zeros((long, kept));
+    matmul(&mut v, view(&b.view()).transpose(), view(&basis));
+    // v_j = B^T u_j / s_j; directions at rounding level carry no information.
+    for (j, mut col) in v.columns_mut().into_iter().enumerate() {
         let inv = if lambda[j] > top * 1e-13 {
             1.0 / s[j]
         } else {
             0.0
         };
-        for i in 0..short {
-            u[[i, j]] = u_short[(i, j)];
-        }
-        for i in 0..long {
-            v[[i, j]] = v_long[(i, j)] * inv;
-        }
+        col.mapv_inplace(|t| t * inv);
     }
-    let mut s = s;
-    s.resize(rank, 0.0);
+    let pad = |m: Array2<f64>| {
+        let mut out = Array2::zeros((m.nrows(), rank));
+        out.slice_mut(ndarray::s![.., ..kept]).assign(&m);
+        out
+    };
+    let (u, v) = (pad(u), pad(v));
     Ok(if transposed {
         TruncatedSvd { u: v, s, v: u }
     } else {
@@ -198,49 +229,53 @@ pub(crate) fn truncated_svd<T: Float>(
 }
 
 /// Eigenvalues (descending) and eigenvectors (as columns, same order) of a symmetric matrix.
-fn eigen_descending(g: &Mat<f64>) -> Result<(Vec<f64>, Mat<f64>)> {
-    let eig = g
+fn eigen_descending(g: &Array2<f64>) -> Result<(Vec<f64>, Array2<f64>)> {
+    let k = g.nrows();
+    let g = g.as_standard_layout();
+    let g = g.view();
+    let eig = view(&g)
         .self_adjoint_eigen(faer::Side::Lower)
         .map_err(|e| Error::Linalg(format!("eigendecomposition did not converge: {e:?}")))?;
-    let k = g.nrows();
     let lambda = eig.S().column_vector();
     let mut order: Vec<usize> = (0..k).collect();
     order.sort_by(|&i, &j| lambda[j].total_cmp(&lambda[i]));
     let u = eig.U();
     Ok((
         order.iter().map(|&i| lambda[i]).collect(),
-        Mat::from_fn(k, k, |i, j| u[(i, order[j])]),
+        Array2::from_shape_fn((k, k), |(i, j)| u[(i, order[j])]),
     ))
 }
 
-/// An orthonormal basis of the range of `y` (tall, few columns): Y V diag(lambda)^(-1/2) from the
+/// An orthonormal basis of the range of `y` (few columns): Y V diag(lambda)^(-1/2) from the
 /// eigendecomposition Y^T Y = V diag(lambda) V^T, in f64, done twice so that the basis is
 /// orthonormal to working precision (Cholesky-QR2 with eigenvectors in place of the Cholesky
 /// factor, so that a rank-deficient Y gives zero columns instead of a failure). Much faster than
-/// a Householder QR for the tall, thin blocks of the range finder.
-fn orthonormalize<T: Float>(y: MatRef<'_, T>) -> Result<Mat<T>> {
-    let mut q = Mat::<f64>::from_fn(y.nrows(), y.ncols(), |i, j| y[(i, j)].to_f64());
+/// a Householder QR for these tall, thin blocks.
+fn orthonormalize<T: Float>(y: &Array2<T>) -> Result<Array2<T>> {
+    let mut q = y.mapv(|v| v.to_f64());
     for _ in 0..2 {
-        let (lambda, basis) = eigen_descending(&(q.transpose() * &q))?;
+        let (lambda, basis) = eigen_descending(&q.t().dot(&q))?;
         let top = lambda.first().copied().unwrap_or(0.0);
         // Directions 1e13 times weaker than the strongest are rounding noise: drop them.
-        let scale = Mat::<f64>::from_fn(basis.nrows(), basis.ncols(), |i, j| {
+        let scale = Array2::from_shape_fn(basis.dim(), |(i, j)| {
             if lambda[j] > top * 1e-13 {
-                basis[(i, j)] / lambda[j].sqrt()
+                basis[[i, j]] / lambda[j].sqrt()
             } else {
                 0.0
             }
         });
-        q = &q * &scale;
+        q = q.dot(&scale);
     }
-    Ok(Mat::from_fn(q.nrows(), q.ncols(), |i, j| {
-        T::from_f64(q[(i, j)])
-    }))
+    Ok(q.mapv(T::from_f64))
 }
 
-/// A uniform draw in [0, 1) from a seeded stream.
-fn uniform(rng: &mut ChaCha8Rng) -> f64 {
-    (rng.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+/// A uniform draw in [0, 1) for counter `i` of stream `seed` (SplitMix64 finaliser).
+fn hash_uniform(seed: u64, i: u64) -> f64 {
+    let mut z = seed ^ i.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
 }
 
 /// A standard normal draw (Box-Muller), from a seeded stream so that runs are reproducible.

@@ -42,13 +42,6 @@ pub(crate) fn matmul<T: Float>(out: &mut Array2<T>, lhs: MatRef<'_, T>, rhs: Mat
     faer::linalg::matmul::matmul(dst, Accum::Replace, lhs, rhs, T::one(), par());
 }
 
-/// `out = a^T a` (the Gram matrix of the columns of `a`).
-pub(crate) fn gram<T: Float>(out: &mut Array2<T>, a: &Array2<T>) {
-    let a = a.view();
-    let a = view(&a);
-    matmul(out, a.transpose(), a);
-}
-
 /// Rows per chunk in the parallel row loops: fixed, so that reductions are summed in the same
 /// order whatever the number of threads (bitwise reproducibility).
 pub(crate) const ROW_CHUNK: usize = 64;
@@ -68,26 +61,6 @@ pub(crate) fn dot<T: Float>(a: &Array2<T>, b: &Array2<T>) -> f64 {
                 .map(|(&p, &q)| p.to_f64() * q.to_f64())
                 .sum()
         })
-        .collect();
-    partial.iter().sum()
-}
-
-/// `||a||_F^2` accumulated in f64.
-pub(crate) fn sq_norm<T: Float>(a: &ArrayView2<T>) -> f64 {
-    let partial: Vec<f64> = a
-        .axis_chunks_iter(Axis(0), ROW_CHUNK)
-        .into_par_iter()
-        .map(|block| block.iter().map(|&v| v.to_f64() * v.to_f64()).sum())
-        .collect();
-    partial.iter().sum()
-}
-
-/// The sum of all entries, accumulated in f64.
-pub(crate) fn sum<T: Float>(a: &ArrayView2<T>) -> f64 {
-    let partial: Vec<f64> = a
-        .axis_chunks_iter(Axis(0), ROW_CHUNK)
-        .into_par_iter()
-        .map(|block| block.iter().map(|&v| v.to_f64()).sum())
         .collect();
     partial.iter().sum()
 }

@@ -28,7 +28,7 @@ use rayon::prelude::*;
 use crate::{Error, Float, Result};
 use extrapolate::Extrapolation;
 pub use linalg::Products;
-use linalg::{TallProduct, dot, gram, matmul, residual_sq, sq_norm, view};
+use linalg::{TallProduct, dot, residual_sq};
 
 /// The update rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -254,14 +254,13 @@ impl Nmf {
         let start = Instant::now();
         let x = x.as_standard_layout();
         let x = x.view();
-        self.check(&x)?;
+        let (sum, xx) = self.check(&x)?;
         let (m, n) = x.dim();
         let r = self.rank;
-        let x_ref = view(&x);
-        let xx = sq_norm(&x);
         let x_norm = xx.sqrt();
 
-        let (mut w, mut ht) = init::initialize(self.init, &x, r, self.seed)?;
+        let mean = sum / (m * n) as f64;
+        let (mut w, mut ht) = init::initialize(self.init, &x, r, self.seed, mean)?;
         let mut xh = Array2::<T>::zeros((m, r)); // X H^T, for the W update
         let mut xtw = Array2::<T>::zeros((n, r)); // X^T W, for the H update
         let mut ww = Array2::<T>::zeros((r, r)); // W^T W
@@ -279,9 +278,9 @@ impl Nmf {
 
         // Scale W so that alpha W H is the best multiple of the initial product: the NNDSVDa
         // fill otherwise starts far above X (scikit-learn starts at relative error ~8 on faces).
-        gram(&mut ww, &w);
-        gram(&mut hh, &ht);
-        matmul(&mut xh, x_ref, view(&ht.view()));
+        gram_w.compute(&mut ww, &w.view(), &w.view());
+        gram_h.compute(&mut hh, &ht.view(), &ht.view());
+        xh_product.compute(&mut xh, &x.t(), &ht.view());
         let (cross, quad) = (dot(&xh, &w), dot(&hh, &ww));
         let mut err_sq = xx;
         if quad > 0.0 && cross > 0.0 {
@@ -442,8 +441,9 @@ impl Nmf {
         }
     }
 
-    /// Rejects parameters and input the fit cannot take.
-    fn check<T: Float>(&self, x: &ArrayView2<T>) -> Result<()> {
+    /// Rejects parameters and input the fit cannot take; returns the sum of X and ||X||^2,
+    /// found in the same pass over X.
+    fn check<T: Float>(&self, x: &ArrayView2<T>) -> Result<(f64, f64)> {
         let (m, n) = x.dim();
         if m == 0 || n == 0 {
             return Err(Error::InvalidInput {
@@ -472,23 +472,38 @@ impl Nmf {
                 format!("{} must be 0 or more", self.tol),
             ));
         }
-        // One parallel pass: the first entry that is negative or not finite, and whether any
-        // entry is positive.
+        // One parallel pass: the first entry that is negative or not finite, the sum and the
+        // sum of squares. Fixed blocks, summed in order: the same bits for any thread count.
         const BLOCK: usize = 1 << 16;
         let values = x.as_slice().expect("standard layout");
-        let scans: Vec<(Option<usize>, bool)> = values
+        let scans: Vec<(Option<usize>, f64, f64)> = values
             .par_chunks(BLOCK)
             .map(|chunk| {
-                let bad = chunk
-                    .iter()
-                    .position(|v| !v.to_f64().is_finite() || *v < T::zero());
-                (bad, chunk.iter().any(|v| *v > T::zero()))
+                // Eight independent sums so that the adds vectorise instead of waiting on
+                // each other; the first offending entry is searched only where there is one.
+                let (mut sum, mut sq, mut bad) = ([0.0f64; 8], [0.0f64; 8], false);
+                for group in chunk.chunks(8) {
+                    for (k, v) in group.iter().enumerate() {
+                        let v = v.to_f64();
+                        bad |= !(0.0..f64::INFINITY).contains(&v);
+                        sum[k] += v;
+                        sq[k] += v * v;
+                    }
+                }
+                let first_bad = if bad {
+                    chunk
+                        .iter()
+                        .position(|v| !v.to_f64().is_finite() || *v < T::zero())
+                } else {
+                    None
+                };
+                (first_bad, sum.iter().sum::<f64>(), sq.iter().sum::<f64>())
             })
             .collect();
         let bad = scans
             .iter()
             .enumerate()
-            .find_map(|(c, (bad, _))| bad.map(|p| c * BLOCK + p));
+            .find_map(|(c, (bad, _, _))| bad.map(|p| c * BLOCK + p));
         if let Some(at) = bad {
             let (i, j, v) = (at / n, at % n, values[at]);
             let need = if v.to_f64().is_finite() {
@@ -500,13 +515,15 @@ impl Nmf {
                 reason: format!("entry ({i}, {j}) is {v}; NMF needs {need} values"),
             });
         }
-        if !scans.iter().any(|(_, positive)| *positive) {
+        let sum: f64 = scans.iter().map(|s| s.1).sum();
+        let sq: f64 = scans.iter().map(|s| s.2).sum();
+        if sq == 0.0 {
             return Err(Error::InvalidInput {
                 reason: "every entry is zero (every image is blank); there is nothing to factorize"
                     .into(),
             });
         }
-        Ok(())
+        Ok((sum, sq))
     }
 }
 
@@ -718,7 +735,7 @@ mod tests {
         // X = diag(2, 1): singular pairs (2, e1, e1), (1, e2, e2), so by hand
         // W = [sqrt(2) e1, e2], H = [sqrt(2) e1, e2]^T and WH = X.
         let x = array![[2.0, 0.0], [0.0, 1.0]];
-        let (w, ht) = init::initialize(Init::Nndsvd, &x.view(), 2, 0).unwrap();
+        let (w, ht) = init::initialize(Init::Nndsvd, &x.view(), 2, 0, x.mean().unwrap()).unwrap();
         let s = 2f64.sqrt();
         let expect = array![[s, 0.0], [0.0, 1.0]];
         assert!((&w - &expect).iter().all(|d| d.abs() < 1e-12), "W = {w}");
@@ -733,7 +750,7 @@ mod tests {
         // X = u v^T with u = (1, 2, 2) (norm 3), v = (3, 4) (norm 5): sigma = 15, and by hand
         // W = sqrt(15) u / 3, H = sqrt(15) v / 5; the second component has nothing left (zero).
         let x = array![[3.0, 4.0], [6.0, 8.0], [6.0, 8.0]];
-        let (w, ht) = init::initialize(Init::Nndsvd, &x.view(), 1, 0).unwrap();
+        let (w, ht) = init::initialize(Init::Nndsvd, &x.view(), 1, 0, x.mean().unwrap()).unwrap();
         let s = 15f64.sqrt();
         for (got, want) in w.iter().zip([1.0, 2.0, 2.0]) {
             assert!((got - s * want / 3.0).abs() < 1e-12);
@@ -746,9 +763,9 @@ mod tests {
     #[test]
     fn nndsvda_fills_zeros_with_the_mean_and_nndsvdar_with_small_values() {
         let x = array![[2.0, 0.0], [0.0, 1.0]];
-        let (w, _) = init::initialize(Init::Nndsvda, &x.view(), 2, 0).unwrap();
+        let (w, _) = init::initialize(Init::Nndsvda, &x.view(), 2, 0, x.mean().unwrap()).unwrap();
         assert_eq!(w[[0, 1]], 0.75);
-        let (w, _) = init::initialize(Init::Nndsvdar, &x.view(), 2, 0).unwrap();
+        let (w, _) = init::initialize(Init::Nndsvdar, &x.view(), 2, 0, x.mean().unwrap()).unwrap();
         assert!(w[[0, 1]] > 0.0 && w[[0, 1]] < 0.75 / 10.0);
     }
 
