@@ -249,6 +249,59 @@ impl Nmf {
     pub fn fit_with<T: Float>(
         &self,
         x: &ArrayView2<T>,
+        progress: impl FnMut(&Iteration),
+    ) -> Result<Factorization<T>> {
+        self.fit_inner(x, None, progress)
+    }
+
+    /// Fits X from given factors W0 (m x r) and H0 (r x n) instead of [`Nmf::init`]; W0 is
+    /// still rescaled to the best multiple. Calls `progress` as [`Nmf::fit_with`] does.
+    ///
+    /// # Errors
+    /// As [`Nmf::fit_with`], and factors whose shapes do not match X and the rank, or that
+    /// hold negative or non-finite values.
+    pub fn fit_from<T: Float>(
+        &self,
+        x: &ArrayView2<T>,
+        w0: &ArrayView2<T>,
+        h0: &ArrayView2<T>,
+        progress: impl FnMut(&Iteration),
+    ) -> Result<Factorization<T>> {
+        let (m, n) = x.dim();
+        let r = self.rank;
+        for (name, factor, shape) in [("W0", w0, (m, r)), ("H0", h0, (r, n))] {
+            if factor.dim() != shape {
+                return Err(Error::param(
+                    "init",
+                    format!(
+                        "{name} is {} x {}, expected {} x {} for X of {m} x {n} at rank {r}",
+                        factor.nrows(),
+                        factor.ncols(),
+                        shape.0,
+                        shape.1
+                    ),
+                ));
+            }
+            if factor
+                .iter()
+                .any(|v| !v.to_f64().is_finite() || *v < T::zero())
+            {
+                return Err(Error::param(
+                    "init",
+                    format!("{name} holds a negative or non-finite value"),
+                ));
+            }
+        }
+        let start = (w0.to_owned(), h0.t().as_standard_layout().into_owned());
+        self.fit_inner(x, Some(start), progress)
+    }
+
+    /// The one iteration loop: initialisation (unless `start` gives W and H^T), stopping rules,
+    /// history, progress and keep-best.
+    fn fit_inner<T: Float>(
+        &self,
+        x: &ArrayView2<T>,
+        start_factors: Option<(Array2<T>, Array2<T>)>,
         mut progress: impl FnMut(&Iteration),
     ) -> Result<Factorization<T>> {
         let start = Instant::now();
@@ -260,7 +313,10 @@ impl Nmf {
         let x_norm = xx.sqrt();
 
         let mean = sum / (m * n) as f64;
-        let (mut w, mut ht) = init::initialize(self.init, &x, r, self.seed, mean)?;
+        let (mut w, mut ht) = match start_factors {
+            Some(factors) => factors,
+            None => init::initialize(self.init, &x, r, self.seed, mean)?,
+        };
         let mut xh = Array2::<T>::zeros((m, r)); // X H^T, for the W update
         let mut xtw = Array2::<T>::zeros((n, r)); // X^T W, for the H update
         let mut ww = Array2::<T>::zeros((r, r)); // W^T W
@@ -841,6 +897,39 @@ mod tests {
             .unwrap();
         assert_eq!(fit.stop, Stop::MaxTime);
         assert!(fit.n_iter < 1_000_000);
+    }
+
+    #[test]
+    fn fit_from_given_factors_continues_a_fit() {
+        let x = noisy(30, 20, 12);
+        let first = Nmf::params(3).max_iter(20).tol(0.0).fit(&x.view()).unwrap();
+        let more = Nmf::params(3)
+            .max_iter(20)
+            .tol(0.0)
+            .fit_from(&x.view(), &first.w.view(), &first.h.view(), |_| {})
+            .unwrap();
+        assert!(more.history[0].rel_error <= first.rel_error + 1e-12);
+        assert!(more.rel_error <= first.rel_error + 1e-12);
+    }
+
+    #[test]
+    fn given_factors_of_the_wrong_shape_or_sign_are_rejected() {
+        let x = noisy(30, 20, 12);
+        let w = Array2::<f64>::ones((30, 3));
+        let h = Array2::<f64>::ones((3, 21));
+        let err = Nmf::params(3)
+            .fit_from(&x.view(), &w.view(), &h.view(), |_| {})
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("H0 is 3 x 21, expected 3 x 20"),
+            "{err}"
+        );
+        let mut h = Array2::<f64>::ones((3, 20));
+        h[[1, 1]] = -1.0;
+        let err = Nmf::params(3)
+            .fit_from(&x.view(), &w.view(), &h.view(), |_| {})
+            .unwrap_err();
+        assert!(err.to_string().contains("negative"), "{err}");
     }
 
     #[test]
