@@ -28,10 +28,11 @@ const ALPHA: f64 = 0.5;
 /// Gillis and Glineur's delta: stop repeating when a sweep changes F by less than this fraction
 /// of what the first sweep changed (compared as squared norms: delta^2).
 const DELTA: f64 = 0.1;
-/// Rows updated together, one per SIMD lane (16 f32 lanes fill an AVX-512 register).
-const LANES: usize = 16;
+/// Rows updated together, one per SIMD lane: two AVX-512 registers of f32, so that two
+/// independent dependency chains interleave (measured 20% faster per sweep than one).
+const LANES: usize = 32;
 /// Independent accumulators in the dot products of a sweep.
-const CHAINS: usize = 8;
+const CHAINS: usize = 4;
 /// Rows per parallel task.
 const CHUNK: usize = 4 * LANES;
 
@@ -45,7 +46,12 @@ pub(crate) fn max_sweeps(rows: usize, other_rows: usize, rank: usize) -> usize {
 
 /// Scratch space for [`update`]: two transposed blocks per parallel task.
 pub(crate) fn scratch_len(rows: usize, rank: usize) -> usize {
-    rows.div_ceil(CHUNK) * 2 * rank * LANES
+    rows.div_ceil(CHUNK) * per_task(rank)
+}
+
+/// Scratch of one parallel task: F and A of a block, transposed.
+fn per_task(rank: usize) -> usize {
+    2 * rank * LANES
 }
 
 /// Updates `f` (p x r, row-major) in place with up to `sweeps` HALS sweeps per block of rows
@@ -59,7 +65,7 @@ pub(crate) fn update<T: Float>(
     sweeps: usize,
     scratch: &mut [T],
 ) {
-    let per_task = 2 * rank * LANES;
+    let per_task = per_task(rank);
     let kernel = kernel::<T>();
     f.par_chunks_mut(CHUNK * rank)
         .zip(a.par_chunks(CHUNK * rank))
@@ -133,14 +139,14 @@ fn block<T: Float, const FMA: bool>(
     let at = &mut rest[..rank * LANES];
     let (ft, _) = ft.as_chunks_mut::<LANES>();
     let (at, _) = at.as_chunks_mut::<LANES>();
-    // Transpose in: ft[l][j] = f[j][l]; padding lanes are zero and stay zero (A is zero there).
-    for l in 0..rank {
-        for j in 0..LANES {
-            let (fv, av) = if j < rows {
-                (f[j * rank + l], a[j * rank + l])
-            } else {
-                (T::zero(), T::zero())
-            };
+    // Transpose in: ft[l][j] = f[j][l], reading rows contiguously; padding lanes are zero and
+    // stay zero (A is zero there).
+    if rows < LANES {
+        ft.iter_mut().for_each(|lane| *lane = [T::zero(); LANES]);
+        at.iter_mut().for_each(|lane| *lane = [T::zero(); LANES]);
+    }
+    for (j, (f_row, a_row)) in f.chunks_exact(rank).zip(a.chunks_exact(rank)).enumerate() {
+        for (l, (&fv, &av)) in f_row.iter().zip(a_row).enumerate() {
             ft[l][j] = fv;
             at[l][j] = av;
         }
@@ -178,8 +184,7 @@ fn block<T: Float, const FMA: bool>(
             }
             let (fk, ak) = (&mut ft[k], &at[k]);
             for j in 0..LANES {
-                let dot = ((acc[0][j] + acc[1][j]) + (acc[2][j] + acc[3][j]))
-                    + ((acc[4][j] + acc[5][j]) + (acc[6][j] + acc[7][j]));
+                let dot = (acc[0][j] + acc[1][j]) + (acc[2][j] + acc[3][j]);
                 let old = fk[j];
                 let new = (old - (dot - ak[j]) * inv).max_of(T::zero());
                 let d = new - old;
@@ -195,9 +200,9 @@ fn block<T: Float, const FMA: bool>(
         }
     }
 
-    for j in 0..rows {
-        for l in 0..rank {
-            f[j * rank + l] = ft[l][j];
+    for (j, f_row) in f.chunks_exact_mut(rank).enumerate() {
+        for (l, v) in f_row.iter_mut().enumerate() {
+            *v = ft[l][j];
         }
     }
 }
