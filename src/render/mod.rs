@@ -141,7 +141,7 @@ pub fn write_outputs<T: Float>(
     );
     write_png(&path(OUTPUT_FILES[1]), &grid.into())?;
 
-    let plot = convergence_plot(&[("facenmf", &fit.history)])?;
+    let plot = convergence_plot(&[("facenmf", &fit.history)], None)?;
     write_png(&path(OUTPUT_FILES[2]), &plot.into())?;
 
     npy::write(&path(OUTPUT_FILES[3]), &fit.w.view())?;

@@ -33,11 +33,13 @@ fn register_font() {
 }
 
 /// Two panels, relative error against iteration (left) and against seconds (right), one line
-/// per labelled history, log-scaled error axis.
+/// per labelled history, log-scaled error axis. With a `target` error, it is drawn as a
+/// horizontal line and the error axis stops at three times it, so that the approach to the
+/// target stays readable when a start is far off.
 ///
 /// # Errors
 /// A history with no point, or a drawing failure.
-pub fn convergence_plot(series: &[(&str, &[Iteration])]) -> Result<RgbImage> {
+pub fn convergence_plot(series: &[(&str, &[Iteration])], target: Option<f64>) -> Result<RgbImage> {
     register_font();
     let points = series.iter().flat_map(|(_, h)| h.iter());
     let (mut lo, mut hi, mut max_iter, mut max_sec) = (f64::MAX, 0.0f64, 1usize, 0.0f64);
@@ -54,6 +56,10 @@ pub fn convergence_plot(series: &[(&str, &[Iteration])]) -> Result<RgbImage> {
             "history",
             "nothing to plot: no positive error recorded",
         ));
+    }
+    if let Some(t) = target {
+        lo = lo.min(t);
+        hi = hi.min(3.0 * t);
     }
     let (lo, hi) = (lo / 1.1, hi * 1.1);
     let max_sec = if max_sec > 0.0 { max_sec * 1.02 } else { 1.0 };
@@ -81,16 +87,34 @@ pub fn convergence_plot(series: &[(&str, &[Iteration])]) -> Result<RgbImage> {
             chart
                 .configure_mesh()
                 .x_desc(if by_time { "seconds" } else { "iteration" })
+                .x_label_formatter(&|v| {
+                    if by_time {
+                        format!("{v:.2}")
+                    } else {
+                        format!("{v:.0}")
+                    }
+                })
                 .y_desc("relative error ||X - WH|| / ||X||")
                 .y_label_formatter(&|v| format!("{v:.3}"))
                 .label_style(("sans-serif", 14))
                 .draw()
                 .map_err(|e| fail(&e))?;
+            if let Some(t) = target {
+                let grey = RGBColor(120, 120, 120);
+                chart
+                    .draw_series(LineSeries::new(
+                        [(0.0, t), (x_max, t)],
+                        grey.stroke_width(1),
+                    ))
+                    .map_err(|e| fail(&e))?
+                    .label(format!("target {t:.4}"))
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], grey));
+            }
             for (k, (label, history)) in series.iter().enumerate() {
                 let colour = COLOURS[k % COLOURS.len()];
                 let line = history.iter().filter(|p| p.rel_error > 0.0).map(|p| {
                     let x = if by_time { p.seconds } else { p.iter as f64 };
-                    (x, p.rel_error)
+                    (x, p.rel_error.min(hi))
                 });
                 chart
                     .draw_series(LineSeries::new(line, colour.stroke_width(2)))
