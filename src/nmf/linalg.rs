@@ -46,14 +46,14 @@ pub(crate) fn matmul<T: Float>(out: &mut Array2<T>, lhs: MatRef<'_, T>, rhs: Mat
 /// order whatever the number of threads (bitwise reproducibility).
 pub(crate) const ROW_CHUNK: usize = 64;
 
-/// `<a, b>` (sum of elementwise products) accumulated in f64, in a fixed order.
-pub(crate) fn dot<T: Float>(a: &Array2<T>, b: &Array2<T>) -> f64 {
+/// `<a, b>` (sum of elementwise products) accumulated in f64, in a fixed order. `partials` is
+/// reused between calls, so that the iteration loop allocates nothing.
+pub(crate) fn dot<T: Float>(a: &Array2<T>, b: &Array2<T>, partials: &mut Vec<f64>) -> f64 {
     debug_assert_eq!(a.dim(), b.dim());
     let cols = a.ncols().max(1);
     let a = a.as_slice().expect("standard layout");
     let b = b.as_slice().expect("standard layout");
-    let partial: Vec<f64> = a
-        .par_chunks(ROW_CHUNK * cols)
+    a.par_chunks(ROW_CHUNK * cols)
         .zip(b.par_chunks(ROW_CHUNK * cols))
         .map(|(x, y)| {
             // Eight independent sums, so the adds pipeline instead of waiting on each other.
@@ -72,8 +72,8 @@ pub(crate) fn dot<T: Float>(a: &Array2<T>, b: &Array2<T>) -> f64 {
             }
             acc.iter().sum::<f64>() + tail
         })
-        .collect();
-    partial.iter().sum()
+        .collect_into_vec(partials);
+    partials.iter().sum()
 }
 
 /// `||X - W H||_F^2` formed directly (not through Gram matrices) in blocks of rows, accumulated

@@ -337,7 +337,8 @@ impl Nmf {
         gram_w.compute(&mut ww, &w.view(), &w.view());
         gram_h.compute(&mut hh, &ht.view(), &ht.view());
         xh_product.compute(&mut xh, &x.t(), &ht.view());
-        let (cross, quad) = (dot(&xh, &w), dot(&hh, &ww));
+        let mut partials = Vec::new();
+        let (cross, quad) = (dot(&xh, &w, &mut partials), dot(&hh, &ww, &mut partials));
         let mut err_sq = xx;
         if quad > 0.0 && cross > 0.0 {
             let alpha = cross / quad;
@@ -392,7 +393,7 @@ impl Nmf {
             self.update(&mut wy, &xh, &hh, sweeps_w, &mut scratch_w);
             gram_w.compute(&mut ww, &wy.view(), &wy.view());
             // ||X - WH||^2 = ||X||^2 - 2 <X H^T, W> + <H H^T, W^T W>
-            err_sq = xx - 2.0 * dot(&xh, &wy) + dot(&hh, &ww);
+            err_sq = xx - 2.0 * dot(&xh, &wy, &mut partials) + dot(&hh, &ww, &mut partials);
             let error = rel(err_sq);
 
             if let Some(e) = &mut extrapolation {
