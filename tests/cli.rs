@@ -115,6 +115,10 @@ fn learn_writes_every_output_with_the_right_sizes() {
     let rel = run["rel_error"].as_f64().unwrap();
     assert!(rel > 0.0 && rel < 1.0, "{rel}");
     assert!(run["converged"].is_boolean() && run["seconds"].as_f64().unwrap() > 0.0);
+    for key in ["sparseness_w", "sparseness_h"] {
+        let s = run[key].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&s), "{key} = {s}");
+    }
     // No temporary files are left behind.
     let names: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()

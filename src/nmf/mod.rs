@@ -12,6 +12,7 @@
 //! from the Gram matrices the update already has, at the cost of two r x r and one m x r dot
 //! products, and once exactly (from WH itself) at the end.
 
+mod canonical;
 mod extrapolate;
 mod hals;
 pub(crate) mod init;
@@ -26,6 +27,7 @@ use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
 use crate::{Error, Float, Result};
+pub use canonical::hoyer_sparseness;
 use extrapolate::Extrapolation;
 pub use linalg::Products;
 use linalg::{TallProduct, dot, residual_sq};
@@ -118,7 +120,8 @@ fn as_string<S: serde::Serializer, D: fmt::Display>(
     s.collect_str(v)
 }
 
-/// The result of a fit.
+/// The result of a fit, in canonical form: each column of W has maximum 1 and components are
+/// sorted by their share of the reconstruction, largest first.
 #[derive(Debug, Clone)]
 pub struct Factorization<T> {
     /// Basis images, m x r (one per column).
@@ -139,11 +142,26 @@ pub struct Factorization<T> {
     pub params: Nmf,
 }
 
-impl<T> Factorization<T> {
+impl<T: Float> Factorization<T> {
     /// Whether the tolerance was met (false when `max_iter` or `max_time` stopped the loop).
     pub fn converged(&self) -> bool {
         self.stop == Stop::Tolerance
     }
+
+    /// Mean Hoyer sparseness of the basis images (columns of W), in [0, 1].
+    pub fn sparseness_w(&self) -> f64 {
+        mean(self.w.columns().into_iter().map(hoyer_sparseness))
+    }
+
+    /// Mean Hoyer sparseness of the coefficient rows of H (one per component), in [0, 1].
+    pub fn sparseness_h(&self) -> f64 {
+        mean(self.h.rows().into_iter().map(hoyer_sparseness))
+    }
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> f64 {
+    let (sum, count) = values.fold((0.0, 0usize), |(s, c), v| (s + v, c + 1));
+    if count == 0 { 0.0 } else { sum / count as f64 }
 }
 
 impl Nmf {
@@ -292,7 +310,10 @@ impl Nmf {
                 ));
             }
         }
-        let start = (w0.to_owned(), h0.t().as_standard_layout().into_owned());
+        let start = (
+            w0.as_standard_layout().into_owned(),
+            h0.t().as_standard_layout().into_owned(),
+        );
         self.fit_inner(x, Some(start), progress)
     }
 
@@ -448,11 +469,12 @@ impl Nmf {
             }
         }
 
-        let (w, ht) = match extrapolation {
+        let (mut w, mut ht) = match extrapolation {
             Some(_) if history.len() > 1 => (best_w, best_ht),
             Some(_) => (w, ht),
             None => (wy, hty),
         };
+        canonical::canonicalize(&mut w, &mut ht);
         let rel_error = residual_sq(&x, &w, &ht).max(0.0).sqrt() / x_norm;
         let h = ht.t().as_standard_layout().into_owned();
         Ok(Factorization {
@@ -931,6 +953,32 @@ mod tests {
             .fit_from(&x.view(), &w.view(), &h.view(), |_| {})
             .unwrap_err();
         assert!(err.to_string().contains("negative"), "{err}");
+    }
+
+    #[test]
+    fn results_are_in_canonical_form() {
+        let x = noisy(40, 30, 13);
+        for solver in ALL_SOLVERS {
+            let fit = Nmf::params(5)
+                .solver(solver)
+                .max_iter(30)
+                .fit(&x.view())
+                .unwrap();
+            for col in fit.w.columns() {
+                let max = col.fold(0.0f64, |a, &v| a.max(v));
+                assert!((max - 1.0).abs() < 1e-12, "{solver}: column max {max}");
+            }
+            let norm = |v: ndarray::ArrayView1<f64>| v.dot(&v).sqrt();
+            let shares: Vec<f64> = (0..5)
+                .map(|k| norm(fit.w.column(k)) * norm(fit.h.row(k)))
+                .collect();
+            assert!(
+                shares.windows(2).all(|p| p[0] >= p[1]),
+                "{solver}: {shares:?}"
+            );
+            let (sw, sh) = (fit.sparseness_w(), fit.sparseness_h());
+            assert!((0.0..=1.0).contains(&sw) && (0.0..=1.0).contains(&sh));
+        }
     }
 
     #[test]

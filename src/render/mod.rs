@@ -90,6 +90,8 @@ struct RunRecord<'a> {
     rel_error: f64,
     converged: bool,
     stop: String,
+    sparseness_w: f64,
+    sparseness_h: f64,
     files: Vec<String>,
     skipped: Vec<SkippedRecord>,
     reconstructions: Vec<ReconstructionRecord>,
@@ -166,6 +168,8 @@ pub fn write_outputs<T: Float>(
         rel_error: fit.rel_error,
         converged: fit.converged(),
         stop: fit.stop.to_string(),
+        sparseness_w: fit.sparseness_w(),
+        sparseness_h: fit.sparseness_h(),
         files: faces.paths.iter().map(|p| name(p)).collect(),
         skipped: faces
             .skipped

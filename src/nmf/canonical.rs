@@ -1,0 +1,88 @@
+//! The canonical form of a result, and sparseness.
+//!
+//! NMF is unique at best up to scaling and permutation: `W D` and `D^-1 H` fit as well as W and H.
+//! The result is given in one form: each column of W has maximum 1 (its scale moved into the
+//! row of H), and components are sorted by their share of the reconstruction,
+//! `||w_k|| ||h_k||` (the Frobenius norm of `w_k h_k`), largest first. Components that are
+//! entirely zero go last.
+
+use ndarray::{Array2, ArrayView1, Axis};
+
+use crate::Float;
+
+/// Rescales and reorders W (m x r) and H^T (n x r) in place into the canonical form; WH is
+/// unchanged up to rounding.
+pub(crate) fn canonicalize<T: Float>(w: &mut Array2<T>, ht: &mut Array2<T>) {
+    let r = w.ncols();
+    let mut share = Vec::with_capacity(r);
+    for k in 0..r {
+        let max = w.column(k).iter().fold(T::zero(), |a, &v| a.max_of(v));
+        if max > T::zero() {
+            let inv = T::one() / max;
+            w.column_mut(k).mapv_inplace(|v| v * inv);
+            ht.column_mut(k).mapv_inplace(|v| v * max);
+        }
+        let norm = |c: ArrayView1<T>| {
+            c.iter()
+                .map(|v| v.to_f64() * v.to_f64())
+                .sum::<f64>()
+                .sqrt()
+        };
+        share.push(norm(w.column(k)) * norm(ht.column(k)));
+    }
+    let mut order: Vec<usize> = (0..r).collect();
+    // Stable, so that equal shares keep their order and the result stays deterministic.
+    order.sort_by(|&a, &b| share[b].total_cmp(&share[a]));
+    if order.iter().enumerate().any(|(i, &k)| i != k) {
+        *w = w.select(Axis(1), &order).as_standard_layout().into_owned();
+        *ht = ht.select(Axis(1), &order).as_standard_layout().into_owned();
+    }
+}
+
+/// Hoyer's sparseness of a nonnegative vector, in [0, 1]: 0 when all entries are equal, 1 when
+/// only one is nonzero. `(sqrt(n) - ||x||_1 / ||x||_2) / (sqrt(n) - 1)`; P. O. Hoyer,
+/// "Non-negative matrix factorization with sparseness constraints", JMLR 5, 2004. A zero vector
+/// (and a vector of one entry) counts as 0.
+pub fn hoyer_sparseness<T: Float>(x: ArrayView1<T>) -> f64 {
+    let n = x.len() as f64;
+    let l1: f64 = x.iter().map(|v| v.to_f64().abs()).sum();
+    let l2 = x
+        .iter()
+        .map(|v| v.to_f64() * v.to_f64())
+        .sum::<f64>()
+        .sqrt();
+    if n <= 1.0 || l2 == 0.0 {
+        return 0.0;
+    }
+    ((n.sqrt() - l1 / l2) / (n.sqrt() - 1.0)).clamp(0.0, 1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn hoyer_sparseness_spans_zero_to_one() {
+        assert_eq!(hoyer_sparseness(array![1.0, 1.0, 1.0, 1.0].view()), 0.0);
+        assert_eq!(hoyer_sparseness(array![0.0, 3.0, 0.0, 0.0].view()), 1.0);
+        // n = 4, x = (1, 1, 0, 0): (2 - 2 / sqrt(2)) / (2 - 1) = 2 - sqrt(2).
+        let s = hoyer_sparseness(array![1.0, 1.0, 0.0, 0.0].view());
+        assert!((s - (2.0 - 2f64.sqrt())).abs() < 1e-12);
+        assert_eq!(hoyer_sparseness(array![0.0f32, 0.0].view()), 0.0);
+    }
+
+    #[test]
+    fn canonical_form_keeps_the_product_scales_w_to_max_one_and_sorts_by_share() {
+        let mut w = array![[1.0f64, 4.0, 0.0], [2.0, 2.0, 0.0]];
+        let mut ht = array![[1.0, 3.0, 0.0], [1.0, 3.0, 0.0], [0.0, 1.0, 0.0]];
+        let before = w.dot(&ht.t());
+        canonicalize(&mut w, &mut ht);
+        assert!((&w.dot(&ht.t()) - &before).iter().all(|d| d.abs() < 1e-12));
+        // Component 1 (share ||(4,2)|| ||(3,3,1)||) first, then 0, then the zero one.
+        assert_eq!(w.column(0).to_vec(), vec![1.0, 0.5]);
+        assert_eq!(w.column(1).to_vec(), vec![0.5, 1.0]);
+        assert_eq!(w.column(2).to_vec(), vec![0.0, 0.0]);
+        assert_eq!(ht.column(0).to_vec(), vec![12.0, 12.0, 4.0]);
+    }
+}
