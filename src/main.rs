@@ -52,7 +52,7 @@ struct LearnArgs {
     /// hals (E-A-HALS), off for cd and mu (which then match scikit-learn step for step).
     #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
     extrapolate: Option<bool>,
-    /// Initialisation: nndsvda, nndsvd, nndsvdar or random.
+    /// Initialisation: nndsvda, nndsvd, nndsvdar, random or spa (successive projection).
     #[arg(long, default_value = "nndsvda", value_parser = parse_init)]
     init: Init,
     /// Most iterations to run.

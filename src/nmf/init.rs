@@ -7,15 +7,18 @@
 //! - NNDSVDa fills those zeros with the mean of X, NNDSVDar with small random values
 //!   (mean / 100 times |N(0, 1)|), both as scikit-learn defines them.
 //! - Random: mean-scaled |N(0, 1)| entries, sqrt(mean(X) / r) as in scikit-learn.
+//! - SPA: r columns of X picked by the successive projection algorithm (separable NMF), H fitted
+//!   to them.
 //!
 //! The truncated SVD is the randomized range finder of Halko, Martinsson and Tropp (SIAM Review
 //! 53(2), 2011; their Algorithm 4.4, re-orthonormalising after every power iteration), with
 //! scikit-learn's oversampling (10) and [`POWER_ITERATIONS`] power iterations. When
 //! r + 10 >= min(m, n) the range is the whole space and the SVD is exact.
 
-use ndarray::{Array2, ArrayView1, ArrayView2, Zip};
+use ndarray::{Array2, ArrayView1, ArrayView2, Axis, Zip};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
+use rayon::prelude::*;
 
 use super::Init;
 use super::linalg::{TallProduct, matmul, view};
@@ -51,6 +54,9 @@ pub(crate) fn initialize<T: Float>(
         });
         return Ok((w, ht));
     }
+    if init == Init::Spa {
+        return spa(x, rank);
+    }
 
     let (mut w, mut ht) = nndsvd(x, rank, &mut rng)?;
     match init {
@@ -71,8 +77,103 @@ pub(crate) fn initialize<T: Float>(
             w.mapv_inplace(&mut fill);
             ht.mapv_inplace(&mut fill);
         }
-        Init::Random => unreachable!("handled above"),
+        Init::Random | Init::Spa => unreachable!("handled above"),
     }
+    Ok((w, ht))
+}
+
+/// Most HALS sweeps that polish H for the columns SPA picked (they stop early once H barely
+/// changes).
+const SPA_H_SWEEPS: usize = 50;
+
+/// Successive projection algorithm: W = r columns of X picked greedily, each the column with the
+/// largest residual norm after projecting out those already picked (N. Gillis and S. A. Vavasis,
+/// "Fast and robust recursive algorithms for separable nonnegative matrix factorization",
+/// IEEE TPAMI 36(4), 2014). For a separable X = W [I, H'] (every basis image is also one of the
+/// images) it finds W exactly. H is then fitted to that W: least squares clipped at zero,
+/// polished by HALS sweeps.
+///
+/// The residual norms are updated with one pass over X per picked column (c = u^T X with u the
+/// new orthonormalised direction), so X is never copied.
+fn spa<T: Float>(x: &ArrayView2<T>, rank: usize) -> Result<(Array2<T>, Array2<T>)> {
+    let n = x.ncols();
+    const COLS: usize = 256;
+    let mut norms = vec![0.0f64; n];
+    norms
+        .par_chunks_mut(COLS)
+        .zip(x.axis_chunks_iter(Axis(1), COLS))
+        .for_each(|(norms, block)| {
+            for row in block.rows() {
+                for (acc, v) in norms.iter_mut().zip(row) {
+                    *acc += v.to_f64() * v.to_f64();
+                }
+            }
+        });
+    let mut picked: Vec<usize> = Vec::with_capacity(rank);
+    let mut basis: Vec<Vec<f64>> = Vec::with_capacity(rank);
+    let mut c = vec![0.0f64; n];
+    for _ in 0..rank {
+        let j = (0..n)
+            .filter(|j| !picked.contains(j))
+            .max_by(|&a, &b| norms[a].total_cmp(&norms[b]).then(b.cmp(&a)))
+            .expect("rank <= number of images, checked before");
+        picked.push(j);
+        let mut u: Vec<f64> = x.column(j).iter().map(|v| v.to_f64()).collect();
+        // Gram-Schmidt twice against the directions already picked.
+        for _ in 0..2 {
+            for b in &basis {
+                let proj: f64 = b.iter().zip(&u).map(|(p, q)| p * q).sum();
+                u.iter_mut().zip(b).for_each(|(q, p)| *q -= proj * p);
+            }
+        }
+        let len = u.iter().map(|v| v * v).sum::<f64>().sqrt();
+        if len == 0.0 {
+            // Nothing new in this column (X has rank below r): it still serves as a column of W.
+            continue;
+        }
+        u.iter_mut().for_each(|v| *v /= len);
+        c.par_chunks_mut(COLS)
+            .zip(x.axis_chunks_iter(Axis(1), COLS))
+            .for_each(|(c, block)| {
+                c.iter_mut().for_each(|v| *v = 0.0);
+                for (row, &ui) in block.rows().into_iter().zip(&u) {
+                    for (acc, v) in c.iter_mut().zip(row) {
+                        *acc += ui * v.to_f64();
+                    }
+                }
+            });
+        norms
+            .iter_mut()
+            .zip(&c)
+            .for_each(|(nrm, ci)| *nrm = (*nrm - ci * ci).max(0.0));
+        basis.push(u);
+    }
+    let w = x.select(Axis(1), &picked).as_standard_layout().into_owned();
+
+    // H^T (n x r): the unconstrained least-squares fit clipped at zero (exact for separable X),
+    // then HALS sweeps towards the nonnegative least-squares fit. A singular W^T W (repeated
+    // columns) leaves the sweeps to start from zero.
+    let mut xtw = Array2::<T>::zeros((n, rank));
+    TallProduct::new(n, rank).compute(&mut xtw, x, &w.view());
+    let mut g = Array2::<T>::zeros((rank, rank));
+    TallProduct::new(rank, rank).compute(&mut g, &w.view(), &w.view());
+    let mut ht = Array2::<T>::zeros((n, rank));
+    let g64 = faer::Mat::<f64>::from_fn(rank, rank, |i, j| g[[i, j]].to_f64());
+    if let Ok(llt) = g64.llt(faer::Side::Lower) {
+        use faer::linalg::solvers::Solve;
+        let rhs = faer::Mat::<f64>::from_fn(rank, n, |k, i| xtw[[i, k]].to_f64());
+        let h = llt.solve(&rhs);
+        Zip::indexed(&mut ht).par_for_each(|(i, k), v| *v = T::from_f64(h[(k, i)].max(0.0)));
+    }
+    let mut scratch = vec![T::zero(); super::hals::scratch_len(n, rank)];
+    super::hals::update(
+        ht.as_slice_mut().expect("standard layout"),
+        xtw.as_slice().expect("standard layout"),
+        g.as_slice().expect("standard layout"),
+        rank,
+        SPA_H_SWEEPS,
+        &mut scratch,
+    );
     Ok((w, ht))
 }
 

@@ -58,6 +58,9 @@ pub enum Init {
     Nndsvdar,
     /// Random |N(0, 1)| entries scaled by sqrt(mean(X) / r).
     Random,
+    /// r images picked by the successive projection algorithm (Gillis & Vavasis 2014), with H
+    /// fitted to them: exact when every part also appears alone as an image.
+    Spa,
 }
 
 /// Why the loop stopped.
@@ -532,7 +535,10 @@ impl Nmf {
         if self.rank == 0 {
             return Err(Error::param("rank", "must be at least 1"));
         }
-        let nndsvd = matches!(self.init, Init::Nndsvd | Init::Nndsvda | Init::Nndsvdar);
+        let nndsvd = matches!(
+            self.init,
+            Init::Nndsvd | Init::Nndsvda | Init::Nndsvdar | Init::Spa
+        );
         if nndsvd && self.rank > m.min(n) {
             return Err(Error::param(
                 "rank",
@@ -638,6 +644,7 @@ impl fmt::Display for Init {
             Init::Nndsvda => "nndsvda",
             Init::Nndsvdar => "nndsvdar",
             Init::Random => "random",
+            Init::Spa => "spa",
         })
     }
 }
@@ -650,9 +657,10 @@ impl FromStr for Init {
             "nndsvda" => Ok(Init::Nndsvda),
             "nndsvdar" => Ok(Init::Nndsvdar),
             "random" => Ok(Init::Random),
+            "spa" => Ok(Init::Spa),
             _ => Err(Error::param(
                 "init",
-                format!("unknown init '{s}' (expected nndsvda, nndsvd, nndsvdar or random)"),
+                format!("unknown init '{s}' (expected nndsvda, nndsvd, nndsvdar, random or spa)"),
             )),
         }
     }
@@ -696,7 +704,13 @@ mod tests {
     }
 
     const ALL_SOLVERS: [Solver; 3] = [Solver::Hals, Solver::Cd, Solver::Mu];
-    const ALL_INITS: [Init; 4] = [Init::Nndsvd, Init::Nndsvda, Init::Nndsvdar, Init::Random];
+    const ALL_INITS: [Init; 5] = [
+        Init::Nndsvd,
+        Init::Nndsvda,
+        Init::Nndsvdar,
+        Init::Random,
+        Init::Spa,
+    ];
 
     #[test]
     fn factors_stay_nonnegative_for_every_solver_and_init() {
@@ -982,6 +996,40 @@ mod tests {
     }
 
     #[test]
+    fn spa_finds_the_basis_of_a_separable_matrix() {
+        // X = W0 [I, H1] with the columns shuffled: every basis column is also an image, the
+        // others are convex combinations of them (weights summing to 0.9).
+        let (m, r, extra) = (30, 4, 40);
+        let mut rng = ChaCha8Rng::seed_from_u64(14);
+        let w0 = Array2::from_shape_simple_fn((m, r), || uniform(&mut rng));
+        let mut h = Array2::<f64>::zeros((r, r + extra));
+        for k in 0..r {
+            h[[k, k]] = 1.0;
+        }
+        for j in r..r + extra {
+            let weights: Vec<f64> = (0..r).map(|_| uniform(&mut rng) + 0.05).collect();
+            let total: f64 = weights.iter().sum();
+            for k in 0..r {
+                h[[k, j]] = 0.9 * weights[k] / total;
+            }
+        }
+        let order: Vec<usize> = (0..r + extra).map(|j| (j * 17) % (r + extra)).collect();
+        let x = w0.dot(&h).select(ndarray::Axis(1), &order);
+        let (w, ht) = init::initialize(Init::Spa, &x.view(), r, 0, x.mean().unwrap()).unwrap();
+        for k in 0..r {
+            let found = (0..r).any(|c| {
+                (&w.column(c) - &w0.column(k))
+                    .iter()
+                    .all(|d| d.abs() < 1e-12)
+            });
+            assert!(found, "basis column {k} not picked");
+        }
+        let rebuilt = w.dot(&ht.t());
+        let rel = (&x - &rebuilt).mapv(|v| v * v).sum().sqrt() / x.mapv(|v| v * v).sum().sqrt();
+        assert!(rel < 1e-6, "H fitted to the picked columns leaves {rel}");
+    }
+
+    #[test]
     fn zero_rank_is_rejected() {
         let err = Nmf::params(0).fit(&noisy(5, 5, 0).view()).unwrap_err();
         assert!(err.to_string().starts_with("rank:"), "{err}");
@@ -990,7 +1038,7 @@ mod tests {
     #[test]
     fn rank_above_min_dimension_is_rejected_for_nndsvd_inits_only() {
         let x = noisy(10, 4, 0);
-        for init in [Init::Nndsvd, Init::Nndsvda, Init::Nndsvdar] {
+        for init in [Init::Nndsvd, Init::Nndsvda, Init::Nndsvdar, Init::Spa] {
             let err = Nmf::params(5).init(init).fit(&x.view()).unwrap_err();
             assert!(err.to_string().contains("min(pixels, images) = 4"), "{err}");
         }
