@@ -87,6 +87,14 @@ pub enum Error {
     /// A linear-algebra routine failed (an SVD that did not converge).
     #[error("linear algebra: {0}")]
     Linalg(String),
+    /// A `.npy` file could not be read as a matrix.
+    #[error("{}: {reason}", path.display())]
+    Npy {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Encoding an output image failed.
     #[error("{}: cannot encode image: {reason}", path.display())]
     Encode {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use ndarray::Array2;
 
 use facenmf::{Faces, Factorization, Float, Init, Loader, Nmf, Solver, render, synth};
 
@@ -42,8 +43,9 @@ struct LearnArgs {
     /// by content).
     dir: PathBuf,
     /// Number of parts (basis images) to learn.
-    #[arg(short, long, default_value_t = 49)]
-    rank: usize,
+    /// [default: 49, or the rank of --init-from's factors]
+    #[arg(short, long)]
+    rank: Option<usize>,
     /// Update rule: hals (accelerated HALS), cd (plain HALS, scikit-learn's cd) or mu
     /// (multiplicative updates).
     #[arg(long, default_value = "hals", value_parser = parse_solver)]
@@ -55,6 +57,10 @@ struct LearnArgs {
     /// Initialisation: nndsvda, nndsvd, nndsvdar, random or spa (successive projection).
     #[arg(long, default_value = "nndsvda", value_parser = parse_init)]
     init: Init,
+    /// Start from DIR/W.npy (pixels x rank) and DIR/H.npy (rank x images), for example the
+    /// output folder of an earlier run, instead of --init.
+    #[arg(long, value_name = "DIR", conflicts_with = "init")]
+    init_from: Option<PathBuf>,
     /// Most iterations to run.
     #[arg(long, default_value_t = 200)]
     max_iter: usize,
@@ -168,7 +174,7 @@ fn demo_args() -> LearnArgs {
     let argv = ["facenmf".into(), "learn".into(), dir.into_os_string()];
     match Cli::parse_from(argv).command {
         Some(Command::Learn(mut args)) => {
-            args.rank = synth::parts().len();
+            args.rank = Some(synth::parts().len());
             args
         }
         _ => unreachable!("the demo command line is a learn command"),
@@ -208,7 +214,20 @@ fn learn_as<T: Float>(args: &LearnArgs) -> Result<()> {
     ));
     report_skipped(&faces, args.quiet);
 
-    let mut params = Nmf::params(args.rank)
+    let start = match &args.init_from {
+        Some(dir) => {
+            let w: Array2<T> = render::npy::read(&dir.join("W.npy"))?;
+            let h: Array2<T> = render::npy::read(&dir.join("H.npy"))?;
+            Some((w, h))
+        }
+        None => None,
+    };
+    let rank = match (args.rank, &start) {
+        (Some(r), _) => r,
+        (None, Some((w, _))) => w.ncols(),
+        (None, None) => DEFAULT_RANK,
+    };
+    let mut params = Nmf::params(rank)
         .solver(args.solver)
         .init(args.init)
         .max_iter(args.max_iter)
@@ -234,11 +253,20 @@ fn learn_as<T: Float>(args: &LearnArgs) -> Result<()> {
         .expect("valid template")
         .progress_chars("=> "),
     );
-    bar.set_prefix(format!("{} rank {}", args.solver, args.rank));
-    let fit = params.fit_with(&faces.x.view(), |it| {
+    bar.set_prefix(format!("{} rank {rank}", args.solver));
+    let report = |it: &facenmf::Iteration| {
         bar.set_position(it.iter as u64);
         bar.set_message(format!("error {:.6}", it.rel_error));
-    })?;
+    };
+    let fit = match &start {
+        Some((w, h)) => params
+            .fit_from(&faces.x.view(), &w.view(), &h.view(), report)
+            .with_context(|| {
+                let dir = args.init_from.as_deref().unwrap_or(Path::new("."));
+                format!("cannot start from the factors in {}", dir.display())
+            })?,
+        None => params.fit_with(&faces.x.view(), report)?,
+    };
     bar.finish_and_clear();
 
     let threads = rayon::current_num_threads();
@@ -246,6 +274,9 @@ fn learn_as<T: Float>(args: &LearnArgs) -> Result<()> {
     summarise(args, &faces, &fit, &written);
     Ok(())
 }
+
+/// Rank when neither --rank nor --init-from gives one.
+const DEFAULT_RANK: usize = 49;
 
 fn report_skipped<T>(faces: &Faces<T>, quiet: bool) {
     if faces.skipped.is_empty() {
@@ -284,9 +315,9 @@ fn summarise<T: Float>(
     eprintln!(
         "{} images, X {m} x {n}, rank {}, {} / {} / {}",
         n,
-        args.rank,
+        fit.w.ncols(),
         args.solver,
-        args.init,
+        fit.start,
         T::NAME
     );
     eprintln!(

@@ -253,3 +253,68 @@ fn bad_input_exits_non_zero_with_a_message_naming_the_problem() {
         &["error:", "taken"],
     );
 }
+
+#[test]
+fn init_from_continues_an_earlier_run_and_rejects_mismatched_factors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    assert!(
+        facenmf(&["synth", "--out", "d", "--count", "30"], root)
+            .status
+            .success()
+    );
+    let first = facenmf(
+        &[
+            "learn",
+            "d/faces",
+            "-r",
+            "5",
+            "-o",
+            "first",
+            "--max-iter",
+            "20",
+            "--tol",
+            "0",
+        ],
+        root,
+    );
+    assert!(first.status.success(), "{}", stderr(&first));
+    let again = facenmf(
+        &[
+            "learn",
+            "d/faces",
+            "--init-from",
+            "first",
+            "-o",
+            "again",
+            "--max-iter",
+            "20",
+        ],
+        root,
+    );
+    assert!(again.status.success(), "{}", stderr(&again));
+    let read = |dir: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(root.join(dir).join("run.json")).unwrap()).unwrap()
+    };
+    let (a, b) = (read("first"), read("again"));
+    assert_eq!(b["rank"], 5, "rank taken from W.npy");
+    assert_eq!(b["init"], "given");
+    assert!(b["rel_error"].as_f64().unwrap() <= a["rel_error"].as_f64().unwrap() + 1e-9);
+
+    assert_clean_failure(
+        &["learn", "d/faces", "--init-from", "first", "-r", "6"],
+        root,
+        &["first", "W0 is 1024 x 5, expected 1024 x 6"],
+    );
+    assert_clean_failure(
+        &["learn", "d/faces", "--init-from", "nowhere"],
+        root,
+        &["W.npy"],
+    );
+    std::fs::write(root.join("first/H.npy"), b"not numpy").unwrap();
+    assert_clean_failure(
+        &["learn", "d/faces", "--init-from", "first"],
+        root,
+        &["H.npy", "magic"],
+    );
+}

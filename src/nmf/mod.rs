@@ -143,6 +143,8 @@ pub struct Factorization<T> {
     pub history: Vec<Iteration>,
     /// The parameters that produced this fit.
     pub params: Nmf,
+    /// How the factors started: the init's name, or `"given"` for [`Nmf::fit_from`].
+    pub start: String,
 }
 
 impl<T: Float> Factorization<T> {
@@ -337,6 +339,7 @@ impl Nmf {
         let x_norm = xx.sqrt();
 
         let mean = sum / (m * n) as f64;
+        let given = start_factors.is_some();
         let (mut w, mut ht) = match start_factors {
             Some(factors) => factors,
             None => init::initialize(self.init, &x, r, self.seed, mean)?,
@@ -489,6 +492,11 @@ impl Nmf {
             rel_error,
             history,
             params: self.clone(),
+            start: if given {
+                "given".into()
+            } else {
+                self.init.to_string()
+            },
         })
     }
 

@@ -158,7 +158,7 @@ pub fn write_outputs<T: Float>(
         width,
         rank: fit.w.ncols(),
         solver: fit.params.solver_name(),
-        init: fit.params.init_name(),
+        init: fit.start.clone(),
         precision: T::NAME,
         seed: fit.params.seed_value(),
         threads,

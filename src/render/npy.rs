@@ -1,12 +1,13 @@
-//! The `.npy` format (NumPy format version 1.0): a magic string, a header dict padded so the data
-//! starts on a 64-byte boundary, then the raw little-endian values in C order.
+//! The `.npy` format: a magic string, a header dict padded so the data starts on a 64-byte
+//! boundary, then the raw values. Written as version 1.0, little-endian, C order; read in
+//! versions 1-3, `<f4` or `<f8`, C or Fortran order, two dimensions.
 
 use std::path::Path;
 
-use ndarray::ArrayView2;
+use ndarray::{Array2, ArrayView2, ShapeBuilder};
 
 use super::write_atomic;
-use crate::{Float, Result};
+use crate::{Error, Float, Result};
 
 /// The bytes of a `.npy` file holding `a` (any layout; written in C order).
 pub fn to_bytes<T: Float>(a: &ArrayView2<T>) -> Vec<u8> {
@@ -39,9 +40,126 @@ pub fn write<T: Float>(path: &Path, a: &ArrayView2<T>) -> Result<()> {
     write_atomic(path, &to_bytes(a))
 }
 
+/// Reads a two-dimensional float `.npy` file (as numpy's `np.save` writes it), converting to T.
+///
+/// # Errors
+/// The file cannot be read, is not `.npy`, or holds something other than a 2-D `<f4`/`<f8`
+/// array; the message names the file.
+pub fn read<T: Float>(path: &Path) -> Result<Array2<T>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    parse(&bytes).map_err(|reason| Error::Npy {
+        path: path.to_path_buf(),
+        reason,
+    })
+}
+
+fn parse<T: Float>(bytes: &[u8]) -> std::result::Result<Array2<T>, String> {
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err("not a .npy file (no \\x93NUMPY magic)".into());
+    }
+    let (header_len, start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
+        v => return Err(format!("unsupported .npy version {v}")),
+    };
+    let header = bytes
+        .get(start..start + header_len)
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .ok_or("truncated or unreadable header")?;
+    let field = |key: &str| {
+        let at = header.find(&format!("'{key}':"))? + key.len() + 3;
+        Some(header[at..].trim_start())
+    };
+    let descr = field("descr")
+        .and_then(|v| v.strip_prefix('\''))
+        .and_then(|v| v.split('\'').next())
+        .ok_or("header has no descr")?;
+    let fortran = field("fortran_order")
+        .map(|v| v.starts_with("True"))
+        .ok_or("header has no fortran_order")?;
+    let shape: Vec<usize> = field("shape")
+        .and_then(|v| v.strip_prefix('('))
+        .and_then(|v| v.split(')').next())
+        .ok_or("header has no shape")?
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| {
+            d.parse::<usize>()
+                .map_err(|_| format!("bad shape entry '{d}'"))
+        })
+        .collect::<std::result::Result<_, _>>()?;
+    let [rows, cols] = shape[..] else {
+        return Err(format!(
+            "array has {} dimensions; a matrix has 2",
+            shape.len()
+        ));
+    };
+    let data = &bytes[start + header_len..];
+    let values: Vec<f64> = match descr {
+        "<f4" => data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")) as f64)
+            .collect(),
+        "<f8" => data
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect(),
+        other => {
+            return Err(format!(
+                "dtype {other} is not supported (save as float32 or float64)"
+            ));
+        }
+    };
+    if values.len() != rows * cols {
+        return Err(format!(
+            "{rows} x {cols} needs {} values, the file has {}",
+            rows * cols,
+            values.len()
+        ));
+    }
+    let values = values.into_iter().map(T::from_f64).collect();
+    let shape = if fortran {
+        (rows, cols).f()
+    } else {
+        (rows, cols).into_shape_with_order()
+    };
+    let array = Array2::from_shape_vec(shape, values).map_err(|e| e.to_string())?;
+    Ok(array.as_standard_layout().into_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn written_files_read_back() {
+        let a = ndarray::array![[1.5f64, -2.0, 3.25], [4.0, 5.0, 6.0]];
+        let back: Array2<f64> = parse(&to_bytes(&a.view())).unwrap();
+        assert_eq!(back, a);
+        let back32: Array2<f32> = parse(&to_bytes(&a.mapv(|v| v as f32).view())).unwrap();
+        assert_eq!(back32, a.mapv(|v| v as f32));
+    }
+
+    #[test]
+    fn fortran_order_and_bad_files_are_handled() {
+        let a = ndarray::array![[1.0f64, 2.0], [3.0, 4.0], [5.0, 6.0]];
+        let mut bytes = to_bytes(&a.t()); // (2, 3) in C order = (3, 2) in Fortran order
+        let text = String::from_utf8_lossy(&bytes[10..74])
+            .replace("False", "True ")
+            .replace("(2, 3)", "(3, 2)");
+        bytes.splice(10..74, text.bytes());
+        let back: Array2<f64> = parse(&bytes).unwrap();
+        assert_eq!(back, a);
+        assert!(parse::<f64>(b"hello world").unwrap_err().contains("magic"));
+        let mut three = to_bytes(&a.view());
+        let text = String::from_utf8_lossy(&three[10..74]).replace("(3, 2)", "(3, 2, 1)");
+        three.splice(10..74, text.bytes());
+        assert!(parse::<f64>(&three).unwrap_err().contains("3 dimensions"));
+    }
 
     #[test]
     fn header_is_padded_to_64_bytes_and_data_follows_in_c_order() {
