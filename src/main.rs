@@ -74,6 +74,9 @@ struct LearnArgs {
     /// Seed of every random choice; same seed and threads give the same result.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Fit this many times from distinct seeds and keep the best (all errors go to run.json).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    runs: u64,
     /// Worker threads (0: one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -237,7 +240,8 @@ fn learn_as<T: Float>(args: &LearnArgs) -> Result<()> {
             Some(s) => bail!("--max-time: {s} is not a number of seconds"),
             None => None,
         })
-        .seed(args.seed);
+        .seed(args.seed)
+        .runs(args.runs as usize);
     if let Some(on) = args.extrapolate {
         params = params.extrapolate(on);
     }
@@ -254,7 +258,17 @@ fn learn_as<T: Float>(args: &LearnArgs) -> Result<()> {
         .progress_chars("=> "),
     );
     bar.set_prefix(format!("{} rank {rank}", args.solver));
+    let mut run = 0;
     let report = |it: &facenmf::Iteration| {
+        if it.iter == 0 {
+            run += 1;
+            if args.runs > 1 {
+                bar.set_prefix(format!(
+                    "{} rank {rank}, run {run}/{}",
+                    args.solver, args.runs
+                ));
+            }
+        }
         bar.set_position(it.iter as u64);
         bar.set_message(format!("error {:.6}", it.rel_error));
     };
@@ -324,6 +338,15 @@ fn summarise<T: Float>(
         "{} iterations in {:.2} s ({}), relative error {:.6}",
         fit.n_iter, fit.seconds, fit.stop, fit.rel_error
     );
+    if fit.run_errors.len() > 1 {
+        let all: Vec<String> = fit.run_errors.iter().map(|e| format!("{e:.6}")).collect();
+        eprintln!(
+            "best of {} runs (run {}): {}",
+            all.len(),
+            fit.best_run + 1,
+            all.join(", ")
+        );
+    }
     let names: Vec<_> = written
         .iter()
         .filter_map(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))

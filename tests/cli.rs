@@ -115,6 +115,8 @@ fn learn_writes_every_output_with_the_right_sizes() {
     let rel = run["rel_error"].as_f64().unwrap();
     assert!(rel > 0.0 && rel < 1.0, "{rel}");
     assert!(run["converged"].is_boolean() && run["seconds"].as_f64().unwrap() > 0.0);
+    assert_eq!(run["run_errors"].as_array().unwrap().len(), 2);
+    assert!(err.contains("best of 2 runs"), "{err}");
     for key in ["sparseness_w", "sparseness_h"] {
         let s = run[key].as_f64().unwrap();
         assert!((0.0..=1.0).contains(&s), "{key} = {s}");

@@ -114,6 +114,7 @@ pub struct Nmf {
     #[serde(rename = "max_time_seconds")]
     max_time: Option<f64>,
     seed: u64,
+    runs: usize,
 }
 
 fn as_string<S: serde::Serializer, D: fmt::Display>(
@@ -145,6 +146,22 @@ pub struct Factorization<T> {
     pub params: Nmf,
     /// How the factors started: the init's name, or `"given"` for [`Nmf::fit_from`].
     pub start: String,
+    /// Final relative error of every run (one unless [`Nmf::runs`] asked for more).
+    pub run_errors: Vec<f64>,
+    /// Which run this result is (the one with the least error), counting from 0.
+    pub best_run: usize,
+}
+
+/// Seed of restart `run`: the given seed for the first, then a SplitMix64 scramble of it, so that
+/// `--runs K` starts are distinct and the first run is the single fit of the same seed.
+fn run_seed(seed: u64, run: usize) -> u64 {
+    if run == 0 {
+        return seed;
+    }
+    let mut z = seed.wrapping_add((run as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 impl<T: Float> Factorization<T> {
@@ -181,6 +198,7 @@ impl Nmf {
             tol: 1e-4,
             max_time: None,
             seed: 0,
+            runs: 1,
         }
     }
 
@@ -234,6 +252,14 @@ impl Nmf {
         self
     }
 
+    /// Fit this many times from distinct seeds (derived from [`Nmf::seed`]) and keep the
+    /// result with the least error; every run's error is in [`Factorization::run_errors`].
+    /// Matters for random starts; NNDSVD starts differ little between seeds. Default: 1.
+    pub fn runs(mut self, runs: usize) -> Self {
+        self.runs = runs;
+        self
+    }
+
     /// The rank r.
     pub fn rank(&self) -> usize {
         self.rank
@@ -272,9 +298,30 @@ impl Nmf {
     pub fn fit_with<T: Float>(
         &self,
         x: &ArrayView2<T>,
-        progress: impl FnMut(&Iteration),
+        mut progress: impl FnMut(&Iteration),
     ) -> Result<Factorization<T>> {
-        self.fit_inner(x, None, progress)
+        if self.runs == 0 {
+            return Err(Error::param("runs", "must be at least 1"));
+        }
+        let mut best: Option<Factorization<T>> = None;
+        let mut errors = Vec::with_capacity(self.runs);
+        for run in 0..self.runs {
+            let params = Nmf {
+                seed: run_seed(self.seed, run),
+                ..self.clone()
+            };
+            let fit = params.fit_inner(x, None, &mut progress)?;
+            errors.push(fit.rel_error);
+            if best.as_ref().is_none_or(|b| fit.rel_error < b.rel_error) {
+                best = Some(Factorization {
+                    best_run: run,
+                    ..fit
+                });
+            }
+        }
+        let mut best = best.expect("at least one run");
+        best.run_errors = errors;
+        Ok(best)
     }
 
     /// Fits X from given factors W0 (m x r) and H0 (r x n) instead of [`Nmf::init`]; W0 is
@@ -497,6 +544,8 @@ impl Nmf {
             } else {
                 self.init.to_string()
             },
+            run_errors: vec![rel_error],
+            best_run: 0,
         })
     }
 
@@ -1035,6 +1084,32 @@ mod tests {
         let rebuilt = w.dot(&ht.t());
         let rel = (&x - &rebuilt).mapv(|v| v * v).sum().sqrt() / x.mapv(|v| v * v).sum().sqrt();
         assert!(rel < 1e-6, "H fitted to the picked columns leaves {rel}");
+    }
+
+    #[test]
+    fn several_runs_keep_the_best_and_report_every_error() {
+        let x = noisy(40, 30, 15);
+        let params = Nmf::params(4).init(Init::Random).max_iter(15).tol(0.0);
+        let best = params.clone().runs(4).fit(&x.view()).unwrap();
+        assert_eq!(best.run_errors.len(), 4);
+        let least = best.run_errors.iter().copied().fold(f64::MAX, f64::min);
+        assert_eq!(best.rel_error, least);
+        assert_eq!(best.run_errors[best.best_run], least);
+        // The first run is the single fit of the same seed.
+        let single = params.fit(&x.view()).unwrap();
+        assert_eq!(best.run_errors[0], single.rel_error);
+        assert!(
+            best.run_errors.windows(2).any(|p| p[0] != p[1]),
+            "distinct starts"
+        );
+        assert!(
+            Nmf::params(4)
+                .runs(0)
+                .fit(&x.view())
+                .unwrap_err()
+                .to_string()
+                .starts_with("runs:")
+        );
     }
 
     #[test]

@@ -92,6 +92,8 @@ struct RunRecord<'a> {
     stop: String,
     sparseness_w: f64,
     sparseness_h: f64,
+    run_errors: &'a [f64],
+    best_run: usize,
     files: Vec<String>,
     skipped: Vec<SkippedRecord>,
     reconstructions: Vec<ReconstructionRecord>,
@@ -170,6 +172,8 @@ pub fn write_outputs<T: Float>(
         stop: fit.stop.to_string(),
         sparseness_w: fit.sparseness_w(),
         sparseness_h: fit.sparseness_h(),
+        run_errors: &fit.run_errors,
+        best_run: fit.best_run,
         files: faces.paths.iter().map(|p| name(p)).collect(),
         skipped: faces
             .skipped
