@@ -72,6 +72,8 @@ fn learn_writes_every_output_with_the_right_sizes() {
             "f64",
             "--threads",
             "1",
+            "--runs",
+            "2",
         ],
         tmp.path(),
     );
