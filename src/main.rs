@@ -51,7 +51,7 @@ struct LearnArgs {
     #[arg(long, default_value = "hals", value_parser = parse_solver)]
     solver: Solver,
     /// Extrapolate between iterations with restarts (Ang & Gillis 2019): on by default for
-    /// hals (E-A-HALS), off for cd and mu (which then match scikit-learn step for step).
+    /// hals (E-A-HALS), off for cd and mu (which then make the updates of scikit-learn's cd and mu).
     #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
     extrapolate: Option<bool>,
     /// Initialisation: nndsvda, nndsvd, nndsvdar, random or spa (successive projection).

@@ -216,7 +216,8 @@ impl Nmf {
 
     /// Extrapolate between iterations with restarts (Ang & Gillis 2019), returning the best
     /// iterate. Default: on for [`Solver::Hals`] (E-A-HALS), off for [`Solver::Cd`] and
-    /// [`Solver::Mu`], which then match scikit-learn's `cd` and `mu` step for step.
+    /// [`Solver::Mu`], which then make the same updates as scikit-learn's `cd` and `mu` (from a
+    /// slightly different start: the randomized SVD differs, and W is rescaled).
     pub fn extrapolate(mut self, on: bool) -> Self {
         self.extrapolate = Some(on);
         self
@@ -369,7 +370,7 @@ impl Nmf {
         self.fit_inner(x, Some(start), progress)
     }
 
-    /// The one iteration loop: initialisation (unless `start` gives W and H^T), stopping rules,
+    /// The one iteration loop: initialisation (unless `start_factors` gives W and H^T), stopping,
     /// history, progress and keep-best.
     fn fit_inner<T: Float>(
         &self,
