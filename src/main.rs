@@ -46,8 +46,8 @@ struct LearnArgs {
     /// [default: 49, or the rank of --init-from's factors]
     #[arg(short, long)]
     rank: Option<usize>,
-    /// Update rule: hals (accelerated HALS), cd (plain HALS, scikit-learn's cd) or mu
-    /// (multiplicative updates).
+    /// Update rule: hals (accelerated HALS), cd (plain HALS, scikit-learn's cd), mu
+    /// (multiplicative updates) or fpgm (fast projected gradient).
     #[arg(long, default_value = "hals", value_parser = parse_solver)]
     solver: Solver,
     /// Extrapolate between iterations with restarts (Ang & Gillis 2019): on by default for

@@ -54,6 +54,7 @@ fn iterations_allocate_no_buffers() {
         ("hals, no extrapolation", Nmf::params(r).extrapolate(false)),
         ("cd", Nmf::params(r).solver(Solver::Cd)),
         ("mu", Nmf::params(r).solver(Solver::Mu)),
+        ("fpgm", Nmf::params(r).solver(Solver::Fpgm)),
     ] {
         let mut at = [0usize; 2];
         let iters = 12;

@@ -68,3 +68,24 @@ fn mu_on_cbcl_tracks_scikit_learn_mu() {
         fit.rel_error
     );
 }
+
+/// Issue 4's bar for the projected-gradient solver: scikit-learn cd's 200-iteration error
+/// within 500 iterations.
+#[test]
+fn fpgm_on_cbcl_reaches_scikit_learn_cd_within_500_iterations() {
+    let Some(dir) = common::dataset("cbcl") else {
+        return;
+    };
+    let faces = Loader::new(dir).load::<f32>().unwrap();
+    let fit = Nmf::params(49)
+        .solver(Solver::Fpgm)
+        .max_iter(500)
+        .tol(0.0)
+        .fit(&faces.x.view())
+        .unwrap();
+    assert!(
+        fit.rel_error <= 0.08406,
+        "relative error {:.6}",
+        fit.rel_error
+    );
+}

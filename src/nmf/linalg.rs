@@ -35,6 +35,17 @@ pub(crate) fn par() -> Par {
     }
 }
 
+/// `out = lhs * rhs` into a view (standard layout), where either side may be transposed.
+pub(crate) fn matmul_into<T: Float>(
+    out: &mut ArrayViewMut2<T>,
+    lhs: MatRef<'_, T>,
+    rhs: MatRef<'_, T>,
+) {
+    let mut out = out.view_mut();
+    let dst = view_mut(&mut out);
+    faer::linalg::matmul::matmul(dst, Accum::Replace, lhs, rhs, T::one(), par());
+}
+
 /// `out = lhs * rhs`, where either side may be a transposed view.
 pub(crate) fn matmul<T: Float>(out: &mut Array2<T>, lhs: MatRef<'_, T>, rhs: MatRef<'_, T>) {
     let mut out_view = out.view_mut();

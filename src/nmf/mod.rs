@@ -14,6 +14,7 @@
 
 mod canonical;
 mod extrapolate;
+mod fpgm;
 mod hals;
 pub(crate) mod init;
 mod linalg;
@@ -43,6 +44,8 @@ pub enum Solver {
     Cd,
     /// Multiplicative updates (Lee & Seung 2001).
     Mu,
+    /// Fast projected gradient with Nesterov momentum (Gillis 2020, section 8.3).
+    Fpgm,
 }
 
 /// How the factors start.
@@ -403,7 +406,7 @@ impl Nmf {
         let mut scratch_w = self.scratch(m, r);
         let mut scratch_h = self.scratch(n, r);
         let (sweeps_w, sweeps_h) = match self.solver {
-            Solver::Hals => (hals::max_sweeps(m, n, r), hals::max_sweeps(n, m, r)),
+            Solver::Hals | Solver::Fpgm => (hals::max_sweeps(m, n, r), hals::max_sweeps(n, m, r)),
             Solver::Cd | Solver::Mu => (1, 1),
         };
 
@@ -570,6 +573,7 @@ impl Nmf {
                 hals::update(f, a, g, rank, sweeps, scratch);
             }
             Solver::Mu => mu::update(f, a, g, scratch),
+            Solver::Fpgm => fpgm::update(f, a, g, sweeps, scratch),
         }
     }
 
@@ -578,6 +582,7 @@ impl Nmf {
         match self.solver {
             Solver::Hals | Solver::Cd => Array2::zeros((1, hals::scratch_len(rows, rank))),
             Solver::Mu => Array2::zeros((rows, rank)),
+            Solver::Fpgm => Array2::zeros((fpgm::scratch_rows(rows), rank)),
         }
     }
 
@@ -676,6 +681,7 @@ impl fmt::Display for Solver {
             Solver::Hals => "hals",
             Solver::Cd => "cd",
             Solver::Mu => "mu",
+            Solver::Fpgm => "fpgm",
         })
     }
 }
@@ -687,9 +693,10 @@ impl FromStr for Solver {
             "hals" | "a-hals" => Ok(Solver::Hals),
             "cd" => Ok(Solver::Cd),
             "mu" => Ok(Solver::Mu),
+            "fpgm" => Ok(Solver::Fpgm),
             _ => Err(Error::param(
                 "solver",
-                format!("unknown solver '{s}' (expected hals, cd or mu)"),
+                format!("unknown solver '{s}' (expected hals, cd, mu or fpgm)"),
             )),
         }
     }
@@ -761,7 +768,7 @@ mod tests {
         low_rank(m, n, 8, seed) + Array2::from_shape_simple_fn((m, n), || 0.3 * uniform(&mut rng))
     }
 
-    const ALL_SOLVERS: [Solver; 3] = [Solver::Hals, Solver::Cd, Solver::Mu];
+    const ALL_SOLVERS: [Solver; 4] = [Solver::Hals, Solver::Cd, Solver::Mu, Solver::Fpgm];
     const ALL_INITS: [Init; 5] = [
         Init::Nndsvd,
         Init::Nndsvda,
