@@ -18,9 +18,9 @@ use crate::Float;
 const ALPHA0: f64 = 0.05;
 
 /// Rows of scratch space [`update`] needs for a factor of `rows` rows: Y, Y G and F before the
-/// step, stacked.
+/// step, stacked, and two rows for the power iteration.
 pub(crate) fn scratch_rows(rows: usize) -> usize {
-    3 * rows
+    3 * rows + 2
 }
 
 /// Updates `f` in place with `steps` FPGM steps. `a` is p x r, `g` r x r; `scratch` has
@@ -33,13 +33,14 @@ pub(crate) fn update<T: Float>(
     scratch: &mut Array2<T>,
 ) {
     let p = f.nrows();
-    let lipschitz = largest_eigenvalue(g);
+    let (mut y, rest) = scratch.view_mut().split_at(Axis(0), p);
+    let (mut yg, rest) = rest.split_at(Axis(0), p);
+    let (mut previous, mut power) = rest.split_at(Axis(0), p);
+    let lipschitz = largest_eigenvalue(g, &mut power);
     if lipschitz <= 0.0 {
         return; // The other factor is zero: every F is optimal.
     }
     let inv_l = T::from_f64(1.0 / lipschitz);
-    let (mut y, rest) = scratch.view_mut().split_at(Axis(0), p);
-    let (mut yg, mut previous) = rest.split_at(Axis(0), p);
     y.assign(f);
     let mut alpha = ALPHA0;
     for _ in 0..steps {
@@ -70,23 +71,30 @@ fn extrapolate<T: Float>(
 }
 
 /// Largest eigenvalue of a symmetric positive semidefinite matrix (power iteration on the
-/// small r x r matrix, from the all-ones vector, to 1e-6 relative change).
-fn largest_eigenvalue<T: Float>(g: &Array2<T>) -> f64 {
+/// small r x r matrix, from the all-ones vector, to 1e-6 relative change). `vectors` is 2 x r
+/// scratch.
+fn largest_eigenvalue<T: Float>(g: &Array2<T>, vectors: &mut ArrayViewMut2<T>) -> f64 {
     let r = g.nrows();
-    let g = g.mapv(|v| v.to_f64());
-    let mut v = vec![1.0 / (r as f64).sqrt(); r];
+    let (mut v, mut w) = vectors.view_mut().split_at(Axis(0), 1);
+    v.fill(T::from_f64(1.0 / (r as f64).sqrt()));
     let mut lambda = 0.0;
     for _ in 0..200 {
-        let w: Vec<f64> = (0..r)
-            .map(|i| (0..r).map(|j| g[[i, j]] * v[j]).sum())
-            .collect();
-        let norm = w.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let mut norm = 0.0;
+        for (i, wi) in w.iter_mut().enumerate() {
+            let value: f64 = (0..r)
+                .map(|j| g[[i, j]].to_f64() * v[[0, j]].to_f64())
+                .sum();
+            norm += value * value;
+            *wi = T::from_f64(value);
+        }
+        let norm = norm.sqrt();
         if norm == 0.0 {
             return 0.0;
         }
         let converged = (norm - lambda).abs() <= 1e-6 * norm;
         lambda = norm;
-        v = w.into_iter().map(|x| x / norm).collect();
+        let inv = T::from_f64(1.0 / norm);
+        Zip::from(&mut v).and(&w).for_each(|v, &w| *v = w * inv);
         if converged {
             break;
         }
@@ -103,9 +111,14 @@ mod tests {
     #[test]
     fn largest_eigenvalue_of_a_known_matrix() {
         // eigenvalues of [[2, 1], [1, 2]] are 3 and 1
-        let l = largest_eigenvalue(&array![[2.0f64, 1.0], [1.0, 2.0]]);
+        let mut scratch = Array2::<f64>::zeros((2, 2));
+        let l = largest_eigenvalue(&array![[2.0f64, 1.0], [1.0, 2.0]], &mut scratch.view_mut());
         assert!((l - 3.0).abs() < 1e-4, "{l}");
-        assert_eq!(largest_eigenvalue(&Array2::<f64>::zeros((3, 3))), 0.0);
+        let mut scratch = Array2::<f64>::zeros((2, 3));
+        assert_eq!(
+            largest_eigenvalue(&Array2::<f64>::zeros((3, 3)), &mut scratch.view_mut()),
+            0.0
+        );
     }
 
     #[test]

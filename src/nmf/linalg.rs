@@ -42,8 +42,16 @@ pub(crate) fn matmul_into<T: Float>(
     rhs: MatRef<'_, T>,
 ) {
     let mut out = out.view_mut();
-    let dst = view_mut(&mut out);
-    faer::linalg::matmul::matmul(dst, Accum::Replace, lhs, rhs, T::one(), par());
+    // Row-major `out` is a column-major `out^T = rhs^T lhs^T` to faer.
+    let dst = view_mut(&mut out).transpose_mut();
+    faer::linalg::matmul::matmul(
+        dst,
+        Accum::Replace,
+        rhs.transpose(),
+        lhs.transpose(),
+        T::one(),
+        par(),
+    );
 }
 
 /// `out = lhs * rhs`, where either side may be a transposed view.
