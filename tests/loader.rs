@@ -11,6 +11,15 @@ fn gray(width: u32, height: u32, f: impl Fn(u32, u32) -> u8) -> GrayImage {
     GrayImage::from_fn(width, height, |x, y| Luma([f(x, y)]))
 }
 
+/// A constant `width` x `height` image at `dir/name`, its format taken from the extension.
+fn flat(dir: &Path, name: &str, width: u32, height: u32, value: u8) {
+    save(
+        &gray(width, height, |_, _| value),
+        &dir.join(name),
+        ImageFormat::from_path(name).unwrap(),
+    );
+}
+
 fn save(img: &GrayImage, path: &Path, format: ImageFormat) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     if format == ImageFormat::Gif {
@@ -85,11 +94,7 @@ fn file_without_extension_is_recognised_by_content() {
         &dir.path().join("face"),
         ImageFormat::Gif,
     );
-    save(
-        &gray(4, 4, |_, _| 50),
-        &dir.path().join("other.png"),
-        ImageFormat::Png,
-    );
+    flat(dir.path(), "other.png", 4, 4, 50);
     let faces = Loader::new(dir.path()).load::<f32>().unwrap();
     assert_eq!(faces.x.ncols(), 2);
     assert!((faces.x[[0, 0]] - 100.0 / 255.0).abs() < 1e-6);
@@ -101,11 +106,7 @@ fn sixteen_bit_png_is_scaled_by_65535() {
     let img: ImageBuffer<Luma<u16>, Vec<u16>> =
         ImageBuffer::from_fn(2, 2, |x, _| Luma([if x == 0 { 65535 } else { 1000 }]));
     img.save(dir.path().join("deep.png")).unwrap();
-    save(
-        &gray(2, 2, |_, _| 255),
-        &dir.path().join("flat.png"),
-        ImageFormat::Png,
-    );
+    flat(dir.path(), "flat.png", 2, 2, 255);
     let faces = Loader::new(dir.path()).load::<f64>().unwrap();
     assert_eq!(faces.x[[0, 0]], 1.0);
     assert_eq!(faces.x[[1, 0]], 1000.0 / 65535.0);
@@ -144,16 +145,8 @@ fn colour_is_converted_as_pillow_does() {
 #[test]
 fn mixed_sizes_are_an_error_naming_the_file_unless_resized() {
     let dir = tempfile::tempdir().unwrap();
-    save(
-        &gray(8, 6, |_, _| 100),
-        &dir.path().join("a.png"),
-        ImageFormat::Png,
-    );
-    save(
-        &gray(8, 6, |_, _| 100),
-        &dir.path().join("b.png"),
-        ImageFormat::Png,
-    );
+    flat(dir.path(), "a.png", 8, 6, 100);
+    flat(dir.path(), "b.png", 8, 6, 100);
     save(
         &gray(10, 12, |x, _| x as u8 * 20),
         &dir.path().join("c.png"),
@@ -185,16 +178,8 @@ fn mixed_sizes_are_an_error_naming_the_file_unless_resized() {
 #[test]
 fn corrupt_image_is_an_error_naming_it_unless_skipped() {
     let dir = tempfile::tempdir().unwrap();
-    save(
-        &gray(4, 4, |_, _| 1),
-        &dir.path().join("a.png"),
-        ImageFormat::Png,
-    );
-    save(
-        &gray(4, 4, |_, _| 2),
-        &dir.path().join("c.png"),
-        ImageFormat::Png,
-    );
+    flat(dir.path(), "a.png", 4, 4, 1);
+    flat(dir.path(), "c.png", 4, 4, 2);
     let mut bytes = std::fs::read(dir.path().join("a.png")).unwrap();
     bytes.truncate(30);
     std::fs::write(dir.path().join("b.png"), &bytes).unwrap();
@@ -220,26 +205,10 @@ fn corrupt_image_is_an_error_naming_it_unless_skipped() {
 #[test]
 fn hidden_files_are_ignored_and_non_images_skipped() {
     let dir = tempfile::tempdir().unwrap();
-    save(
-        &gray(4, 4, |_, _| 1),
-        &dir.path().join("a.png"),
-        ImageFormat::Png,
-    );
-    save(
-        &gray(4, 4, |_, _| 2),
-        &dir.path().join("b.pgm"),
-        ImageFormat::Pnm,
-    );
-    save(
-        &gray(9, 9, |_, _| 2),
-        &dir.path().join(".hidden.png"),
-        ImageFormat::Png,
-    );
-    save(
-        &gray(9, 9, |_, _| 2),
-        &dir.path().join(".cache/x.png"),
-        ImageFormat::Png,
-    );
+    flat(dir.path(), "a.png", 4, 4, 1);
+    flat(dir.path(), "b.pgm", 4, 4, 2);
+    flat(dir.path(), ".hidden.png", 9, 9, 2);
+    flat(dir.path(), ".cache/x.png", 9, 9, 2);
     std::fs::write(dir.path().join("notes.txt"), "these are my faces\n").unwrap();
     let faces = Loader::new(dir.path()).load::<f32>().unwrap();
     assert_eq!(faces.x.ncols(), 2);
@@ -260,11 +229,7 @@ fn empty_missing_and_single_image_folders_are_clear_errors() {
     assert!(matches!(err, Error::NoSuchFolder { .. }), "{err}");
     assert!(err.to_string().contains("nope"));
 
-    save(
-        &gray(4, 4, |_, _| 1),
-        &dir.path().join("a.png"),
-        ImageFormat::Png,
-    );
+    flat(dir.path(), "a.png", 4, 4, 1);
     let err = Loader::new(dir.path()).load::<f32>().unwrap_err();
     assert!(matches!(err, Error::OneImage { .. }), "{err}");
 }

@@ -1144,39 +1144,21 @@ mod tests {
 
     #[test]
     fn negative_nan_infinite_and_blank_input_is_rejected() {
+        let error = |x: &Array2<f64>| Nmf::params(2).fit(&x.view()).unwrap_err().to_string();
         let mut x = noisy(6, 5, 0);
-        x[[2, 3]] = -0.5;
-        assert!(
-            Nmf::params(2)
-                .fit(&x.view())
-                .unwrap_err()
-                .to_string()
-                .contains("nonnegative")
-        );
-        x[[2, 3]] = f64::NAN;
-        assert!(
-            Nmf::params(2)
-                .fit(&x.view())
-                .unwrap_err()
-                .to_string()
-                .contains("finite")
-        );
-        x[[2, 3]] = f64::INFINITY;
-        assert!(
-            Nmf::params(2)
-                .fit(&x.view())
-                .unwrap_err()
-                .to_string()
-                .contains("finite")
-        );
-        let zeros = Array2::<f64>::zeros((6, 5));
-        assert!(
-            Nmf::params(2)
-                .fit(&zeros.view())
-                .unwrap_err()
-                .to_string()
-                .contains("blank")
-        );
+        for (bad, says) in [
+            (-0.5, "nonnegative"),
+            (f64::NAN, "finite"),
+            (f64::INFINITY, "finite"),
+        ] {
+            x[[2, 3]] = bad;
+            let message = error(&x);
+            assert!(
+                message.contains(says) && message.contains("(2, 3)"),
+                "{message}"
+            );
+        }
+        assert!(error(&Array2::zeros((6, 5))).contains("blank"));
         let empty = Array2::<f64>::zeros((0, 5));
         assert!(matches!(
             Nmf::params(1).fit(&empty.view()),
