@@ -74,6 +74,15 @@ struct LearnArgs {
     /// Seed of every random choice; same seed and threads give the same result.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Elastic-net weight on W (scikit-learn's alpha_H, same scaling: times the image count).
+    #[arg(long, default_value_t = 0.0)]
+    alpha_w: f64,
+    /// Elastic-net weight on H (scikit-learn's alpha_W, same scaling: times the pixel count).
+    #[arg(long, default_value_t = 0.0)]
+    alpha_h: f64,
+    /// Share of L1 in the elastic net: 0 = ridge (L2), 1 = lasso (L1).
+    #[arg(long, default_value_t = 0.0)]
+    l1_ratio: f64,
     /// Fit this many times from distinct seeds and keep the best (all errors go to run.json).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     runs: u64,
@@ -241,7 +250,10 @@ fn learn_as<T: Float>(args: &LearnArgs) -> Result<()> {
             None => None,
         })
         .seed(args.seed)
-        .runs(args.runs as usize);
+        .runs(args.runs as usize)
+        .alpha_w(args.alpha_w)
+        .alpha_h(args.alpha_h)
+        .l1_ratio(args.l1_ratio);
     if let Some(on) = args.extrapolate {
         params = params.extrapolate(on);
     }

@@ -10,14 +10,14 @@ use ndarray::{Array2, ArrayView1, Axis};
 
 use crate::Float;
 
-/// Rescales and reorders W (m x r) and H^T (n x r) in place into the canonical form; WH is
-/// unchanged up to rounding.
-pub(crate) fn canonicalize<T: Float>(w: &mut Array2<T>, ht: &mut Array2<T>) {
+/// Rescales (if `rescale`) and reorders W (m x r) and H^T (n x r) in place into the canonical
+/// form; WH is unchanged up to rounding.
+pub(crate) fn canonicalize<T: Float>(w: &mut Array2<T>, ht: &mut Array2<T>, rescale: bool) {
     let r = w.ncols();
     let mut share = Vec::with_capacity(r);
     for k in 0..r {
         let max = w.column(k).iter().fold(T::zero(), |a, &v| a.max_of(v));
-        if max > T::zero() {
+        if rescale && max > T::zero() {
             let inv = T::one() / max;
             w.column_mut(k).mapv_inplace(|v| v * inv);
             ht.column_mut(k).mapv_inplace(|v| v * max);
@@ -77,7 +77,7 @@ mod tests {
         let mut w = array![[1.0f64, 4.0, 0.0], [2.0, 2.0, 0.0]];
         let mut ht = array![[1.0, 3.0, 0.0], [1.0, 3.0, 0.0], [0.0, 1.0, 0.0]];
         let before = w.dot(&ht.t());
-        canonicalize(&mut w, &mut ht);
+        canonicalize(&mut w, &mut ht, true);
         assert!((&w.dot(&ht.t()) - &before).iter().all(|d| d.abs() < 1e-12));
         // Component 1 (share ||(4,2)|| ||(3,3,1)||) first, then 0, then the zero one.
         assert_eq!(w.column(0).to_vec(), vec![1.0, 0.5]);

@@ -19,6 +19,7 @@ mod hals;
 pub(crate) mod init;
 mod linalg;
 mod mu;
+mod penalty;
 
 use std::fmt;
 use std::str::FromStr;
@@ -32,6 +33,7 @@ pub use canonical::hoyer_sparseness;
 use extrapolate::Extrapolation;
 pub use linalg::Products;
 use linalg::{TallProduct, dot, residual_sq};
+use penalty::Penalty;
 
 /// The update rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -118,6 +120,9 @@ pub struct Nmf {
     max_time: Option<f64>,
     seed: u64,
     runs: usize,
+    alpha_w: f64,
+    alpha_h: f64,
+    l1_ratio: f64,
 }
 
 fn as_string<S: serde::Serializer, D: fmt::Display>(
@@ -143,6 +148,8 @@ pub struct Factorization<T> {
     pub seconds: f64,
     /// Final `||X - WH||_F / ||X||_F`, computed exactly from WH.
     pub rel_error: f64,
+    /// Final objective, `1/2 ||X - WH||_F^2` plus any elastic-net terms ([`Nmf::objective`]).
+    pub objective: f64,
     /// Relative error after the initialisation and after every iteration.
     pub history: Vec<Iteration>,
     /// The parameters that produced this fit.
@@ -202,6 +209,9 @@ impl Nmf {
             max_time: None,
             seed: 0,
             runs: 1,
+            alpha_w: 0.0,
+            alpha_h: 0.0,
+            l1_ratio: 0.0,
         }
     }
 
@@ -262,6 +272,46 @@ impl Nmf {
     pub fn runs(mut self, runs: usize) -> Self {
         self.runs = runs;
         self
+    }
+
+    /// Elastic-net weight on W (scaled by the number of images, as scikit-learn scales the
+    /// penalty of its `components_`: this is scikit-learn's `alpha_H`). Default: 0.
+    pub fn alpha_w(mut self, alpha: f64) -> Self {
+        self.alpha_w = alpha;
+        self
+    }
+
+    /// Elastic-net weight on H (scaled by the number of pixels: scikit-learn's `alpha_W`).
+    /// Default: 0.
+    pub fn alpha_h(mut self, alpha: f64) -> Self {
+        self.alpha_h = alpha;
+        self
+    }
+
+    /// Share of L1 in the elastic net, in [0, 1] (0: ridge, 1: lasso). Default: 0.
+    pub fn l1_ratio(mut self, ratio: f64) -> Self {
+        self.l1_ratio = ratio;
+        self
+    }
+
+    /// The objective of factors W (m x r) and H (r x n) for X under these parameters:
+    /// `1/2 ||X - WH||_F^2` plus the elastic-net terms (see [`Nmf::alpha_w`]), as
+    /// scikit-learn defines it for the transposed problem.
+    ///
+    /// # Panics
+    /// If the shapes do not match.
+    pub fn objective<T: Float>(
+        &self,
+        x: &ArrayView2<T>,
+        w: &ArrayView2<T>,
+        h: &ArrayView2<T>,
+    ) -> f64 {
+        let (m, n) = x.dim();
+        let x = x.as_standard_layout();
+        let w = w.as_standard_layout().into_owned();
+        let ht = h.t().as_standard_layout().into_owned();
+        let penalty = Penalty::new(self.alpha_w, self.alpha_h, self.l1_ratio, m, n);
+        0.5 * residual_sq(&x.view(), &w, &ht) + penalty.value(&w.view(), &ht.view())
     }
 
     /// The rank r.
@@ -426,6 +476,25 @@ impl Nmf {
             err_sq = xx - 2.0 * alpha * cross + alpha * alpha * quad;
         }
         let rel = |err_sq: f64| err_sq.max(0.0).sqrt() / x_norm;
+        // Decisions (extrapolation, keep-best, tolerance) use the relative error, or with
+        // penalties the whole objective.
+        let penalty = Penalty::new(self.alpha_w, self.alpha_h, self.l1_ratio, m, n);
+        let score = |err_sq: f64, w: &Array2<T>, ht: &Array2<T>| {
+            if penalty.is_active() {
+                0.5 * err_sq.max(0.0) + penalty.value(&w.view(), &ht.view())
+            } else {
+                rel(err_sq)
+            }
+        };
+        let penalized = |rows: usize| {
+            Array2::<T>::zeros(if penalty.is_active() {
+                (rows, r)
+            } else {
+                (0, 0)
+            })
+        };
+        let (mut a_pen_h, mut a_pen_w, mut g_pen) = (penalized(n), penalized(m), penalized(r));
+        let keep_a = self.solver == Solver::Mu;
         let mut history = Vec::with_capacity(self.max_iter.min(100_000) + 1);
         let first = Iteration {
             iter: 0,
@@ -453,7 +522,9 @@ impl Nmf {
             std::mem::swap(&mut wy, &mut w);
             std::mem::swap(&mut hty, &mut ht);
         }
-        let mut best = first.rel_error;
+        let mut scores = Vec::with_capacity(history.capacity());
+        scores.push(score(err_sq, &wy, &hty));
+        let mut best = scores[0];
         let mut best_by_iter = Vec::with_capacity(history.capacity());
         best_by_iter.push(best);
 
@@ -461,24 +532,38 @@ impl Nmf {
         for iter in 1..=self.max_iter {
             // H step: H^T (n x r) from X^T W and W^T W.
             xtw_product.compute(&mut xtw, &x, &wy.view());
-            self.update(&mut hty, &xtw, &ww, sweeps_h, &mut scratch_h);
+            if penalty.is_active() {
+                let (l1, l2) = (penalty.l1_h, penalty.l2_h);
+                penalty::penalize(&xtw, &ww, l1, l2, keep_a, &mut a_pen_h, &mut g_pen);
+                self.update(&mut hty, &a_pen_h, &g_pen, sweeps_h, &mut scratch_h, l1);
+            } else {
+                self.update(&mut hty, &xtw, &ww, sweeps_h, &mut scratch_h, 0.0);
+            }
             if let Some(e) = &extrapolation {
                 extrapolate::step(&mut hty, &mut ht_new, &ht, None, e.beta, 0.0);
             }
             // W step: W (m x r) from X H^T and H H^T.
             xh_product.compute(&mut xh, &x.t(), &hty.view());
             gram_h.compute(&mut hh, &hty.view(), &hty.view());
-            self.update(&mut wy, &xh, &hh, sweeps_w, &mut scratch_w);
+            if penalty.is_active() {
+                let (l1, l2) = (penalty.l1_w, penalty.l2_w);
+                penalty::penalize(&xh, &hh, l1, l2, keep_a, &mut a_pen_w, &mut g_pen);
+                self.update(&mut wy, &a_pen_w, &g_pen, sweeps_w, &mut scratch_w, l1);
+            } else {
+                self.update(&mut wy, &xh, &hh, sweeps_w, &mut scratch_w, 0.0);
+            }
             gram_w.compute(&mut ww, &wy.view(), &wy.view());
             // ||X - WH||^2 = ||X||^2 - 2 <X H^T, W> + <H H^T, W^T W>
             err_sq = xx - 2.0 * dot(&xh, &wy, &mut partials) + dot(&hh, &ww, &mut partials);
             let error = rel(err_sq);
+            let current = score(err_sq, &wy, &hty);
+            scores.push(current);
 
             if let Some(e) = &mut extrapolation {
                 let beta = e.beta;
-                if e.judge(error, history[iter - 1].rel_error) {
+                if e.judge(current, scores[iter - 1]) {
                     // An accepted step is the only kind that can be the best so far.
-                    let improved = error <= best;
+                    let improved = current <= best;
                     if improved {
                         best_ht.assign(&hty);
                     }
@@ -499,7 +584,7 @@ impl Nmf {
                 }
                 gram_w.compute(&mut ww, &wy.view(), &wy.view());
             }
-            best = best.min(error);
+            best = best.min(current);
             best_by_iter.push(best);
 
             let record = Iteration {
@@ -531,8 +616,12 @@ impl Nmf {
             Some(_) => (w, ht),
             None => (wy, hty),
         };
-        canonical::canonicalize(&mut w, &mut ht);
-        let rel_error = residual_sq(&x, &w, &ht).max(0.0).sqrt() / x_norm;
+        // Rescaling W against H would change the penalty terms, so penalised results are only
+        // reordered.
+        canonical::canonicalize(&mut w, &mut ht, !penalty.is_active());
+        let residual = residual_sq(&x, &w, &ht).max(0.0);
+        let rel_error = residual.sqrt() / x_norm;
+        let objective = 0.5 * residual + penalty.value(&w.view(), &ht.view());
         let h = ht.t().as_standard_layout().into_owned();
         Ok(Factorization {
             w,
@@ -541,6 +630,7 @@ impl Nmf {
             stop,
             seconds: start.elapsed().as_secs_f64(),
             rel_error,
+            objective,
             history,
             params: self.clone(),
             start: if given {
@@ -562,6 +652,7 @@ impl Nmf {
         g: &Array2<T>,
         sweeps: usize,
         scratch: &mut Array2<T>,
+        l1: f64,
     ) {
         match self.solver {
             Solver::Hals | Solver::Cd => {
@@ -572,7 +663,7 @@ impl Nmf {
                 let scratch = scratch.as_slice_mut().expect("standard layout");
                 hals::update(f, a, g, rank, sweeps, scratch);
             }
-            Solver::Mu => mu::update(f, a, g, scratch),
+            Solver::Mu => mu::update(f, a, g, scratch, l1),
             Solver::Fpgm => fpgm::update(f, a, g, sweeps, scratch),
         }
     }
@@ -612,6 +703,20 @@ impl Nmf {
                     m.min(n),
                     self.init
                 ),
+            ));
+        }
+        for (name, alpha) in [("alpha-w", self.alpha_w), ("alpha-h", self.alpha_h)] {
+            if !(alpha.is_finite() && alpha >= 0.0) {
+                return Err(Error::param(
+                    name,
+                    format!("{alpha} must be a finite number >= 0"),
+                ));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.l1_ratio) {
+            return Err(Error::param(
+                "l1-ratio",
+                format!("{} must be in [0, 1]", self.l1_ratio),
             ));
         }
         if self.tol.is_nan() || self.tol < 0.0 {
@@ -1118,6 +1223,62 @@ mod tests {
                 .to_string()
                 .starts_with("runs:")
         );
+    }
+
+    /// The fixed small problem of the elastic-net tests.
+    fn small_problem() -> (Array2<f64>, Array2<f64>, Array2<f64>) {
+        let x = Array2::from_shape_fn((6, 5), |(i, j)| ((i * 7 + j * 3) % 11) as f64 / 11.0 + 0.1);
+        let w = Array2::from_shape_fn((6, 2), |(i, k)| ((i + 2 * k) % 5) as f64 / 5.0 + 0.2);
+        let h = Array2::from_shape_fn((2, 5), |(k, j)| ((3 * k + j) % 4) as f64 / 4.0 + 0.3);
+        (x, w, h)
+    }
+
+    #[test]
+    fn elastic_net_objective_equals_scikit_learns() {
+        // scikit-learn 1.9.1 on the transposed problem (X.T, W_sk = H.T, H_sk = W.T) with
+        // alpha_W = 0.07 (our alpha_h), alpha_H = 0.03 (our alpha_w), l1_ratio = 0.4:
+        // _beta_divergence(..., 2) + its scaled penalty terms = 6.111275 (data term 3.665).
+        let (x, w, h) = small_problem();
+        let params = Nmf::params(2).alpha_w(0.03).alpha_h(0.07).l1_ratio(0.4);
+        let objective = params.objective(&x.view(), &w.view(), &h.view());
+        assert!((objective - 6.111275).abs() < 1e-9, "{objective}");
+        let plain = Nmf::params(2).objective(&x.view(), &w.view(), &h.view());
+        assert!((plain - 3.665).abs() < 1e-9, "{plain}");
+    }
+
+    #[test]
+    fn penalised_fits_lower_their_own_objective_and_l1_makes_sparser_factors() {
+        let x = noisy(40, 30, 16);
+        for solver in ALL_SOLVERS {
+            let params = Nmf::params(5).solver(solver).max_iter(60).tol(0.0);
+            let plain = params.clone().fit(&x.view()).unwrap();
+            let lasso = params.clone().alpha_w(0.05).alpha_h(0.05).l1_ratio(1.0);
+            let fit = lasso.fit(&x.view()).unwrap();
+            // The reported objective is the penalised one, and the fit beats the unpenalised
+            // factors on it.
+            let own = lasso.objective(&x.view(), &fit.w.view(), &fit.h.view());
+            assert!((fit.objective - own).abs() <= 1e-9 * own, "{solver}");
+            let other = lasso.objective(&x.view(), &plain.w.view(), &plain.h.view());
+            assert!(
+                fit.objective < other,
+                "{solver}: {} vs {other}",
+                fit.objective
+            );
+            let zeros = |a: &Array2<f64>| a.iter().filter(|&&v| v == 0.0).count();
+            assert!(
+                zeros(&fit.h) > zeros(&plain.h),
+                "{solver}: L1 should zero more of H"
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_penalties_are_rejected() {
+        let x = noisy(6, 5, 0);
+        let err = |p: Nmf| p.fit(&x.view()).unwrap_err().to_string();
+        assert!(err(Nmf::params(2).alpha_w(-1.0)).starts_with("alpha-w:"));
+        assert!(err(Nmf::params(2).alpha_h(f64::NAN)).starts_with("alpha-h:"));
+        assert!(err(Nmf::params(2).l1_ratio(1.5)).starts_with("l1-ratio:"));
     }
 
     #[test]

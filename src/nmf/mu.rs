@@ -11,12 +11,14 @@ use ndarray::{Array2, Zip};
 use super::linalg::{matmul, view};
 use crate::Float;
 
-/// Updates `f` in place once. `denominator` is scratch space of `f`'s shape.
+/// Updates `f` in place once. `denominator` is scratch space of `f`'s shape; `l1` is an L1
+/// penalty weight, added to the denominator as scikit-learn does.
 pub(crate) fn update<T: Float>(
     f: &mut Array2<T>,
     a: &Array2<T>,
     g: &Array2<T>,
     denominator: &mut Array2<T>,
+    l1: f64,
 ) {
     {
         let f_view = f.view();
@@ -24,8 +26,9 @@ pub(crate) fn update<T: Float>(
         matmul(denominator, view(&f_view), view(&g_view));
     }
     let floor = T::from_f64(f32::EPSILON as f64);
+    let l1 = T::from_f64(l1);
     Zip::from(f)
         .and(a)
         .and(&*denominator)
-        .par_for_each(|f, &a, &d| *f = *f * a / d.max_of(floor));
+        .par_for_each(|f, &a, &d| *f = *f * a / (d + l1).max_of(floor));
 }
