@@ -83,6 +83,12 @@ struct LearnArgs {
     /// Share of L1 in the elastic net: 0 = ridge (L2), 1 = lasso (L1).
     #[arg(long, default_value_t = 0.0)]
     l1_ratio: f64,
+    /// Constrain each basis image to this Hoyer sparseness, 0..1 (Hoyer 2004; localised parts).
+    #[arg(long, value_name = "S")]
+    sparsity_w: Option<f64>,
+    /// Constrain each component's coefficients (rows of H) to this Hoyer sparseness, 0..1.
+    #[arg(long, value_name = "S")]
+    sparsity_h: Option<f64>,
     /// Fit this many times from distinct seeds and keep the best (all errors go to run.json).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     runs: u64,
@@ -253,7 +259,9 @@ fn learn_as<T: Float>(args: &LearnArgs) -> Result<()> {
         .runs(args.runs as usize)
         .alpha_w(args.alpha_w)
         .alpha_h(args.alpha_h)
-        .l1_ratio(args.l1_ratio);
+        .l1_ratio(args.l1_ratio)
+        .sparsity_w(args.sparsity_w)
+        .sparsity_h(args.sparsity_h);
     if let Some(on) = args.extrapolate {
         params = params.extrapolate(on);
     }

@@ -89,3 +89,34 @@ fn fpgm_on_cbcl_reaches_scikit_learn_cd_within_500_iterations() {
         fit.rel_error
     );
 }
+
+/// Hoyer's constraint on ORL: localised parts at rank 25 with sparseness 0.7 (the pictures are
+/// docs/orl-basis-sparse.png beside the plain docs/orl-basis.png).
+#[test]
+fn sparse_nmf_on_orl_reaches_the_target_sparseness() {
+    let Some(dir) = common::dataset("orl") else {
+        return;
+    };
+    let faces = Loader::new(dir).load::<f32>().unwrap();
+    let plain = Nmf::params(25).fit(&faces.x.view()).unwrap();
+    let sparse = Nmf::params(25)
+        .sparsity_w(Some(0.7))
+        .fit(&faces.x.view())
+        .unwrap();
+    // 0.7 up to f32 rounding of the projected columns.
+    assert!(
+        sparse.sparseness_w() >= 0.7 - 1e-5,
+        "{}",
+        sparse.sparseness_w()
+    );
+    assert!(
+        plain.sparseness_w() < 0.5,
+        "plain NMF on ORL is holistic: {}",
+        plain.sparseness_w()
+    );
+    assert!(
+        sparse.rel_error < 0.25,
+        "still a usable fit: {}",
+        sparse.rel_error
+    );
+}

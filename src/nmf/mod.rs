@@ -20,6 +20,7 @@ pub(crate) mod init;
 mod linalg;
 mod mu;
 mod penalty;
+mod sparseness;
 
 use std::fmt;
 use std::str::FromStr;
@@ -123,6 +124,8 @@ pub struct Nmf {
     alpha_w: f64,
     alpha_h: f64,
     l1_ratio: f64,
+    sparsity_w: Option<f64>,
+    sparsity_h: Option<f64>,
 }
 
 fn as_string<S: serde::Serializer, D: fmt::Display>(
@@ -212,6 +215,8 @@ impl Nmf {
             alpha_w: 0.0,
             alpha_h: 0.0,
             l1_ratio: 0.0,
+            sparsity_w: None,
+            sparsity_h: None,
         }
     }
 
@@ -236,9 +241,26 @@ impl Nmf {
         self
     }
 
-    /// Whether this fit extrapolates.
+    /// Whether this fit extrapolates (never under a sparseness constraint, whose projections
+    /// the extrapolated points would leave).
     pub fn extrapolates(&self) -> bool {
-        self.extrapolate.unwrap_or(self.solver == Solver::Hals)
+        let constrained = self.sparsity_w.is_some() || self.sparsity_h.is_some();
+        !constrained && self.extrapolate.unwrap_or(self.solver == Solver::Hals)
+    }
+
+    /// Constrain every basis image (column of W) to Hoyer sparseness `target` in [0, 1]
+    /// (Hoyer 2004): after each update of W its columns are projected onto that sparseness.
+    /// Turns extrapolation off. Default: none.
+    pub fn sparsity_w(mut self, target: Option<f64>) -> Self {
+        self.sparsity_w = target;
+        self
+    }
+
+    /// Constrain every row of H (one component's coefficients over the images) to Hoyer
+    /// sparseness `target`, as [`Nmf::sparsity_w`] does for W. Default: none.
+    pub fn sparsity_h(mut self, target: Option<f64>) -> Self {
+        self.sparsity_h = target;
+        self
     }
 
     /// The most iterations to run. Default: 200.
@@ -539,6 +561,9 @@ impl Nmf {
             } else {
                 self.update(&mut hty, &xtw, &ww, sweeps_h, &mut scratch_h, 0.0);
             }
+            if let Some(target) = self.sparsity_h {
+                sparseness::project_columns(&mut hty, target);
+            }
             if let Some(e) = &extrapolation {
                 extrapolate::step(&mut hty, &mut ht_new, &ht, None, e.beta, 0.0);
             }
@@ -551,6 +576,9 @@ impl Nmf {
                 self.update(&mut wy, &a_pen_w, &g_pen, sweeps_w, &mut scratch_w, l1);
             } else {
                 self.update(&mut wy, &xh, &hh, sweeps_w, &mut scratch_w, 0.0);
+            }
+            if let Some(target) = self.sparsity_w {
+                sparseness::project_columns(&mut wy, target);
             }
             gram_w.compute(&mut ww, &wy.view(), &wy.view());
             // ||X - WH||^2 = ||X||^2 - 2 <X H^T, W> + <H H^T, W^T W>
@@ -711,6 +739,14 @@ impl Nmf {
                     name,
                     format!("{alpha} must be a finite number >= 0"),
                 ));
+            }
+        }
+        for (name, target) in [
+            ("sparsity-w", self.sparsity_w),
+            ("sparsity-h", self.sparsity_h),
+        ] {
+            if let Some(t) = target.filter(|t| !(0.0..=1.0).contains(t)) {
+                return Err(Error::param(name, format!("{t} must be in [0, 1]")));
             }
         }
         if !(0.0..=1.0).contains(&self.l1_ratio) {
@@ -1270,6 +1306,35 @@ mod tests {
                 "{solver}: L1 should zero more of H"
             );
         }
+    }
+
+    #[test]
+    fn sparseness_constraint_holds_on_the_result() {
+        let x = noisy(60, 40, 17);
+        for solver in ALL_SOLVERS {
+            let fit = Nmf::params(4)
+                .solver(solver)
+                .sparsity_w(Some(0.6))
+                .sparsity_h(Some(0.3))
+                .max_iter(40)
+                .fit(&x.view())
+                .unwrap();
+            assert!(
+                (fit.sparseness_w() - 0.6).abs() < 1e-6,
+                "{solver}: {}",
+                fit.sparseness_w()
+            );
+            assert!(
+                (fit.sparseness_h() - 0.3).abs() < 1e-6,
+                "{solver}: {}",
+                fit.sparseness_h()
+            );
+        }
+        let err = Nmf::params(4)
+            .sparsity_w(Some(1.5))
+            .fit(&x.view())
+            .unwrap_err();
+        assert!(err.to_string().starts_with("sparsity-w:"), "{err}");
     }
 
     #[test]
