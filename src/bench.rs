@@ -52,6 +52,10 @@ pub struct BenchArgs {
     /// Also time iterations on synthetic 4096 x n matrices, n = 12.5k .. 100k, rank 64.
     #[arg(long)]
     scale: bool,
+    /// Also plot error against time of every Frobenius solver on each dataset
+    /// (solvers-NAME.png), each run for this many seconds.
+    #[arg(long, value_name = "SECS")]
+    solvers: Option<f64>,
     /// Where results.md, results.json and the error-against-time plots go.
     #[arg(short, long, default_value = "bench-results")]
     out: PathBuf,
@@ -129,6 +133,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     for (name, dir) in &datasets {
         eprintln!("\n== {name}: {}", dir.display());
         results.push(bench_dataset(args, name, dir, sklearn.as_ref())?);
+        if let Some(seconds) = args.solvers {
+            plot_solvers(args, name, dir, seconds, results.last().map(|r| r.target))?;
+        }
     }
     let scale = if args.scale {
         Some(bench_scale()?)
@@ -354,6 +361,50 @@ fn bench_dataset(
         peak_rss_bytes,
         factor_bytes,
     })
+}
+
+/// Every Frobenius solver on one dataset for `seconds` each, error against time in one plot.
+fn plot_solvers(
+    args: &BenchArgs,
+    name: &str,
+    dir: &Path,
+    seconds: f64,
+    target: Option<f64>,
+) -> Result<()> {
+    let faces: Faces<f32> = Loader::new(dir).load()?;
+    let r = args.rank;
+    let mut runs = Vec::new();
+    for (label, nmf) in [
+        ("hals (E-A-HALS, default)", Nmf::params(r)),
+        (
+            "hals, no extrapolation (A-HALS)",
+            Nmf::params(r).extrapolate(false),
+        ),
+        ("cd (plain HALS)", Nmf::params(r).solver(Solver::Cd)),
+        ("fpgm", Nmf::params(r).solver(Solver::Fpgm)),
+        (
+            "fpgm, extrapolated",
+            Nmf::params(r).solver(Solver::Fpgm).extrapolate(true),
+        ),
+        ("mu", Nmf::params(r).solver(Solver::Mu)),
+    ] {
+        let fit = nmf
+            .tol(0.0)
+            .max_iter(100_000)
+            .max_time(Some(std::time::Duration::from_secs_f64(seconds)))
+            .fit(&faces.x.view())?;
+        eprintln!(
+            "  {label}: {} iterations, error {:.6}",
+            fit.n_iter, fit.rel_error
+        );
+        runs.push((label, fit.history));
+    }
+    let series: Vec<(&str, &[Iteration])> = runs.iter().map(|(l, h)| (*l, h.as_slice())).collect();
+    let plot = render::convergence_plot(&series, target)?;
+    let mut png = Vec::new();
+    plot.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
+    render::write_atomic(&args.out.join(format!("solvers-{name}.png")), &png)?;
+    Ok(())
 }
 
 /// Seconds per iteration from a history (initialisation excluded).
