@@ -89,6 +89,10 @@ struct LearnArgs {
     /// Constrain each component's coefficients (rows of H) to this Hoyer sparseness, 0..1.
     #[arg(long, value_name = "S")]
     sparsity_h: Option<f64>,
+    /// Hide this fraction of the pixels (chosen from --seed) and fit the rest only; run.json
+    /// then gives the error on the known and on the hidden pixels, for validation.
+    #[arg(long, value_name = "P")]
+    hide_fraction: Option<f64>,
     /// Fit this many times from distinct seeds and keep the best (all errors go to run.json).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     runs: u64,
@@ -292,14 +296,25 @@ fn learn_as<T: Float>(args: &LearnArgs) -> Result<()> {
         bar.set_position(it.iter as u64);
         bar.set_message(format!("error {:.6}", it.rel_error));
     };
-    let fit = match &start {
-        Some((w, h)) => params
+    let known = match args.hide_fraction {
+        Some(p) if (0.0..1.0).contains(&p) => {
+            Some(facenmf::nmf::random_mask(faces.x.dim(), p, args.seed))
+        }
+        Some(p) => bail!("--hide-fraction: {p} must be in [0, 1)"),
+        None => None,
+    };
+    if known.is_some() && (start.is_some() || args.runs > 1) {
+        bail!("--hide-fraction: cannot be combined with --init-from or --runs");
+    }
+    let fit = match (&start, &known) {
+        (_, Some(known)) => params.fit_masked(&faces.x.view(), &known.view(), report)?,
+        (Some((w, h)), None) => params
             .fit_from(&faces.x.view(), &w.view(), &h.view(), report)
             .with_context(|| {
                 let dir = args.init_from.as_deref().unwrap_or(Path::new("."));
                 format!("cannot start from the factors in {}", dir.display())
             })?,
-        None => params.fit_with(&faces.x.view(), report)?,
+        (None, None) => params.fit_with(&faces.x.view(), report)?,
     };
     bar.finish_and_clear();
 
@@ -358,6 +373,13 @@ fn summarise<T: Float>(
         "{} iterations in {:.2} s ({}), relative error {:.6}",
         fit.n_iter, fit.seconds, fit.stop, fit.rel_error
     );
+    if let Some(hidden) = fit.hidden_error {
+        eprintln!(
+            "error on the {:.0}% hidden pixels {hidden:.6} (on the known ones {:.6})",
+            100.0 * args.hide_fraction.unwrap_or(0.0),
+            fit.rel_error
+        );
+    }
     if fit.run_errors.len() > 1 {
         let all: Vec<String> = fit.run_errors.iter().map(|e| format!("{e:.6}")).collect();
         eprintln!(

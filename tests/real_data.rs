@@ -120,3 +120,25 @@ fn sparse_nmf_on_orl_reaches_the_target_sparseness() {
         sparse.rel_error
     );
 }
+
+/// Missing data: with 30% of CBCL's pixels hidden, rank 49, the hidden pixels are predicted
+/// within 1.5x the error on the known ones.
+#[test]
+fn hidden_cbcl_pixels_are_predicted_nearly_as_well_as_the_known_are_fitted() {
+    let Some(dir) = common::dataset("cbcl") else {
+        return;
+    };
+    let faces = Loader::new(dir).load::<f32>().unwrap();
+    let known = facenmf::nmf::random_mask(faces.x.dim(), 0.3, 0);
+    let hidden_share = known.iter().filter(|k| !**k).count() as f64 / known.len() as f64;
+    assert!((hidden_share - 0.3).abs() < 0.01, "{hidden_share}");
+    let fit = Nmf::params(49)
+        .fit_masked(&faces.x.view(), &known.view(), |_| {})
+        .unwrap();
+    let hidden = fit.hidden_error.unwrap();
+    assert!(
+        hidden <= 1.5 * fit.rel_error,
+        "hidden {hidden:.6} vs known {:.6}",
+        fit.rel_error
+    );
+}

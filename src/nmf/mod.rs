@@ -18,6 +18,7 @@ mod fpgm;
 mod hals;
 pub(crate) mod init;
 mod linalg;
+mod missing;
 mod mu;
 mod penalty;
 mod sparseness;
@@ -153,6 +154,9 @@ pub struct Factorization<T> {
     pub rel_error: f64,
     /// Final objective, `1/2 ||X - WH||_F^2` plus any elastic-net terms ([`Nmf::objective`]).
     pub objective: f64,
+    /// With [`Nmf::fit_masked`]: the relative error on the hidden entries (and `rel_error` is
+    /// the error on the known ones).
+    pub hidden_error: Option<f64>,
     /// Relative error after the initialisation and after every iteration.
     pub history: Vec<Iteration>,
     /// The parameters that produced this fit.
@@ -163,6 +167,19 @@ pub struct Factorization<T> {
     pub run_errors: Vec<f64>,
     /// Which run this result is (the one with the least error), counting from 0.
     pub best_run: usize,
+}
+
+/// A mask of `shape` with each entry hidden (false) with probability `fraction`, reproducible
+/// from `seed` (a counter-based hash per entry).
+pub fn random_mask(shape: (usize, usize), fraction: f64, seed: u64) -> Array2<bool> {
+    let cols = shape.1 as u64;
+    Array2::from_shape_fn(shape, |(i, j)| {
+        let z = run_seed(
+            seed ^ 0x005E_ED0F_4D15_C0DE,
+            (i as u64 * cols + j as u64 + 1) as usize,
+        );
+        ((z >> 11) as f64 / (1u64 << 53) as f64) >= fraction
+    })
 }
 
 /// Seed of restart `run`: the given seed for the first, then a SplitMix64 scramble of it, so that
@@ -386,7 +403,7 @@ impl Nmf {
                 seed: run_seed(self.seed, run),
                 ..self.clone()
             };
-            let fit = params.fit_inner(x, None, &mut progress)?;
+            let fit = params.fit_inner(x, None, None, &mut progress)?;
             errors.push(fit.rel_error);
             if best.as_ref().is_none_or(|b| fit.rel_error < b.rel_error) {
                 best = Some(Factorization {
@@ -442,7 +459,27 @@ impl Nmf {
             w0.as_standard_layout().into_owned(),
             h0.t().as_standard_layout().into_owned(),
         );
-        self.fit_inner(x, Some(start), progress)
+        self.fit_inner(x, Some(start), None, progress)
+    }
+
+    /// Fits X using only the entries where `known` is true: the objective sums over them, and
+    /// [`Factorization::rel_error`] is the error on them; [`Factorization::hidden_error`] the
+    /// error on the others (for validation: hide entries you know, then compare). Extrapolation
+    /// is off.
+    ///
+    /// # Errors
+    /// As [`Nmf::fit_with`], and a mask of another shape or one that hides every nonzero entry.
+    pub fn fit_masked<T: Float>(
+        &self,
+        x: &ArrayView2<T>,
+        known: &ArrayView2<bool>,
+        progress: impl FnMut(&Iteration),
+    ) -> Result<Factorization<T>> {
+        let params = Nmf {
+            extrapolate: Some(false),
+            ..self.clone()
+        };
+        params.fit_inner(x, None, Some(known.view()), progress)
     }
 
     /// The one iteration loop: initialisation (unless `start_factors` gives W and H^T), stopping,
@@ -451,6 +488,7 @@ impl Nmf {
         &self,
         x: &ArrayView2<T>,
         start_factors: Option<(Array2<T>, Array2<T>)>,
+        known: Option<ArrayView2<bool>>,
         mut progress: impl FnMut(&Iteration),
     ) -> Result<Factorization<T>> {
         let start = Instant::now();
@@ -460,12 +498,24 @@ impl Nmf {
         let (m, n) = x.dim();
         let r = self.rank;
         let x_norm = xx.sqrt();
+        // With missing entries the updates see X with its hidden entries filled in, and errors
+        // are measured on the known ones.
+        let mut missing = known.map(|k| missing::Missing::new(&x, k)).transpose()?;
+        fn data<'v, T: Float>(
+            x: &'v ArrayView2<'v, T>,
+            missing: &'v Option<missing::Missing<'_, T>>,
+        ) -> ArrayView2<'v, T> {
+            match missing {
+                Some(mi) => mi.filled.view(),
+                None => x.view(),
+            }
+        }
 
         let mean = sum / (m * n) as f64;
         let given = start_factors.is_some();
         let (mut w, mut ht) = match start_factors {
             Some(factors) => factors,
-            None => init::initialize(self.init, &x, r, self.seed, mean)?,
+            None => init::initialize(self.init, &data(&x, &missing), r, self.seed, mean)?,
         };
         let mut xh = Array2::<T>::zeros((m, r)); // X H^T, for the W update
         let mut xtw = Array2::<T>::zeros((n, r)); // X^T W, for the H update
@@ -486,7 +536,7 @@ impl Nmf {
         // fill otherwise starts far above X (scikit-learn starts at relative error ~8 on faces).
         gram_w.compute(&mut ww, &w.view(), &w.view());
         gram_h.compute(&mut hh, &ht.view(), &ht.view());
-        xh_product.compute(&mut xh, &x.t(), &ht.view());
+        xh_product.compute(&mut xh, &data(&x, &missing).t(), &ht.view());
         let mut partials = Vec::new();
         let (cross, quad) = (dot(&xh, &w, &mut partials), dot(&hh, &ww, &mut partials));
         let mut err_sq = xx;
@@ -497,6 +547,13 @@ impl Nmf {
             ww.mapv_inplace(|v| v * a * a);
             err_sq = xx - 2.0 * alpha * cross + alpha * alpha * quad;
         }
+        if let Some(mi) = &mut missing {
+            // The first error and imputation come from the scaled start.
+            err_sq = mi.refresh(&x, &w, &ht);
+        }
+        let x_norm = missing
+            .as_ref()
+            .map_or(x_norm, |mi| mi.known_norm_sq.sqrt());
         let rel = |err_sq: f64| err_sq.max(0.0).sqrt() / x_norm;
         // Decisions (extrapolation, keep-best, tolerance) use the relative error, or with
         // penalties the whole objective.
@@ -553,7 +610,7 @@ impl Nmf {
         let mut stop = Stop::MaxIter;
         for iter in 1..=self.max_iter {
             // H step: H^T (n x r) from X^T W and W^T W.
-            xtw_product.compute(&mut xtw, &x, &wy.view());
+            xtw_product.compute(&mut xtw, &data(&x, &missing), &wy.view());
             if penalty.is_active() {
                 let (l1, l2) = (penalty.l1_h, penalty.l2_h);
                 penalty::penalize(&xtw, &ww, l1, l2, keep_a, &mut a_pen_h, &mut g_pen);
@@ -568,7 +625,7 @@ impl Nmf {
                 extrapolate::step(&mut hty, &mut ht_new, &ht, None, e.beta, 0.0);
             }
             // W step: W (m x r) from X H^T and H H^T.
-            xh_product.compute(&mut xh, &x.t(), &hty.view());
+            xh_product.compute(&mut xh, &data(&x, &missing).t(), &hty.view());
             gram_h.compute(&mut hh, &hty.view(), &hty.view());
             if penalty.is_active() {
                 let (l1, l2) = (penalty.l1_w, penalty.l2_w);
@@ -582,7 +639,10 @@ impl Nmf {
             }
             gram_w.compute(&mut ww, &wy.view(), &wy.view());
             // ||X - WH||^2 = ||X||^2 - 2 <X H^T, W> + <H H^T, W^T W>
-            err_sq = xx - 2.0 * dot(&xh, &wy, &mut partials) + dot(&hh, &ww, &mut partials);
+            err_sq = match &mut missing {
+                Some(mi) => mi.refresh(&x, &wy, &hty),
+                None => xx - 2.0 * dot(&xh, &wy, &mut partials) + dot(&hh, &ww, &mut partials),
+            };
             let error = rel(err_sq);
             let current = score(err_sq, &wy, &hty);
             scores.push(current);
@@ -647,8 +707,16 @@ impl Nmf {
         // Rescaling W against H would change the penalty terms, so penalised results are only
         // reordered.
         canonical::canonicalize(&mut w, &mut ht, !penalty.is_active());
-        let residual = residual_sq(&x, &w, &ht).max(0.0);
-        let rel_error = residual.sqrt() / x_norm;
+        let (rel_error, residual, hidden_error) = match &mut missing {
+            Some(mi) => {
+                let (known, hidden) = mi.errors(&x, &w, &ht);
+                (known, known * known * mi.known_norm_sq, Some(hidden))
+            }
+            None => {
+                let residual = residual_sq(&x, &w, &ht).max(0.0);
+                (residual.sqrt() / x_norm, residual, None)
+            }
+        };
         let objective = 0.5 * residual + penalty.value(&w.view(), &ht.view());
         let h = ht.t().as_standard_layout().into_owned();
         Ok(Factorization {
@@ -658,6 +726,7 @@ impl Nmf {
             stop,
             seconds: start.elapsed().as_secs_f64(),
             rel_error,
+            hidden_error,
             objective,
             history,
             params: self.clone(),
@@ -885,7 +954,7 @@ impl fmt::Display for Stop {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::{Array2, array};
+    use ndarray::{Array2, Zip, array};
     use rand_chacha::ChaCha8Rng;
     use rand_chacha::rand_core::{Rng, SeedableRng};
 
@@ -1335,6 +1404,70 @@ mod tests {
             .fit(&x.view())
             .unwrap_err();
         assert!(err.to_string().starts_with("sparsity-w:"), "{err}");
+    }
+
+    #[test]
+    fn masked_fits_ignore_hidden_entries_and_predict_them() {
+        let x = low_rank(50, 40, 3, 18);
+        let mut rng = ChaCha8Rng::seed_from_u64(19);
+        let known = Array2::from_shape_simple_fn((50, 40), || uniform(&mut rng) >= 0.3);
+        // Garbage in the hidden entries must not matter.
+        let mut corrupted = x.clone();
+        Zip::from(&mut corrupted).and(&known).for_each(|v, &k| {
+            if !k {
+                *v = 1000.0;
+            }
+        });
+        for solver in [Solver::Hals, Solver::Cd, Solver::Mu] {
+            let fit = Nmf::params(3)
+                .solver(solver)
+                .max_iter(400)
+                .tol(0.0)
+                .fit_masked(&corrupted.view(), &known.view(), |_| {})
+                .unwrap();
+            let hidden = fit.hidden_error.unwrap();
+            // The hidden entries of `corrupted` are the garbage, so compare WH with x instead.
+            let wh = fit.w.dot(&fit.h);
+            let (mut err, mut norm) = (0.0, 0.0);
+            Zip::from(&wh).and(&x).and(&known).for_each(|&p, &v, &k| {
+                if !k {
+                    err += (p - v) * (p - v);
+                    norm += v * v;
+                }
+            });
+            let predicted = (err / norm).sqrt();
+            // MU converges slowly; the HALS solvers fit this exact low-rank matrix closely.
+            let (fit_tol, predict_tol) = if solver == Solver::Mu {
+                (0.1, 0.15)
+            } else {
+                (0.02, 0.05)
+            };
+            assert!(
+                fit.rel_error < fit_tol,
+                "{solver}: known-entry error {}",
+                fit.rel_error
+            );
+            assert!(
+                predicted < predict_tol,
+                "{solver}: hidden entries predicted to {predicted}"
+            );
+            assert!(
+                hidden > 0.9,
+                "{solver}: the reported hidden error is against the garbage"
+            );
+            for pair in fit.history.windows(2) {
+                assert!(
+                    pair[1].rel_error <= pair[0].rel_error * (1.0 + 1e-9),
+                    "{solver}: not monotone"
+                );
+            }
+        }
+        let wrong = Array2::from_elem((5, 5), true);
+        assert!(
+            Nmf::params(3)
+                .fit_masked(&x.view(), &wrong.view(), |_| {})
+                .is_err()
+        );
     }
 
     #[test]
