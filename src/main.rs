@@ -91,8 +91,12 @@ struct LearnArgs {
     sparsity_h: Option<f64>,
     /// Hide this fraction of the pixels (chosen from --seed) and fit the rest only; run.json
     /// then gives the error on the known and on the hidden pixels, for validation.
-    #[arg(long, value_name = "P")]
+    #[arg(long, value_name = "P", conflicts_with = "mask")]
     hide_fraction: Option<f64>,
+    /// Folder of masks, one per face at the same relative path: pixels that are zero in a mask
+    /// are unknown in its face and left out of the fit (occlusions, missing data).
+    #[arg(long, value_name = "DIR")]
+    mask: Option<PathBuf>,
     /// Fit this many times from distinct seeds and keep the best (all errors go to run.json).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     runs: u64,
@@ -296,15 +300,16 @@ fn learn_as<T: Float>(args: &LearnArgs) -> Result<()> {
         bar.set_position(it.iter as u64);
         bar.set_message(format!("error {:.6}", it.rel_error));
     };
-    let known = match args.hide_fraction {
-        Some(p) if (0.0..1.0).contains(&p) => {
+    let known = match (args.hide_fraction, &args.mask) {
+        (Some(p), _) if (0.0..1.0).contains(&p) => {
             Some(facenmf::nmf::random_mask(faces.x.dim(), p, args.seed))
         }
-        Some(p) => bail!("--hide-fraction: {p} must be in [0, 1)"),
-        None => None,
+        (Some(p), _) => bail!("--hide-fraction: {p} must be in [0, 1)"),
+        (None, Some(dir)) => Some(load_masks(dir, &faces)?),
+        (None, None) => None,
     };
     if known.is_some() && (start.is_some() || args.runs > 1) {
-        bail!("--hide-fraction: cannot be combined with --init-from or --runs");
+        bail!("--hide-fraction and --mask cannot be combined with --init-from or --runs");
     }
     let fit = match (&start, &known) {
         (_, Some(known)) => params.fit_masked(&faces.x.view(), &known.view(), report)?,
@@ -322,6 +327,44 @@ fn learn_as<T: Float>(args: &LearnArgs) -> Result<()> {
     let written = render::write_outputs(&args.out, &args.dir, &faces, &fit, args.samples, threads)?;
     summarise(args, &faces, &fit, &written);
     Ok(())
+}
+
+/// The known entries of X from a folder of masks: mask pixel > 0 means known. Every face needs
+/// a mask at the same relative path, of the same size.
+fn load_masks<T: Float>(dir: &Path, faces: &Faces<T>) -> Result<Array2<bool>> {
+    let masks: Faces<f32> = Loader::new(dir)
+        .load()
+        .with_context(|| format!("cannot load the masks in {}", dir.display()))?;
+    if (masks.height, masks.width) != (faces.height, faces.width) {
+        bail!(
+            "{}: masks are {}x{} but the faces are {}x{}",
+            dir.display(),
+            masks.width,
+            masks.height,
+            faces.width,
+            faces.height
+        );
+    }
+    let column: std::collections::HashMap<&Path, usize> = masks
+        .paths
+        .iter()
+        .enumerate()
+        .map(|(j, p)| (p.as_path(), j))
+        .collect();
+    let mut known = Array2::from_elem(faces.x.dim(), true);
+    for (j, face) in faces.paths.iter().enumerate() {
+        let Some(&k) = column.get(face.as_path()) else {
+            bail!(
+                "{}: no mask for face {}",
+                dir.join(face).display(),
+                face.display()
+            );
+        };
+        known
+            .column_mut(j)
+            .zip_mut_with(&masks.x.column(k), |known, &m| *known = m > 0.0);
+    }
+    Ok(known)
 }
 
 /// Rank when neither --rank nor --init-from gives one.
@@ -375,8 +418,7 @@ fn summarise<T: Float>(
     );
     if let Some(hidden) = fit.hidden_error {
         eprintln!(
-            "error on the {:.0}% hidden pixels {hidden:.6} (on the known ones {:.6})",
-            100.0 * args.hide_fraction.unwrap_or(0.0),
+            "error on the hidden pixels {hidden:.6} (on the known ones {:.6})",
             fit.rel_error
         );
     }

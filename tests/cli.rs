@@ -322,3 +322,42 @@ fn init_from_continues_an_earlier_run_and_rejects_mismatched_factors() {
         &["H.npy", "magic"],
     );
 }
+
+#[test]
+fn masks_leave_occluded_pixels_out_and_name_a_face_without_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    assert!(
+        facenmf(&["synth", "--out", "d", "--count", "12"], root)
+            .status
+            .success()
+    );
+    std::fs::create_dir(root.join("masks")).unwrap();
+    for j in 0..12 {
+        // Each face loses a different 8x8 block.
+        let mask = image::GrayImage::from_fn(32, 32, |x, y| {
+            let hidden = (x / 8 + 4 * (y / 8)) as usize == j;
+            image::Luma([if hidden { 0 } else { 255 }])
+        });
+        mask.save(root.join(format!("masks/face-{j:03}.png")))
+            .unwrap();
+    }
+    let out = facenmf(
+        &[
+            "learn", "d/faces", "-r", "4", "--mask", "masks", "-o", "masked",
+        ],
+        root,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("hidden pixels"), "{}", stderr(&out));
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("masked/run.json")).unwrap()).unwrap();
+    assert!(run["hidden_error"].as_f64().unwrap() > 0.0);
+
+    std::fs::remove_file(root.join("masks/face-005.png")).unwrap();
+    assert_clean_failure(
+        &["learn", "d/faces", "-r", "4", "--mask", "masks"],
+        root,
+        &["no mask for face face-005.png"],
+    );
+}
