@@ -497,6 +497,7 @@ fn sklearn_run(
                     iter: p["iter"].as_u64().unwrap_or(0) as usize,
                     seconds: num(&p["seconds"]),
                     rel_error: num(&p["rel_error"]),
+                    divergence: None,
                 })
                 .collect()
         })

@@ -54,6 +54,10 @@ struct LearnArgs {
     /// hals (E-A-HALS), off for cd and mu (which then make the updates of scikit-learn's cd and mu).
     #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
     extrapolate: Option<bool>,
+    /// Loss: fro (Frobenius), kl (Kullback-Leibler), is (Itakura-Saito) or beta:<b>; all but
+    /// fro need --solver mu.
+    #[arg(long, default_value = "fro", value_parser = parse_loss)]
+    loss: facenmf::Loss,
     /// Initialisation: nndsvda, nndsvd, nndsvdar, random or spa (successive projection).
     #[arg(long, default_value = "nndsvda", value_parser = parse_init)]
     init: Init,
@@ -143,6 +147,10 @@ enum Precision {
 }
 
 fn parse_solver(s: &str) -> Result<Solver, String> {
+    s.parse().map_err(|e: facenmf::Error| e.to_string())
+}
+
+fn parse_loss(s: &str) -> Result<facenmf::Loss, String> {
     s.parse().map_err(|e: facenmf::Error| e.to_string())
 }
 
@@ -255,6 +263,7 @@ fn learn_as<T: Float>(args: &LearnArgs) -> Result<()> {
     };
     let mut params = Nmf::params(rank)
         .solver(args.solver)
+        .loss(args.loss)
         .init(args.init)
         .max_iter(args.max_iter)
         .tol(args.tol)
@@ -416,6 +425,9 @@ fn summarise<T: Float>(
         "{} iterations in {:.2} s ({}), relative error {:.6}",
         fit.n_iter, fit.seconds, fit.stop, fit.rel_error
     );
+    if let Some(divergence) = fit.divergence {
+        eprintln!("{} divergence {divergence:.6}", args.loss);
+    }
     if let Some(hidden) = fit.hidden_error {
         eprintln!(
             "error on the hidden pixels {hidden:.6} (on the known ones {:.6})",

@@ -12,6 +12,7 @@
 //! from the Gram matrices the update already has, at the cost of two r x r and one m x r dot
 //! products, and once exactly (from WH itself) at the end.
 
+mod beta;
 mod canonical;
 mod extrapolate;
 mod fpgm;
@@ -70,6 +71,37 @@ pub enum Init {
     Spa,
 }
 
+/// The measure of fit.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[non_exhaustive]
+pub enum Loss {
+    /// `1/2 ||X - WH||_F^2` (beta = 2): every solver.
+    #[default]
+    Frobenius,
+    /// Generalised Kullback-Leibler divergence (beta = 1): multiplicative updates only.
+    KullbackLeibler,
+    /// Itakura-Saito divergence (beta = 0): multiplicative updates only; X must be positive.
+    ItakuraSaito,
+    /// Any beta-divergence: multiplicative updates only.
+    Beta(f64),
+}
+
+impl Loss {
+    /// The beta of the divergence.
+    pub fn beta(&self) -> f64 {
+        match *self {
+            Loss::Frobenius => 2.0,
+            Loss::KullbackLeibler => 1.0,
+            Loss::ItakuraSaito => 0.0,
+            Loss::Beta(b) => b,
+        }
+    }
+
+    fn is_frobenius(&self) -> bool {
+        self.beta() == 2.0
+    }
+}
+
 /// Why the loop stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -94,6 +126,9 @@ pub struct Iteration {
     pub seconds: f64,
     /// `||X - WH||_F / ||X||_F` after this iteration.
     pub rel_error: f64,
+    /// The beta-divergence after this iteration, for a loss other than Frobenius.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub divergence: Option<f64>,
 }
 
 /// Parameters of a factorization; build with [`Nmf::params`].
@@ -117,6 +152,8 @@ pub struct Nmf {
     init: Init,
     max_iter: usize,
     extrapolate: Option<bool>,
+    #[serde(serialize_with = "as_string")]
+    loss: Loss,
     tol: f64,
     #[serde(rename = "max_time_seconds")]
     max_time: Option<f64>,
@@ -154,6 +191,9 @@ pub struct Factorization<T> {
     pub rel_error: f64,
     /// Final objective, `1/2 ||X - WH||_F^2` plus any elastic-net terms ([`Nmf::objective`]).
     pub objective: f64,
+    /// The final beta-divergence D(X | WH), for a loss other than Frobenius (then also the
+    /// objective).
+    pub divergence: Option<f64>,
     /// With [`Nmf::fit_masked`]: the relative error on the hidden entries (and `rel_error` is
     /// the error on the known ones).
     pub hidden_error: Option<f64>,
@@ -225,6 +265,7 @@ impl Nmf {
             init: Init::default(),
             max_iter: 200,
             extrapolate: None,
+            loss: Loss::Frobenius,
             tol: 1e-4,
             max_time: None,
             seed: 0,
@@ -258,10 +299,18 @@ impl Nmf {
         self
     }
 
+    /// The loss to minimise. Other than [`Loss::Frobenius`] needs [`Solver::Mu`]. Default:
+    /// Frobenius.
+    pub fn loss(mut self, loss: Loss) -> Self {
+        self.loss = loss;
+        self
+    }
+
     /// Whether this fit extrapolates (never under a sparseness constraint, whose projections
-    /// the extrapolated points would leave).
+    /// the extrapolated points would leave, nor for a divergence loss).
     pub fn extrapolates(&self) -> bool {
-        let constrained = self.sparsity_w.is_some() || self.sparsity_h.is_some();
+        let constrained =
+            self.sparsity_w.is_some() || self.sparsity_h.is_some() || !self.loss.is_frobenius();
         !constrained && self.extrapolate.unwrap_or(self.solver == Solver::Hals)
     }
 
@@ -361,6 +410,11 @@ impl Nmf {
     /// Name of the update rule, as the CLI spells it.
     pub fn solver_name(&self) -> String {
         self.solver.to_string()
+    }
+
+    /// Name of the loss, as the CLI spells it.
+    pub fn loss_name(&self) -> String {
+        self.loss.to_string()
     }
 
     /// Name of the initialisation, as the CLI spells it.
@@ -500,6 +554,12 @@ impl Nmf {
         let x_norm = xx.sqrt();
         // With missing entries the updates see X with its hidden entries filled in, and errors
         // are measured on the known ones.
+        if known.is_some() && !self.loss.is_frobenius() {
+            return Err(Error::param(
+                "loss",
+                format!("{} does not combine with missing data yet", self.loss),
+            ));
+        }
         let mut missing = known.map(|k| missing::Missing::new(&x, k)).transpose()?;
         fn data<'v, T: Float>(
             x: &'v ArrayView2<'v, T>,
@@ -515,7 +575,14 @@ impl Nmf {
         let given = start_factors.is_some();
         let (mut w, mut ht) = match start_factors {
             Some(factors) => factors,
-            None => init::initialize(self.init, &data(&x, &missing), r, self.seed, mean)?,
+            None => init::initialize_with(
+                self.init,
+                &data(&x, &missing),
+                r,
+                self.seed,
+                mean,
+                self.solver == Solver::Mu,
+            )?,
         };
         let mut xh = Array2::<T>::zeros((m, r)); // X H^T, for the W update
         let mut xtw = Array2::<T>::zeros((n, r)); // X^T W, for the H update
@@ -540,7 +607,14 @@ impl Nmf {
         let mut partials = Vec::new();
         let (cross, quad) = (dot(&xh, &w, &mut partials), dot(&hh, &ww, &mut partials));
         let mut err_sq = xx;
-        if quad > 0.0 && cross > 0.0 {
+        // A divergence starts from the init as it is (as scikit-learn does); its error comes
+        // from WH itself.
+        let mut beta_mu =
+            (!self.loss.is_frobenius()).then(|| beta::BetaMu::new(m, n, r, self.loss.beta()));
+        if let Some(b) = &mut beta_mu {
+            b.product(&w, &ht);
+            err_sq = b.frobenius_sq(&x);
+        } else if quad > 0.0 && cross > 0.0 {
             let alpha = cross / quad;
             let a = T::from_f64(alpha);
             w.mapv_inplace(|v| v * a);
@@ -558,8 +632,10 @@ impl Nmf {
         // Decisions (extrapolation, keep-best, tolerance) use the relative error, or with
         // penalties the whole objective.
         let penalty = Penalty::new(self.alpha_w, self.alpha_h, self.l1_ratio, m, n);
-        let score = |err_sq: f64, w: &Array2<T>, ht: &Array2<T>| {
-            if penalty.is_active() {
+        let score = |err_sq: f64, w: &Array2<T>, ht: &Array2<T>, divergence: Option<f64>| {
+            if let Some(d) = divergence {
+                d
+            } else if penalty.is_active() {
                 0.5 * err_sq.max(0.0) + penalty.value(&w.view(), &ht.view())
             } else {
                 rel(err_sq)
@@ -579,6 +655,7 @@ impl Nmf {
             iter: 0,
             seconds: start.elapsed().as_secs_f64(),
             rel_error: rel(err_sq),
+            divergence: beta_mu.as_ref().map(|b| b.divergence(&x)),
         };
         progress(&first);
         history.push(first);
@@ -602,49 +679,58 @@ impl Nmf {
             std::mem::swap(&mut hty, &mut ht);
         }
         let mut scores = Vec::with_capacity(history.capacity());
-        scores.push(score(err_sq, &wy, &hty));
+        scores.push(score(err_sq, &wy, &hty, first.divergence));
         let mut best = scores[0];
         let mut best_by_iter = Vec::with_capacity(history.capacity());
         best_by_iter.push(best);
 
         let mut stop = Stop::MaxIter;
         for iter in 1..=self.max_iter {
-            // H step: H^T (n x r) from X^T W and W^T W.
-            xtw_product.compute(&mut xtw, &data(&x, &missing), &wy.view());
-            if penalty.is_active() {
-                let (l1, l2) = (penalty.l1_h, penalty.l2_h);
-                penalty::penalize(&xtw, &ww, l1, l2, keep_a, &mut a_pen_h, &mut g_pen);
-                self.update(&mut hty, &a_pen_h, &g_pen, sweeps_h, &mut scratch_h, l1);
+            if let Some(b) = &mut beta_mu {
+                b.update_h(&x, &wy, &mut hty, 0.0);
+                b.product(&wy, &hty);
+                b.update_w(&x, &mut wy, &hty, 0.0);
+                b.product(&wy, &hty);
+                err_sq = b.frobenius_sq(&x);
             } else {
-                self.update(&mut hty, &xtw, &ww, sweeps_h, &mut scratch_h, 0.0);
+                // H step: H^T (n x r) from X^T W and W^T W.
+                xtw_product.compute(&mut xtw, &data(&x, &missing), &wy.view());
+                if penalty.is_active() {
+                    let (l1, l2) = (penalty.l1_h, penalty.l2_h);
+                    penalty::penalize(&xtw, &ww, l1, l2, keep_a, &mut a_pen_h, &mut g_pen);
+                    self.update(&mut hty, &a_pen_h, &g_pen, sweeps_h, &mut scratch_h, l1);
+                } else {
+                    self.update(&mut hty, &xtw, &ww, sweeps_h, &mut scratch_h, 0.0);
+                }
+                if let Some(target) = self.sparsity_h {
+                    sparseness::project_columns(&mut hty, target);
+                }
+                if let Some(e) = &extrapolation {
+                    extrapolate::step(&mut hty, &mut ht_new, &ht, None, e.beta, 0.0);
+                }
+                // W step: W (m x r) from X H^T and H H^T.
+                xh_product.compute(&mut xh, &data(&x, &missing).t(), &hty.view());
+                gram_h.compute(&mut hh, &hty.view(), &hty.view());
+                if penalty.is_active() {
+                    let (l1, l2) = (penalty.l1_w, penalty.l2_w);
+                    penalty::penalize(&xh, &hh, l1, l2, keep_a, &mut a_pen_w, &mut g_pen);
+                    self.update(&mut wy, &a_pen_w, &g_pen, sweeps_w, &mut scratch_w, l1);
+                } else {
+                    self.update(&mut wy, &xh, &hh, sweeps_w, &mut scratch_w, 0.0);
+                }
+                if let Some(target) = self.sparsity_w {
+                    sparseness::project_columns(&mut wy, target);
+                }
+                gram_w.compute(&mut ww, &wy.view(), &wy.view());
+                // ||X - WH||^2 = ||X||^2 - 2 <X H^T, W> + <H H^T, W^T W>
+                err_sq = match &mut missing {
+                    Some(mi) => mi.refresh(&x, &wy, &hty),
+                    None => xx - 2.0 * dot(&xh, &wy, &mut partials) + dot(&hh, &ww, &mut partials),
+                };
             }
-            if let Some(target) = self.sparsity_h {
-                sparseness::project_columns(&mut hty, target);
-            }
-            if let Some(e) = &extrapolation {
-                extrapolate::step(&mut hty, &mut ht_new, &ht, None, e.beta, 0.0);
-            }
-            // W step: W (m x r) from X H^T and H H^T.
-            xh_product.compute(&mut xh, &data(&x, &missing).t(), &hty.view());
-            gram_h.compute(&mut hh, &hty.view(), &hty.view());
-            if penalty.is_active() {
-                let (l1, l2) = (penalty.l1_w, penalty.l2_w);
-                penalty::penalize(&xh, &hh, l1, l2, keep_a, &mut a_pen_w, &mut g_pen);
-                self.update(&mut wy, &a_pen_w, &g_pen, sweeps_w, &mut scratch_w, l1);
-            } else {
-                self.update(&mut wy, &xh, &hh, sweeps_w, &mut scratch_w, 0.0);
-            }
-            if let Some(target) = self.sparsity_w {
-                sparseness::project_columns(&mut wy, target);
-            }
-            gram_w.compute(&mut ww, &wy.view(), &wy.view());
-            // ||X - WH||^2 = ||X||^2 - 2 <X H^T, W> + <H H^T, W^T W>
-            err_sq = match &mut missing {
-                Some(mi) => mi.refresh(&x, &wy, &hty),
-                None => xx - 2.0 * dot(&xh, &wy, &mut partials) + dot(&hh, &ww, &mut partials),
-            };
+            let divergence = beta_mu.as_ref().map(|b| b.divergence(&x));
             let error = rel(err_sq);
-            let current = score(err_sq, &wy, &hty);
+            let current = score(err_sq, &wy, &hty, divergence);
             scores.push(current);
 
             if let Some(e) = &mut extrapolation {
@@ -679,6 +765,7 @@ impl Nmf {
                 iter,
                 seconds: start.elapsed().as_secs_f64(),
                 rel_error: error,
+                divergence,
             };
             progress(&record);
             history.push(record);
@@ -717,7 +804,11 @@ impl Nmf {
                 (residual.sqrt() / x_norm, residual, None)
             }
         };
-        let objective = 0.5 * residual + penalty.value(&w.view(), &ht.view());
+        let divergence = beta_mu.as_mut().map(|b| {
+            b.product(&w, &ht);
+            b.divergence(&x)
+        });
+        let objective = divergence.unwrap_or(0.5 * residual + penalty.value(&w.view(), &ht.view()));
         let h = ht.t().as_standard_layout().into_owned();
         Ok(Factorization {
             w,
@@ -728,6 +819,7 @@ impl Nmf {
             rel_error,
             hidden_error,
             objective,
+            divergence,
             history,
             params: self.clone(),
             start: if given {
@@ -824,6 +916,34 @@ impl Nmf {
                 format!("{} must be in [0, 1]", self.l1_ratio),
             ));
         }
+        if !self.loss.is_frobenius() {
+            let beta = self.loss.beta();
+            if !beta.is_finite() {
+                return Err(Error::param("loss", format!("beta {beta} must be finite")));
+            }
+            if self.solver != Solver::Mu {
+                return Err(Error::param(
+                    "loss",
+                    format!(
+                        "the {} solver minimises the Frobenius loss only; use --solver mu for {}",
+                        self.solver, self.loss
+                    ),
+                ));
+            }
+            if self.alpha_w != 0.0
+                || self.alpha_h != 0.0
+                || self.sparsity_w.is_some()
+                || self.sparsity_h.is_some()
+            {
+                return Err(Error::param(
+                    "loss",
+                    format!(
+                        "{} does not combine with penalties or sparseness constraints yet",
+                        self.loss
+                    ),
+                ));
+            }
+        }
         if self.tol.is_nan() || self.tol < 0.0 {
             return Err(Error::param(
                 "tol",
@@ -908,6 +1028,41 @@ impl FromStr for Solver {
                 "solver",
                 format!("unknown solver '{s}' (expected hals, cd, mu or fpgm)"),
             )),
+        }
+    }
+}
+
+impl fmt::Display for Loss {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Loss::Frobenius => f.write_str("fro"),
+            Loss::KullbackLeibler => f.write_str("kl"),
+            Loss::ItakuraSaito => f.write_str("is"),
+            Loss::Beta(b) => write!(f, "beta:{b}"),
+        }
+    }
+}
+
+impl FromStr for Loss {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let lower = s.to_ascii_lowercase();
+        match lower.as_str() {
+            "fro" | "frobenius" => Ok(Loss::Frobenius),
+            "kl" | "kullback-leibler" => Ok(Loss::KullbackLeibler),
+            "is" | "itakura-saito" => Ok(Loss::ItakuraSaito),
+            other => match other.strip_prefix("beta:").map(str::parse::<f64>) {
+                Some(Ok(b)) if b.is_finite() => Ok(match b {
+                    2.0 => Loss::Frobenius,
+                    1.0 => Loss::KullbackLeibler,
+                    0.0 => Loss::ItakuraSaito,
+                    b => Loss::Beta(b),
+                }),
+                _ => Err(Error::param(
+                    "loss",
+                    format!("unknown loss '{s}' (expected fro, kl, is or beta:<number>)"),
+                )),
+            },
         }
     }
 }
@@ -1467,6 +1622,79 @@ mod tests {
             Nmf::params(3)
                 .fit_masked(&x.view(), &wrong.view(), |_| {})
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn beta_divergence_updates_never_increase_their_divergence() {
+        let x = noisy(40, 30, 20);
+        for loss in [
+            Loss::KullbackLeibler,
+            Loss::ItakuraSaito,
+            Loss::Beta(1.5),
+            Loss::Beta(3.0),
+        ] {
+            let fit = Nmf::params(4)
+                .solver(Solver::Mu)
+                .loss(loss)
+                .max_iter(60)
+                .tol(0.0)
+                .fit(&x.view())
+                .unwrap();
+            let trace: Vec<f64> = fit.history.iter().map(|h| h.divergence.unwrap()).collect();
+            for p in trace.windows(2) {
+                assert!(p[1] <= p[0] * (1.0 + 1e-9), "{loss}: {} -> {}", p[0], p[1]);
+            }
+            assert!(trace[60] < trace[0], "{loss}");
+            assert_eq!(fit.divergence.unwrap(), fit.objective);
+            assert!(
+                fit.w.iter().chain(fit.h.iter()).all(|&v| v >= 0.0),
+                "{loss}"
+            );
+            let direct = beta::divergence(&x.view(), &fit.w.dot(&fit.h).view(), loss.beta());
+            assert!(
+                (direct - fit.divergence.unwrap()).abs() <= 1e-9 * direct,
+                "{loss}"
+            );
+        }
+    }
+
+    #[test]
+    fn divergence_losses_need_multiplicative_updates() {
+        let x = noisy(10, 8, 21);
+        for solver in [Solver::Hals, Solver::Cd, Solver::Fpgm] {
+            let err = Nmf::params(2)
+                .solver(solver)
+                .loss(Loss::KullbackLeibler)
+                .fit(&x.view())
+                .unwrap_err();
+            assert!(err.to_string().contains("use --solver mu for kl"), "{err}");
+        }
+        let err = Nmf::params(2)
+            .solver(Solver::Mu)
+            .loss(Loss::ItakuraSaito)
+            .alpha_w(0.1)
+            .fit(&x.view())
+            .unwrap_err();
+        assert!(err.to_string().starts_with("loss:"), "{err}");
+        for (text, loss) in [
+            ("fro", Loss::Frobenius),
+            ("kl", Loss::KullbackLeibler),
+            ("is", Loss::ItakuraSaito),
+            ("beta:1.5", Loss::Beta(1.5)),
+            ("beta:1", Loss::KullbackLeibler),
+        ] {
+            assert_eq!(text.parse::<Loss>().unwrap(), loss);
+        }
+        assert!("beta:x".parse::<Loss>().is_err() && "l3".parse::<Loss>().is_err());
+        let known = Array2::from_elem((10, 8), true);
+        let masked = Nmf::params(2)
+            .solver(Solver::Mu)
+            .loss(Loss::KullbackLeibler);
+        assert!(masked.fit_masked(&x.view(), &known.view(), |_| {}).is_err());
+        assert_eq!(
+            Loss::Beta(1.5).to_string().parse::<Loss>().unwrap(),
+            Loss::Beta(1.5)
         );
     }
 
