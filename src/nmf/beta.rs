@@ -167,13 +167,29 @@ impl<T: Float> BetaMu<T> {
 
     /// `||X - WH||_F^2` at the current WH.
     pub(crate) fn frobenius_sq(&self, x: &ArrayView2<T>) -> f64 {
-        let mut total = 0.0;
-        Zip::from(x).and(&self.wh).for_each(|&x, &p| {
-            let d = x.to_f64() - p.to_f64();
-            total += d * d;
-        });
-        total
+        rows_sum(x, &self.wh.view(), |x, p| (x - p) * (x - p))
     }
+}
+
+/// `sum f(x, p)` over all entries, rows in parallel in fixed blocks (a reproducible order).
+fn rows_sum<T: Float>(
+    x: &ArrayView2<T>,
+    p: &ArrayView2<T>,
+    f: impl Fn(f64, f64) -> f64 + Sync,
+) -> f64 {
+    use rayon::prelude::*;
+    let partial: Vec<f64> = x
+        .axis_chunks_iter(Axis(0), 16)
+        .into_par_iter()
+        .zip(p.axis_chunks_iter(Axis(0), 16))
+        .map(|(xb, pb)| {
+            xb.iter()
+                .zip(pb.iter())
+                .map(|(&a, &b)| f(a.to_f64(), b.to_f64()))
+                .sum::<f64>()
+        })
+        .collect();
+    partial.iter().sum()
 }
 
 /// `f *= (num / (den + l1))^gamma`, denominators floored; tiny entries zeroed for beta < 1.
@@ -201,44 +217,30 @@ fn multiply<T: Float>(
     });
 }
 
-/// The beta-divergence of X from P (elementwise sums, in f64).
+/// The beta-divergence of X from P (elementwise sums in f64, rows in parallel).
 pub(crate) fn divergence<T: Float>(x: &ArrayView2<T>, p: &ArrayView2<T>, beta: f64) -> f64 {
-    let (mut a, mut b, mut c) = (0.0, 0.0, 0.0);
-    Zip::from(x).and(p).for_each(|&x, &p| {
-        let (x, p) = (x.to_f64(), p.to_f64());
-        if beta == 2.0 {
-            a += 0.5 * (x - p) * (x - p);
-            return;
-        }
+    rows_sum(x, p, |x, p| {
         let q = p.max(FLOOR);
-        if beta == 1.0 {
-            if x > FLOOR {
-                a += x * (x / q).ln();
-            }
-            b += p - x;
+        if beta == 2.0 {
+            0.5 * (x - p) * (x - p)
+        } else if beta == 1.0 {
+            let log_term = if x > FLOOR { x * (x / q).ln() } else { 0.0 };
+            log_term + p - x
         } else if beta == 0.0 {
             if x > FLOOR {
-                a += x / q - (x / q).ln() - 1.0;
+                x / q - (x / q).ln() - 1.0
             } else {
-                a += x / q - 1.0;
+                x / q - 1.0
             }
         } else {
-            a += x.powf(beta);
-            b += p.powf(beta) * (beta - 1.0);
-            if x > FLOOR {
-                c += x * q.powf(beta - 1.0);
-            }
+            let cross = if x > FLOOR {
+                x * q.powf(beta - 1.0)
+            } else {
+                0.0
+            };
+            (x.powf(beta) + p.powf(beta) * (beta - 1.0) - beta * cross) / (beta * (beta - 1.0))
         }
-    });
-    if beta == 2.0 {
-        a
-    } else if beta == 1.0 {
-        a + b
-    } else if beta == 0.0 {
-        a
-    } else {
-        (a + b - beta * c) / (beta * (beta - 1.0))
-    }
+    })
 }
 
 #[cfg(test)]
