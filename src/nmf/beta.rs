@@ -29,14 +29,68 @@ pub(crate) struct BetaMu<T> {
     ratio: Array2<T>,
     /// `WH^(beta-1)` (not used for KL, where it is all ones).
     power: Array2<T>,
-    num_h: TallProduct<T>,
-    den_h: TallProduct<T>,
-    num_w: TallProduct<T>,
-    den_w: TallProduct<T>,
-    num_out_h: Array2<T>,
-    den_out_h: Array2<T>,
-    num_out_w: Array2<T>,
-    den_out_w: Array2<T>,
+    half_h: Half<T>,
+    half_w: Half<T>,
+}
+
+/// Products and buffers of the update of one factor (rows x r).
+#[derive(Debug)]
+struct Half<T> {
+    num: TallProduct<T>,
+    den: TallProduct<T>,
+    num_out: Array2<T>,
+    den_out: Array2<T>,
+}
+
+/// Exponent and penalty of an update.
+#[derive(Debug, Clone, Copy)]
+struct Rule {
+    gamma: f64,
+    l1: f64,
+    beta: f64,
+}
+
+impl<T: Float> Half<T> {
+    fn new(rows: usize, r: usize) -> Self {
+        Half {
+            num: TallProduct::new(rows, r),
+            den: TallProduct::new(rows, r),
+            num_out: Array2::zeros((rows, r)),
+            den_out: Array2::zeros((rows, r)),
+        }
+    }
+
+    /// `f *= (R^T other / D^T other)^gamma`, with R and D oriented so that the reduction runs
+    /// over the other factor's rows; `power` is None for KL, where D is all ones.
+    fn update(
+        &mut self,
+        f: &mut Array2<T>,
+        ratio: ArrayView2<T>,
+        power: Option<ArrayView2<T>>,
+        other: ArrayView2<T>,
+        rule: Rule,
+    ) {
+        self.num.compute(&mut self.num_out, &ratio, &other);
+        match power {
+            Some(power) => self.den.compute(&mut self.den_out, &power, &other),
+            None => {
+                // D is all ones: every row of D^T other is the column sums of `other`.
+                let sums = other.sum_axis(Axis(0));
+                self.den_out
+                    .rows_mut()
+                    .into_iter()
+                    .for_each(|mut row| row.assign(&sums));
+            }
+        }
+        multiply(
+            f,
+            &self.num_out,
+            &self.den_out,
+            rule.gamma,
+            rule.l1,
+            rule.beta,
+        );
+    }
 }
 
 impl<T: Float> BetaMu<T> {
@@ -54,14 +108,8 @@ impl<T: Float> BetaMu<T> {
             wh: Array2::zeros((m, n)),
             ratio: Array2::zeros((m, n)),
             power: Array2::zeros(if beta == 1.0 { (0, 0) } else { (m, n) }),
-            num_h: TallProduct::new(n, r),
-            den_h: TallProduct::new(n, r),
-            num_w: TallProduct::new(m, r),
-            den_w: TallProduct::new(m, r),
-            num_out_h: Array2::zeros((n, r)),
-            den_out_h: Array2::zeros((n, r)),
-            num_out_w: Array2::zeros((m, r)),
-            den_out_w: Array2::zeros((m, r)),
+            half_h: Half::new(n, r),
+            half_w: Half::new(m, r),
         }
     }
 
@@ -103,28 +151,14 @@ impl<T: Float> BetaMu<T> {
         l1: f64,
     ) {
         self.prepare(x);
-        let w = w.view();
-        self.num_h
-            .compute(&mut self.num_out_h, &self.ratio.view(), &w);
-        if self.beta == 1.0 {
-            // D is all ones: W^T D has, in every row, the column sums of W.
-            let sums = w.sum_axis(Axis(0));
-            self.den_out_h
-                .rows_mut()
-                .into_iter()
-                .for_each(|mut row| row.assign(&sums));
-        } else {
-            self.den_h
-                .compute(&mut self.den_out_h, &self.power.view(), &w);
-        }
-        multiply(
-            ht,
-            &self.num_out_h,
-            &self.den_out_h,
-            self.gamma,
+        let power = (self.beta != 1.0).then(|| self.power.view());
+        let rule = Rule {
+            gamma: self.gamma,
             l1,
-            self.beta,
-        );
+            beta: self.beta,
+        };
+        self.half_h
+            .update(ht, self.ratio.view(), power, w.view(), rule);
     }
 
     /// One update of W (m x r) with H fixed; `wh` must hold the current W H.
@@ -136,27 +170,14 @@ impl<T: Float> BetaMu<T> {
         l1: f64,
     ) {
         self.prepare(x);
-        let ht = ht.view();
-        self.num_w
-            .compute(&mut self.num_out_w, &self.ratio.t(), &ht);
-        if self.beta == 1.0 {
-            let sums = ht.sum_axis(Axis(0));
-            self.den_out_w
-                .rows_mut()
-                .into_iter()
-                .for_each(|mut row| row.assign(&sums));
-        } else {
-            self.den_w
-                .compute(&mut self.den_out_w, &self.power.t(), &ht);
-        }
-        multiply(
-            w,
-            &self.num_out_w,
-            &self.den_out_w,
-            self.gamma,
+        let power = (self.beta != 1.0).then(|| self.power.t());
+        let rule = Rule {
+            gamma: self.gamma,
             l1,
-            self.beta,
-        );
+            beta: self.beta,
+        };
+        self.half_w
+            .update(w, self.ratio.t(), power, ht.view(), rule);
     }
 
     /// The beta-divergence D(X | WH) at the current WH, as scikit-learn computes it (entries
