@@ -3,15 +3,14 @@
 
 mod common;
 
-use facenmf::{Init, Loader, Nmf, Solver};
+use facenmf::{Init, Nmf, Solver};
 
 /// scikit-learn `cd`, nndsvda, rank 49, 200 iterations, float64 reaches 0.084064 on CBCL.
 #[test]
 fn hals_on_cbcl_beats_scikit_learn_cd_at_200_iterations() {
-    let Some(dir) = common::dataset("cbcl") else {
+    let Some(faces) = common::faces::<f32>("cbcl") else {
         return;
     };
-    let faces = Loader::new(dir).load::<f32>().unwrap();
     let fit = Nmf::params(49)
         .solver(Solver::Hals)
         .init(Init::Nndsvda)
@@ -32,10 +31,9 @@ fn hals_on_cbcl_beats_scikit_learn_cd_at_200_iterations() {
 /// (the starts differ slightly: randomized SVD vs ours, and our scaling of W).
 #[test]
 fn cd_on_cbcl_tracks_scikit_learn_cd() {
-    let Some(dir) = common::dataset("cbcl") else {
+    let Some(faces) = common::faces::<f64>("cbcl") else {
         return;
     };
-    let faces = Loader::new(dir).load::<f64>().unwrap();
     let fit = Nmf::params(49)
         .solver(Solver::Cd)
         .max_iter(200)
@@ -52,10 +50,9 @@ fn cd_on_cbcl_tracks_scikit_learn_cd() {
 /// MU from nndsvda on CBCL: scikit-learn reaches 0.109708 after 200 iterations.
 #[test]
 fn mu_on_cbcl_tracks_scikit_learn_mu() {
-    let Some(dir) = common::dataset("cbcl") else {
+    let Some(faces) = common::faces::<f32>("cbcl") else {
         return;
     };
-    let faces = Loader::new(dir).load::<f32>().unwrap();
     let fit = Nmf::params(49)
         .solver(Solver::Mu)
         .max_iter(200)
@@ -73,10 +70,9 @@ fn mu_on_cbcl_tracks_scikit_learn_mu() {
 /// within 500 iterations.
 #[test]
 fn fpgm_on_cbcl_reaches_scikit_learn_cd_within_500_iterations() {
-    let Some(dir) = common::dataset("cbcl") else {
+    let Some(faces) = common::faces::<f32>("cbcl") else {
         return;
     };
-    let faces = Loader::new(dir).load::<f32>().unwrap();
     let fit = Nmf::params(49)
         .solver(Solver::Fpgm)
         .max_iter(500)
@@ -94,10 +90,9 @@ fn fpgm_on_cbcl_reaches_scikit_learn_cd_within_500_iterations() {
 /// docs/orl-basis-sparse.png beside the plain docs/orl-basis.png).
 #[test]
 fn sparse_nmf_on_orl_reaches_the_target_sparseness() {
-    let Some(dir) = common::dataset("orl") else {
+    let Some(faces) = common::faces::<f32>("orl") else {
         return;
     };
-    let faces = Loader::new(dir).load::<f32>().unwrap();
     let plain = Nmf::params(25).fit(&faces.x.view()).unwrap();
     let sparse = Nmf::params(25)
         .sparsity_w(Some(0.7))
@@ -125,10 +120,9 @@ fn sparse_nmf_on_orl_reaches_the_target_sparseness() {
 /// within 1.5x the error on the known ones.
 #[test]
 fn hidden_cbcl_pixels_are_predicted_nearly_as_well_as_the_known_are_fitted() {
-    let Some(dir) = common::dataset("cbcl") else {
+    let Some(faces) = common::faces::<f32>("cbcl") else {
         return;
     };
-    let faces = Loader::new(dir).load::<f32>().unwrap();
     let known = facenmf::nmf::random_mask(faces.x.dim(), 0.3, 0);
     let hidden_share = known.iter().filter(|k| !**k).count() as f64 / known.len() as f64;
     assert!((hidden_share - 0.3).abs() < 0.01, "{hidden_share}");
@@ -149,10 +143,9 @@ fn hidden_cbcl_pixels_are_predicted_nearly_as_well_as_the_known_are_fitted() {
 /// 9407.544488752408, relative Frobenius error 0.129587.
 #[test]
 fn kl_mu_on_olivetti_matches_scikit_learn() {
-    let Some(dir) = common::dataset("olivetti") else {
+    let Some(faces) = common::faces::<f64>("olivetti") else {
         return;
     };
-    let faces = Loader::new(dir).load::<f64>().unwrap();
     let fit = Nmf::params(20)
         .solver(Solver::Mu)
         .loss(facenmf::Loss::KullbackLeibler)

@@ -30,6 +30,16 @@ pub fn dataset(name: &str) -> Option<PathBuf> {
     }
 }
 
+/// A real dataset loaded as X (see [`dataset`] for what happens when it is absent).
+pub fn faces<T: facenmf::Float>(name: &str) -> Option<facenmf::Faces<T>> {
+    let dir = dataset(name)?;
+    Some(
+        facenmf::Loader::new(dir)
+            .load::<T>()
+            .expect("the shared dataset loads"),
+    )
+}
+
 /// The scikit-learn reference figures of `../shared/bench/baseline.md` for one dataset.
 pub struct Baseline {
     pub m: usize,
