@@ -82,3 +82,15 @@ fn cd(bencher: divan::Bencher, shape: (usize, usize)) {
 fn mu(bencher: divan::Bencher, shape: (usize, usize)) {
     ten_iterations(bencher, shape, Nmf::params(RANK).solver(Solver::Mu));
 }
+
+/// Fast projected gradient.
+#[divan::bench(args = SHAPES)]
+fn fpgm(bencher: divan::Bencher, shape: (usize, usize)) {
+    ten_iterations(bencher, shape, Nmf::params(RANK).solver(Solver::Fpgm));
+}
+
+/// ANLS with block principal pivoting.
+#[divan::bench(args = SHAPES)]
+fn anls(bencher: divan::Bencher, shape: (usize, usize)) {
+    ten_iterations(bencher, shape, Nmf::params(RANK).solver(Solver::Anls));
+}

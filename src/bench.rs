@@ -331,6 +331,7 @@ fn bench_dataset(
             Nmf::params(r).extrapolate(false),
         ),
         ("hals (E-A-HALS, default)", Nmf::params(r)),
+        ("anls (BPP)", Nmf::params(r).solver(Solver::Anls)),
         ("mu", Nmf::params(r).solver(Solver::Mu)),
     ] {
         let fit = nmf.tol(0.0).max_iter(30).fit(&faces.x.view())?;
@@ -386,6 +387,7 @@ fn plot_solvers(
             "fpgm, extrapolated",
             Nmf::params(r).solver(Solver::Fpgm).extrapolate(true),
         ),
+        ("anls (BPP)", Nmf::params(r).solver(Solver::Anls)),
         ("mu", Nmf::params(r).solver(Solver::Mu)),
     ] {
         let fit = nmf

@@ -47,7 +47,8 @@ struct LearnArgs {
     #[arg(short, long)]
     rank: Option<usize>,
     /// Update rule: hals (accelerated HALS), cd (plain HALS, scikit-learn's cd), mu
-    /// (multiplicative updates) or fpgm (fast projected gradient).
+    /// (multiplicative updates), fpgm (fast projected gradient) or anls (alternating exact
+    /// least squares, block principal pivoting).
     #[arg(long, default_value = "hals", value_parser = parse_solver)]
     solver: Solver,
     /// Extrapolate between iterations with restarts (Ang & Gillis 2019): on by default for

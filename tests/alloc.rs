@@ -54,6 +54,8 @@ fn iterations_allocate_no_buffers() {
         ("hals, no extrapolation", Nmf::params(r).extrapolate(false)),
         ("cd", Nmf::params(r).solver(Solver::Cd)),
         ("mu", Nmf::params(r).solver(Solver::Mu)),
+        // Its row solvers use one workspace per thread, made on the first iteration.
+        ("anls", Nmf::params(r).solver(Solver::Anls)),
         // Not fpgm: its p x r x r products go through faer, which packs the p x r operand into
         // a buffer it allocates on every call (about one factor's size).
     ] {

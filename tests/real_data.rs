@@ -86,6 +86,35 @@ fn fpgm_on_cbcl_reaches_scikit_learn_cd_within_500_iterations() {
     );
 }
 
+/// The same bar for ANLS with block principal pivoting. Each half-step is an exact minimisation,
+/// so the error never rises either.
+#[test]
+fn anls_on_cbcl_reaches_scikit_learn_cd_within_500_iterations() {
+    let Some(faces) = common::faces::<f32>("cbcl") else {
+        return;
+    };
+    let fit = Nmf::params(49)
+        .solver(Solver::Anls)
+        .max_iter(500)
+        .tol(0.0)
+        .fit(&faces.x.view())
+        .unwrap();
+    assert!(
+        fit.rel_error <= 0.08406,
+        "relative error {:.6}",
+        fit.rel_error
+    );
+    for pair in fit.history.windows(2) {
+        // f32 products: the error carries ~1e-7 relative noise.
+        assert!(
+            pair[1].rel_error <= pair[0].rel_error * (1.0 + 1e-5),
+            "error rose at iteration {}",
+            pair[1].iter
+        );
+    }
+    assert!(fit.w.iter().chain(fit.h.iter()).all(|&v| v >= 0.0));
+}
+
 /// Hoyer's constraint on ORL: localised parts at rank 25 with sparseness 0.7 (the pictures are
 /// docs/orl-basis-sparse.png beside the plain docs/orl-basis.png).
 #[test]

@@ -12,6 +12,7 @@
 //! from the Gram matrices the update already has, at the cost of two r x r and one m x r dot
 //! products, and once exactly (from WH itself) at the end.
 
+mod anls;
 mod beta;
 mod canonical;
 mod extrapolate;
@@ -51,6 +52,9 @@ pub enum Solver {
     Mu,
     /// Fast projected gradient with Nesterov momentum (Gillis 2020, section 8.3).
     Fpgm,
+    /// Alternating nonnegative least squares, each factor solved exactly by block principal
+    /// pivoting (Kim & Park 2011).
+    Anls,
 }
 
 /// How the factors start.
@@ -596,7 +600,7 @@ impl Nmf {
         let mut scratch_h = self.scratch(n, r);
         let (sweeps_w, sweeps_h) = match self.solver {
             Solver::Hals | Solver::Fpgm => (hals::max_sweeps(m, n, r), hals::max_sweeps(n, m, r)),
-            Solver::Cd | Solver::Mu => (1, 1),
+            Solver::Cd | Solver::Mu | Solver::Anls => (1, 1),
         };
 
         // Scale W so that alpha W H is the best multiple of the initial product: the NNDSVDa
@@ -854,6 +858,12 @@ impl Nmf {
             }
             Solver::Mu => mu::update(f, a, g, scratch, l1),
             Solver::Fpgm => fpgm::update(f, a, g, sweeps, scratch),
+            Solver::Anls => {
+                let rank = f.ncols();
+                let a = a.as_slice().expect("standard layout");
+                let g = g.as_slice().expect("standard layout");
+                anls::update(f.as_slice_mut().expect("standard layout"), a, g, rank);
+            }
         }
     }
 
@@ -863,6 +873,7 @@ impl Nmf {
             Solver::Hals | Solver::Cd => Array2::zeros((1, hals::scratch_len(rows, rank))),
             Solver::Mu => Array2::zeros((rows, rank)),
             Solver::Fpgm => Array2::zeros((fpgm::scratch_rows(rows), rank)),
+            Solver::Anls => Array2::zeros((0, 0)), // per-thread workspaces, see anls.rs
         }
     }
 
@@ -1012,6 +1023,7 @@ impl fmt::Display for Solver {
             Solver::Cd => "cd",
             Solver::Mu => "mu",
             Solver::Fpgm => "fpgm",
+            Solver::Anls => "anls",
         })
     }
 }
@@ -1024,9 +1036,10 @@ impl FromStr for Solver {
             "cd" => Ok(Solver::Cd),
             "mu" => Ok(Solver::Mu),
             "fpgm" => Ok(Solver::Fpgm),
+            "anls" | "anls-bpp" => Ok(Solver::Anls),
             _ => Err(Error::param(
                 "solver",
-                format!("unknown solver '{s}' (expected hals, cd, mu or fpgm)"),
+                format!("unknown solver '{s}' (expected hals, cd, mu, fpgm or anls)"),
             )),
         }
     }
@@ -1133,7 +1146,13 @@ mod tests {
         low_rank(m, n, 8, seed) + Array2::from_shape_simple_fn((m, n), || 0.3 * uniform(&mut rng))
     }
 
-    const ALL_SOLVERS: [Solver; 4] = [Solver::Hals, Solver::Cd, Solver::Mu, Solver::Fpgm];
+    const ALL_SOLVERS: [Solver; 5] = [
+        Solver::Hals,
+        Solver::Cd,
+        Solver::Mu,
+        Solver::Fpgm,
+        Solver::Anls,
+    ];
     const ALL_INITS: [Init; 5] = [
         Init::Nndsvd,
         Init::Nndsvda,
@@ -1166,7 +1185,7 @@ mod tests {
     }
 
     #[test]
-    fn hals_cd_and_mu_never_increase_the_loss() {
+    fn no_solver_increases_the_loss_without_extrapolation() {
         let x = noisy(50, 40, 2);
         for solver in ALL_SOLVERS {
             let fit = Nmf::params(6)
@@ -1228,7 +1247,7 @@ mod tests {
     #[test]
     fn exact_low_rank_matrix_is_recovered() {
         let x = low_rank(60, 50, 4, 3);
-        for solver in [Solver::Hals, Solver::Cd] {
+        for solver in [Solver::Hals, Solver::Cd, Solver::Anls] {
             let fit = Nmf::params(4)
                 .solver(solver)
                 .max_iter(3000)
@@ -1573,7 +1592,7 @@ mod tests {
                 *v = 1000.0;
             }
         });
-        for solver in [Solver::Hals, Solver::Cd, Solver::Mu] {
+        for solver in [Solver::Hals, Solver::Cd, Solver::Mu, Solver::Anls] {
             let fit = Nmf::params(3)
                 .solver(solver)
                 .max_iter(400)
@@ -1662,7 +1681,7 @@ mod tests {
     #[test]
     fn divergence_losses_need_multiplicative_updates() {
         let x = noisy(10, 8, 21);
-        for solver in [Solver::Hals, Solver::Cd, Solver::Fpgm] {
+        for solver in [Solver::Hals, Solver::Cd, Solver::Fpgm, Solver::Anls] {
             let err = Nmf::params(2)
                 .solver(solver)
                 .loss(Loss::KullbackLeibler)
