@@ -11,6 +11,7 @@
 //! half-step needs WH itself (one m x n x r product) and two more products.
 
 use ndarray::{Array2, ArrayView2, Axis, Zip};
+use rayon::prelude::*;
 
 use super::linalg::{TallProduct, matmul, view};
 use crate::Float;
@@ -31,6 +32,9 @@ pub(crate) struct BetaMu<T> {
     power: Array2<T>,
     half_h: Half<T>,
     half_w: Half<T>,
+    /// `ratio` and `power` already hold the values for the current WH ([`BetaMu::measure`]
+    /// fills them in the same pass as the errors).
+    prepared: bool,
 }
 
 /// Products and buffers of the update of one factor (rows x r).
@@ -110,6 +114,7 @@ impl<T: Float> BetaMu<T> {
             power: Array2::zeros(if beta == 1.0 { (0, 0) } else { (m, n) }),
             half_h: Half::new(n, r),
             half_w: Half::new(m, r),
+            prepared: false,
         }
     }
 
@@ -117,27 +122,35 @@ impl<T: Float> BetaMu<T> {
     pub(crate) fn product(&mut self, w: &Array2<T>, ht: &Array2<T>) {
         let (w, ht) = (w.view(), ht.view());
         matmul(&mut self.wh, view(&w), view(&ht).transpose());
+        self.prepared = false;
     }
 
     /// R and D from the current WH.
     fn prepare(&mut self, x: &ArrayView2<T>) {
-        let (beta, floor) = (self.beta, FLOOR);
-        Zip::from(&mut self.ratio)
-            .and(x)
-            .and(&self.wh)
-            .par_for_each(|r, &x, &wh| {
-                let (x, wh) = (x.to_f64(), wh.to_f64().max(floor));
-                *r = T::from_f64(if beta == 1.0 {
-                    x / wh
-                } else {
-                    x * wh.powf(beta - 2.0)
-                });
-            });
-        if beta != 1.0 {
-            Zip::from(&mut self.power)
-                .and(&self.wh)
-                .par_for_each(|d, &wh| {
-                    *d = T::from_f64(wh.to_f64().max(floor).powf(beta - 1.0));
+        let x = x.as_slice().expect("standard layout");
+        let wh = self.wh.as_slice().expect("standard layout");
+        let ratio = self.ratio.as_slice_mut().expect("standard layout");
+        let len = BLOCK * self.wh.ncols().max(1);
+        let blocks = x.par_chunks(len).zip(wh.par_chunks(len));
+        // One loop per case, not a branch inside one: the compiler would compute the powers
+        // for every entry and select afterwards.
+        if self.beta == 1.0 {
+            let kernel = kl_ratio_kernel::<T>();
+            blocks
+                .zip(ratio.par_chunks_mut(len))
+                .for_each(|((x, p), r)| kernel(x, p, r));
+        } else {
+            let power = self.power.as_slice_mut().expect("standard layout");
+            let beta = self.beta;
+            blocks
+                .zip(ratio.par_chunks_mut(len))
+                .zip(power.par_chunks_mut(len))
+                .for_each(|(((x, p), r), d)| {
+                    for (((&x, &p), r), d) in x.iter().zip(p).zip(r).zip(d) {
+                        let q = p.to_f64().max(FLOOR);
+                        *r = T::from_f64(x.to_f64() * q.powf(beta - 2.0));
+                        *d = T::from_f64(q.powf(beta - 1.0));
+                    }
                 });
         }
     }
@@ -150,7 +163,9 @@ impl<T: Float> BetaMu<T> {
         ht: &mut Array2<T>,
         l1: f64,
     ) {
-        self.prepare(x);
+        if !self.prepared {
+            self.prepare(x);
+        }
         let power = (self.beta != 1.0).then(|| self.power.view());
         let rule = Rule {
             gamma: self.gamma,
@@ -180,37 +195,189 @@ impl<T: Float> BetaMu<T> {
             .update(w, self.ratio.t(), power, ht.view(), rule);
     }
 
-    /// The beta-divergence D(X | WH) at the current WH, as scikit-learn computes it (entries
-    /// of X at or below the floor are left out of the terms that divide by them).
-    pub(crate) fn divergence(&self, x: &ArrayView2<T>) -> f64 {
-        divergence(x, &self.wh.view(), self.beta)
-    }
-
-    /// `||X - WH||_F^2` at the current WH.
-    pub(crate) fn frobenius_sq(&self, x: &ArrayView2<T>) -> f64 {
-        rows_sum(x, &self.wh.view(), |x, p| (x - p) * (x - p))
+    /// `(||X - WH||_F^2, D(X | WH))` at the current WH, in one pass over X and WH that also
+    /// prepares R and D for the next update. The divergence is scikit-learn's: entries of X at
+    /// or below the floor are left out of the terms that divide by them.
+    pub(crate) fn measure(&mut self, x: &ArrayView2<T>) -> (f64, f64) {
+        let x = x.as_slice().expect("standard layout");
+        let wh = self.wh.as_slice().expect("standard layout");
+        let ratio = self.ratio.as_slice_mut().expect("standard layout");
+        let len = BLOCK * self.wh.ncols().max(1);
+        let partial: Vec<(f64, f64)> = if self.beta == 1.0 {
+            let kernel = kl_kernel::<T>();
+            x.par_chunks(len)
+                .zip(wh.par_chunks(len))
+                .zip(ratio.par_chunks_mut(len))
+                .map(|((x, p), r)| kernel(x, p, r))
+                .collect()
+        } else {
+            let power = self.power.as_slice_mut().expect("standard layout");
+            let beta = self.beta;
+            x.par_chunks(len)
+                .zip(wh.par_chunks(len))
+                .zip(ratio.par_chunks_mut(len))
+                .zip(power.par_chunks_mut(len))
+                .map(|(((x, p), r), d)| general_block(x, p, r, d, beta))
+                .collect()
+        };
+        self.prepared = true;
+        partial
+            .iter()
+            .fold((0.0, 0.0), |(f, d), &(pf, pd)| (f + pf, d + pd))
     }
 }
 
-/// `sum f(x, p)` over all entries, rows in parallel in fixed blocks (a reproducible order).
-fn rows_sum<T: Float>(
-    x: &ArrayView2<T>,
-    p: &ArrayView2<T>,
-    f: impl Fn(f64, f64) -> f64 + Sync,
-) -> f64 {
-    use rayon::prelude::*;
-    let partial: Vec<f64> = x
-        .axis_chunks_iter(Axis(0), 16)
-        .into_par_iter()
-        .zip(p.axis_chunks_iter(Axis(0), 16))
-        .map(|(xb, pb)| {
-            xb.iter()
-                .zip(pb.iter())
-                .map(|(&a, &b)| f(a.to_f64(), b.to_f64()))
-                .sum::<f64>()
-        })
-        .collect();
-    partial.iter().sum()
+/// Rows per parallel block of the elementwise passes (fixed, so sums are reproducible).
+const BLOCK: usize = 16;
+
+type KlKernel<T> = fn(&[T], &[T], &mut [T]) -> (f64, f64);
+
+/// The KL pass compiled for the widest vectors this CPU has: its logarithms are most of an
+/// iteration's time unless they vectorise.
+fn kl_kernel<T: Float>() -> KlKernel<T> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+        {
+            return |x, p, r| {
+                // SAFETY: the CPU supports AVX-512F and DQ, checked just above.
+                unsafe { kl_block_avx512(x, p, r) }
+            };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            return |x, p, r| {
+                // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+                unsafe { kl_block_avx2(x, p, r) }
+            };
+        }
+    }
+    kl_block
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
+fn kl_block_avx512<T: Float>(x: &[T], p: &[T], ratio: &mut [T]) -> (f64, f64) {
+    kl_block(x, p, ratio)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn kl_block_avx2<T: Float>(x: &[T], p: &[T], ratio: &mut [T]) -> (f64, f64) {
+    kl_block(x, p, ratio)
+}
+
+type KlRatioKernel<T> = fn(&[T], &[T], &mut [T]);
+
+/// `ratio = X / WH` for KL, compiled for the widest vectors this CPU has.
+fn kl_ratio_kernel<T: Float>() -> KlRatioKernel<T> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            return |x, p, r| {
+                // SAFETY: the CPU supports AVX-512F, checked just above.
+                unsafe { kl_ratio_avx512(x, p, r) }
+            };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            return |x, p, r| {
+                // SAFETY: the CPU supports AVX2, checked just above.
+                unsafe { kl_ratio_avx2(x, p, r) }
+            };
+        }
+    }
+    kl_ratio
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2")]
+fn kl_ratio_avx512<T: Float>(x: &[T], p: &[T], ratio: &mut [T]) {
+    kl_ratio(x, p, ratio);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn kl_ratio_avx2<T: Float>(x: &[T], p: &[T], ratio: &mut [T]) {
+    kl_ratio(x, p, ratio);
+}
+
+/// `ratio = x / max(p, floor)` in T: one correctly rounded division, as in f64 then rounded.
+#[inline(always)]
+fn kl_ratio<T: Float>(x: &[T], p: &[T], ratio: &mut [T]) {
+    let floor = T::from_f64(FLOOR);
+    for ((&x, &p), r) in x.iter().zip(p).zip(ratio) {
+        *r = x / p.max_of(floor);
+    }
+}
+
+/// One block of the KL pass: `ratio = X / WH` and the sums of `(x - p)^2` and of the KL terms
+/// `x ln(x / p) - x + p`, in eight independent lanes so that the loop vectorises.
+#[inline(always)]
+fn kl_block<T: Float>(x: &[T], p: &[T], ratio: &mut [T]) -> (f64, f64) {
+    const W: usize = 8;
+    let (mut fro, mut div) = ([0.0f64; W], [0.0f64; W]);
+    let mut lane = |k: usize, x: T, p: T, r: &mut T| {
+        let (x, p) = (x.to_f64(), p.to_f64());
+        let q = x / p.max(FLOOR);
+        *r = T::from_f64(q);
+        let log_term = x * ln(q.max(f64::MIN_POSITIVE));
+        div[k] += if x > FLOOR { log_term } else { 0.0 } + p - x;
+        fro[k] += (x - p) * (x - p);
+    };
+    let (xs, x_tail) = x.as_chunks::<W>();
+    let (ps, p_tail) = p.as_chunks::<W>();
+    let (rs, r_tail) = ratio.as_chunks_mut::<W>();
+    for ((x, p), r) in xs.iter().zip(ps).zip(rs) {
+        for k in 0..W {
+            lane(k, x[k], p[k], &mut r[k]);
+        }
+    }
+    for (k, ((&x, &p), r)) in x_tail.iter().zip(p_tail).zip(r_tail).enumerate() {
+        lane(k, x, p, r);
+    }
+    (fro.iter().sum(), div.iter().sum())
+}
+
+/// One block of the pass for any beta other than 1: R, D and the two sums.
+fn general_block<T: Float>(
+    x: &[T],
+    p: &[T],
+    ratio: &mut [T],
+    power: &mut [T],
+    beta: f64,
+) -> (f64, f64) {
+    let (mut fro, mut div) = (0.0, 0.0);
+    for (((&x, &p), r), d) in x.iter().zip(p).zip(ratio).zip(power) {
+        let (x, p) = (x.to_f64(), p.to_f64());
+        let q = p.max(FLOOR);
+        *r = T::from_f64(x * q.powf(beta - 2.0));
+        *d = T::from_f64(q.powf(beta - 1.0));
+        fro += (x - p) * (x - p);
+        div += divergence_term(x, p, beta);
+    }
+    (fro, div)
+}
+
+/// The natural logarithm of a positive normal number, branch-free so that it vectorises:
+/// x = 2^e m with m in [sqrt(1/2), sqrt(2)), ln m = 2 atanh(s), s = (m - 1) / (m + 1), |s| <=
+/// 0.172, by its series to s^17 (truncation below 4e-16 relative).
+#[inline(always)]
+fn ln(x: f64) -> f64 {
+    const MANTISSA: u64 = (1 << 52) - 1;
+    let bits = x.to_bits();
+    let mut exponent = ((bits >> 52) as i64 - 1023) as f64;
+    let mut m = f64::from_bits((bits & MANTISSA) | 1.0f64.to_bits());
+    let high = m > std::f64::consts::SQRT_2;
+    m = if high { 0.5 * m } else { m };
+    exponent += if high { 1.0 } else { 0.0 };
+    let s = (m - 1.0) / (m + 1.0);
+    let s2 = s * s;
+    let mut series = 1.0 / 17.0;
+    for k in (0..8).rev() {
+        series = series * s2 + 1.0 / (2 * k + 1) as f64;
+    }
+    exponent * std::f64::consts::LN_2 + 2.0 * s * series
 }
 
 /// `f *= (num / (den + l1))^gamma`, denominators floored; tiny entries zeroed for beta < 1.
@@ -222,52 +389,96 @@ fn multiply<T: Float>(
     l1: f64,
     beta: f64,
 ) {
-    Zip::from(f).and(num).and(den).par_for_each(|f, &n, &d| {
+    let update = |f: &mut T, n: T, d: T, step: fn(f64, f64) -> f64| {
         let ratio = n.to_f64().max(0.0) / (d.to_f64() + l1).max(FLOOR);
-        let step = if gamma == 1.0 {
-            ratio
-        } else {
-            ratio.powf(gamma)
-        };
-        let mut v = f.to_f64() * step;
+        let mut v = f.to_f64() * step(ratio, gamma);
         if beta < 1.0 && v < f64::EPSILON {
             // scikit-learn: necessary for stability with beta < 1.
             v = 0.0;
         }
         *f = T::from_f64(v);
-    });
+    };
+    // Two loops, not a branch inside one: the compiler would compute the power for every
+    // entry and select afterwards.
+    let zip = Zip::from(f).and(num).and(den);
+    if gamma == 1.0 {
+        zip.par_for_each(|f, &n, &d| update(f, n, d, |ratio, _| ratio));
+    } else {
+        zip.par_for_each(|f, &n, &d| update(f, n, d, f64::powf));
+    }
 }
 
-/// The beta-divergence of X from P (elementwise sums in f64, rows in parallel).
+/// The beta-divergence of X from P, entry by entry (the reference for the fused pass).
+#[cfg(test)]
 pub(crate) fn divergence<T: Float>(x: &ArrayView2<T>, p: &ArrayView2<T>, beta: f64) -> f64 {
-    rows_sum(x, p, |x, p| {
-        let q = p.max(FLOOR);
-        if beta == 2.0 {
-            0.5 * (x - p) * (x - p)
-        } else if beta == 1.0 {
-            let log_term = if x > FLOOR { x * (x / q).ln() } else { 0.0 };
-            log_term + p - x
-        } else if beta == 0.0 {
-            if x > FLOOR {
-                x / q - (x / q).ln() - 1.0
-            } else {
-                x / q - 1.0
-            }
+    x.iter()
+        .zip(p)
+        .map(|(&x, &p)| divergence_term(x.to_f64(), p.to_f64(), beta))
+        .sum()
+}
+
+/// One entry's term of the beta-divergence, as scikit-learn computes it.
+#[inline(always)]
+fn divergence_term(x: f64, p: f64, beta: f64) -> f64 {
+    let q = p.max(FLOOR);
+    if beta == 2.0 {
+        0.5 * (x - p) * (x - p)
+    } else if beta == 1.0 {
+        let log_term = if x > FLOOR { x * ln(x / q) } else { 0.0 };
+        log_term + p - x
+    } else if beta == 0.0 {
+        if x > FLOOR {
+            x / q - ln(x / q) - 1.0
         } else {
-            let cross = if x > FLOOR {
-                x * q.powf(beta - 1.0)
-            } else {
-                0.0
-            };
-            (x.powf(beta) + p.powf(beta) * (beta - 1.0) - beta * cross) / (beta * (beta - 1.0))
+            x / q - 1.0
         }
-    })
+    } else {
+        let cross = if x > FLOOR {
+            x * q.powf(beta - 1.0)
+        } else {
+            0.0
+        };
+        (x.powf(beta) + p.powf(beta) * (beta - 1.0) - beta * cross) / (beta * (beta - 1.0))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use ndarray::array;
+
+    #[test]
+    fn ln_matches_the_standard_library() {
+        let mut x = 1e-300;
+        while x < 1e300 {
+            for v in [x, x * 1.37, x * std::f64::consts::SQRT_2, x * 1.999_999] {
+                let (ours, std) = (ln(v), v.ln());
+                assert!(
+                    (ours - std).abs() <= 4e-16 * std.abs().max(1.0),
+                    "ln({v}) = {ours}, std {std}"
+                );
+            }
+            x *= 7.3;
+        }
+        assert_eq!(ln(1.0), 0.0);
+    }
+
+    #[test]
+    fn the_fused_pass_gives_both_errors_and_the_ratio() {
+        let x = array![[1.0f64, 0.0, 2.0], [0.5, 4.0, 3.0]];
+        let p = array![[2.0f64, 1.0, 1.0], [0.5, 3.0, 0.25]];
+        for beta in [1.0, 0.0, 1.5] {
+            let mut b = BetaMu::<f64>::new(2, 3, 1, beta);
+            b.wh.assign(&p);
+            let (fro, div) = b.measure(&x.view());
+            let expect_fro: f64 = x.iter().zip(&p).map(|(&x, &p)| (x - p) * (x - p)).sum();
+            assert!((fro - expect_fro).abs() < 1e-12, "{beta}");
+            let expect = divergence(&x.view(), &p.view(), beta);
+            assert!((div - expect).abs() < 1e-12, "{beta}: {div} vs {expect}");
+            let r = b.ratio[[1, 2]];
+            assert!((r - 3.0 * 0.25f64.powf(beta - 2.0)).abs() < 1e-12, "{beta}");
+        }
+    }
 
     #[test]
     fn divergences_match_their_definitions() {

@@ -615,9 +615,12 @@ impl Nmf {
         // from WH itself.
         let mut beta_mu =
             (!self.loss.is_frobenius()).then(|| beta::BetaMu::new(m, n, r, self.loss.beta()));
+        let mut start_divergence = None;
         if let Some(b) = &mut beta_mu {
             b.product(&w, &ht);
-            err_sq = b.frobenius_sq(&x);
+            let (frobenius_sq, divergence) = b.measure(&x);
+            err_sq = frobenius_sq;
+            start_divergence = Some(divergence);
         } else if quad > 0.0 && cross > 0.0 {
             let alpha = cross / quad;
             let a = T::from_f64(alpha);
@@ -659,7 +662,7 @@ impl Nmf {
             iter: 0,
             seconds: start.elapsed().as_secs_f64(),
             rel_error: rel(err_sq),
-            divergence: beta_mu.as_ref().map(|b| b.divergence(&x)),
+            divergence: start_divergence,
         };
         progress(&first);
         history.push(first);
@@ -690,12 +693,15 @@ impl Nmf {
 
         let mut stop = Stop::MaxIter;
         for iter in 1..=self.max_iter {
+            let mut divergence = None;
             if let Some(b) = &mut beta_mu {
                 b.update_h(&x, &wy, &mut hty, 0.0);
                 b.product(&wy, &hty);
                 b.update_w(&x, &mut wy, &hty, 0.0);
                 b.product(&wy, &hty);
-                err_sq = b.frobenius_sq(&x);
+                let (frobenius_sq, d) = b.measure(&x);
+                err_sq = frobenius_sq;
+                divergence = Some(d);
             } else {
                 // H step: H^T (n x r) from X^T W and W^T W.
                 xtw_product.compute(&mut xtw, &data(&x, &missing), &wy.view());
@@ -732,7 +738,6 @@ impl Nmf {
                     None => xx - 2.0 * dot(&xh, &wy, &mut partials) + dot(&hh, &ww, &mut partials),
                 };
             }
-            let divergence = beta_mu.as_ref().map(|b| b.divergence(&x));
             let error = rel(err_sq);
             let current = score(err_sq, &wy, &hty, divergence);
             scores.push(current);
@@ -810,7 +815,7 @@ impl Nmf {
         };
         let divergence = beta_mu.as_mut().map(|b| {
             b.product(&w, &ht);
-            b.divergence(&x)
+            b.measure(&x).1
         });
         let objective = divergence.unwrap_or(0.5 * residual + penalty.value(&w.view(), &ht.view()));
         let h = ht.t().as_standard_layout().into_owned();
