@@ -13,6 +13,10 @@
 //! 5. Roofline: the two large products of an iteration (4 m n r flops) are timed alone, and each
 //!    solver's time per iteration is given as a multiple of them. Peak RSS of a fit is read from
 //!    /proc after resetting the high-water mark.
+//!
+//! Then KL multiplicative updates against scikit-learn's on one dataset ([`kl`]).
+
+mod kl;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -56,6 +60,11 @@ pub struct BenchArgs {
     /// (solvers-NAME.png), each run for this many seconds.
     #[arg(long, value_name = "SECS")]
     solvers: Option<f64>,
+    /// Also compare KL multiplicative updates with scikit-learn's `mu` (beta_loss
+    /// 'kullback-leibler', rank 20, 200 iterations, nndsvda) on this dataset (a name under
+    /// --data, or NAME=DIR); "none" skips it.
+    #[arg(long, default_value = "olivetti", value_name = "DATASET")]
+    kl: String,
     /// Where results.md, results.json and the error-against-time plots go.
     #[arg(short, long, default_value = "bench-results")]
     out: PathBuf,
@@ -137,16 +146,32 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             plot_solvers(args, name, dir, seconds, results.last().map(|r| r.target))?;
         }
     }
+    let kl = match resolve_kl(args)? {
+        Some((name, dir)) => {
+            eprintln!("\n== KL divergence, {name}: {}", dir.display());
+            let python = sklearn.as_ref().map(|(python, _)| python.as_path());
+            Some(kl::run(&name, &dir, python, args.repeat, &args.out)?)
+        }
+        None => None,
+    };
     let scale = if args.scale {
         Some(bench_scale()?)
     } else {
         None
     };
 
-    let report = report(&machine, &results, scale.as_deref(), args.repeat);
+    let mut report = report(&machine, &results, scale.as_deref(), args.repeat);
+    if let Some(kl) = &kl {
+        report.push_str(&kl::report(kl, args.repeat));
+    }
     println!("{report}");
     render::write_atomic(&args.out.join("results.md"), report.as_bytes())?;
-    let json = serde_json::json!({ "machine": machine, "datasets": results, "scale": scale });
+    let json = serde_json::json!({
+        "machine": machine,
+        "datasets": results,
+        "scale": scale,
+        "kl": kl,
+    });
     render::write_atomic(
         &args.out.join("results.json"),
         serde_json::to_string_pretty(&json)?.as_bytes(),
@@ -179,6 +204,25 @@ fn resolve_datasets(args: &BenchArgs) -> Result<Vec<(String, PathBuf)>> {
         out.push((name, dir));
     }
     Ok(out)
+}
+
+/// The dataset of the KL comparison, or None for "none" or (with a note) a missing folder.
+fn resolve_kl(args: &BenchArgs) -> Result<Option<(String, PathBuf)>> {
+    if args.kl == "none" {
+        return Ok(None);
+    }
+    let (name, dir) = match args.kl.split_once('=') {
+        Some((n, d)) => (n.to_string(), PathBuf::from(d)),
+        None => (args.kl.clone(), args.data.join(&args.kl)),
+    };
+    if !dir.is_dir() {
+        eprintln!(
+            "note: {}: no such folder; skipping the KL comparison (--kl NAME=DIR or --kl none)",
+            dir.display()
+        );
+        return Ok(None);
+    }
+    Ok(Some((name, dir)))
 }
 
 fn find_python(args: &BenchArgs) -> PathBuf {
