@@ -16,7 +16,7 @@
 //! number for multiplicative updates). When
 //! r + 10 >= min(m, n) the range is the whole space and the SVD is exact.
 
-use ndarray::{Array2, ArrayView1, ArrayView2, Axis, Zip};
+use ndarray::{Array2, ArrayView2, Axis, Zip};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use rayon::prelude::*;
@@ -94,8 +94,13 @@ pub(crate) fn initialize_with<T: Float>(
         Init::Nndsvd => {}
         Init::Nndsvda => {
             let fill = T::from_f64(mean);
-            w.mapv_inplace(|v| if v == T::zero() { fill } else { v });
-            ht.mapv_inplace(|v| if v == T::zero() { fill } else { v });
+            let fill_zero = |v: &mut T| {
+                if *v == T::zero() {
+                    *v = fill;
+                }
+            };
+            w.par_map_inplace(fill_zero);
+            ht.par_map_inplace(fill_zero);
         }
         Init::Nndsvdar => {
             let mut fill = |v: T| {
@@ -216,26 +221,20 @@ fn nndsvd<T: Float>(
     rng: &mut ChaCha8Rng,
 ) -> Result<(Array2<T>, Array2<T>)> {
     let svd = truncated_svd(x, rank, power_iterations, rng.next_u64())?;
+    let (norms_u, norms_v) = (part_norms(&svd.u), part_norms(&svd.v));
     // Per component: which sign's part to keep and the factor that scales it, so that each
     // factor is then filled in one row-major pass.
     let mut keep_u = Vec::with_capacity(rank);
     let mut keep_v = Vec::with_capacity(rank);
     for j in 0..rank {
-        let (u, v, s) = (svd.u.column(j), svd.v.column(j), svd.s[j]);
+        let s = svd.s[j];
         if j == 0 {
             // The leading pair of a nonnegative matrix is one-signed (Perron-Frobenius).
             keep_u.push(Part::Abs(s.sqrt()));
             keep_v.push(Part::Abs(s.sqrt()));
             continue;
         }
-        let part_norm = |c: ArrayView1<f64>, sign: f64| {
-            c.iter()
-                .map(|&t| (sign * t).max(0.0).powi(2))
-                .sum::<f64>()
-                .sqrt()
-        };
-        let (up, vp) = (part_norm(u, 1.0), part_norm(v, 1.0));
-        let (un, vn) = (part_norm(u, -1.0), part_norm(v, -1.0));
+        let ((up, un), (vp, vn)) = ((norms_u.0[j], norms_u.1[j]), (norms_v.0[j], norms_v.1[j]));
         let (sign, nu, nv) = if up * vp > un * vn {
             (1.0, up, vp)
         } else {
@@ -253,6 +252,35 @@ fn nndsvd<T: Float>(
         }
     }
     Ok((fill(&svd.u, &keep_u), fill(&svd.v, &keep_v)))
+}
+
+/// Norms of the positive and of the negative part of each column, in one pass over the rows
+/// (fixed blocks summed in order: reproducible).
+fn part_norms(vectors: &Array2<f64>) -> (Vec<f64>, Vec<f64>) {
+    let r = vectors.ncols();
+    let blocks: Vec<Vec<f64>> = vectors
+        .axis_chunks_iter(Axis(0), 256)
+        .into_par_iter()
+        .map(|block| {
+            let mut sums = vec![0.0; 2 * r];
+            for row in block.rows() {
+                for (j, &t) in row.iter().enumerate() {
+                    sums[2 * j + usize::from(t < 0.0)] += t * t;
+                }
+            }
+            sums
+        })
+        .collect();
+    let mut positive = vec![0.0; r];
+    let mut negative = vec![0.0; r];
+    for sums in &blocks {
+        for j in 0..r {
+            positive[j] += sums[2 * j];
+            negative[j] += sums[2 * j + 1];
+        }
+    }
+    let root = |v: Vec<f64>| v.into_iter().map(f64::sqrt).collect();
+    (root(positive), root(negative))
 }
 
 /// How an NNDSVD factor entry comes from a singular vector entry t.
@@ -324,37 +352,39 @@ pub(crate) fn truncated_svd<T: Float>(
         along_long.compute(&mut y, &a.t(), &z.view());
         q = orthonormalize(&y)?;
     }
-    let mut b = Array2::<T>::zeros((width, long));
-    matmul(&mut b, view(&q.view()).transpose(), view(&a));
-    let b = b.mapv(|v| v.to_f64());
-    let q = q.mapv(|v| v.to_f64());
-    let mut bbt = Array2::<f64>::zeros((width, width));
-    TallProduct::new(width, width).compute(&mut bbt, &b.t(), &b.t());
-    let (lambda, basis) = eigen_descending(&bbt)?;
+    // B = Q^T A is kept transposed, B^T = A^T Q (long x l), and B B^T is its Gram matrix: both
+    // products in T at GEMM speed; only the small eigenproblem is in f64.
+    let mut bt = Array2::<T>::zeros((long, width));
+    matmul(&mut bt, view(&a).transpose(), view(&q.view()));
+    let mut bbt = Array2::<T>::zeros((width, width));
+    TallProduct::new(width, width).compute(&mut bbt, &bt.view(), &bt.view());
+    let (lambda, basis) = eigen_descending(&bbt.mapv(|v| v.to_f64()))?;
     let top = lambda.first().copied().unwrap_or(0.0);
     let s: Vec<f64> = (0..rank)
         .map(|j| lambda.get(j).map_or(0.0, |l| l.max(0.0).sqrt()))
         .collect();
     let kept = rank.min(lambda.len());
-    let basis = basis.slice(ndarray::s![.., ..kept]);
-    let u = q.dot(&basis);
-    let mut v = Array2::<f64>::zeros((long, kept));
-    matmul(&mut v, view(&b.view()).transpose(), view(&basis));
-    // v_j = B^T u_j / s_j; directions at rounding level carry no information.
-    for (j, mut col) in v.columns_mut().into_iter().enumerate() {
-        let inv = if lambda[j] > top * 1e-13 {
-            1.0 / s[j]
+    // Left vectors on the short side: Q times the eigenvectors (small, f64).
+    let mut u = Array2::<f64>::zeros((short, rank));
+    u.slice_mut(ndarray::s![.., ..kept]).assign(
+        &q.mapv(|v| v.to_f64())
+            .dot(&basis.slice(ndarray::s![.., ..kept])),
+    );
+    // Right vectors on the long side: v_j = B^T u_j / s_j; directions at rounding level carry
+    // no information.
+    let scaled = Array2::from_shape_fn((width, kept), |(i, j)| {
+        if lambda[j] > top * 1e-13 {
+            T::from_f64(basis[[i, j]] / s[j])
         } else {
-            0.0
-        };
-        col.mapv_inplace(|t| t * inv);
-    }
-    let pad = |m: Array2<f64>| {
-        let mut out = Array2::zeros((m.nrows(), rank));
-        out.slice_mut(ndarray::s![.., ..kept]).assign(&m);
-        out
-    };
-    let (u, v) = (pad(u), pad(v));
+            T::zero()
+        }
+    });
+    let mut v_long = Array2::<T>::zeros((long, kept));
+    matmul(&mut v_long, view(&bt.view()), view(&scaled.view()));
+    let mut v = Array2::<f64>::zeros((long, rank));
+    Zip::from(v.slice_mut(ndarray::s![.., ..kept]))
+        .and(&v_long)
+        .par_for_each(|o, &t| *o = t.to_f64());
     Ok(if transposed {
         TruncatedSvd { u: v, s, v: u }
     } else {
