@@ -10,13 +10,18 @@ use crate::{Error, Iteration, Result};
 
 const WIDTH: u32 = 1200;
 const HEIGHT: u32 = 480;
-const COLOURS: [RGBColor; 6] = [
+/// The "tab10" palette without its grey (the target line is grey): nine lines before a colour
+/// repeats.
+const COLOURS: [RGBColor; 9] = [
     RGBColor(31, 119, 180),
     RGBColor(214, 39, 40),
     RGBColor(44, 160, 44),
     RGBColor(255, 127, 14),
     RGBColor(148, 103, 189),
     RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
 ];
 
 /// The bundled DejaVu Sans becomes plotters' "sans-serif", so no system font is needed.
