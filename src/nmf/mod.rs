@@ -1252,15 +1252,21 @@ mod tests {
     #[test]
     fn exact_low_rank_matrix_is_recovered() {
         let x = low_rank(60, 50, 4, 3);
-        for solver in [Solver::Hals, Solver::Cd, Solver::Anls] {
+        for solver in ALL_SOLVERS {
+            // Multiplicative updates converge sublinearly: more iterations and a looser bar.
+            let (iterations, bar) = if solver == Solver::Mu {
+                (30_000, 1e-3)
+            } else {
+                (3000, 1e-4)
+            };
             let fit = Nmf::params(4)
                 .solver(solver)
-                .max_iter(3000)
+                .max_iter(iterations)
                 .tol(0.0)
                 .fit(&x.view())
                 .unwrap();
             assert!(
-                fit.rel_error < 1e-4,
+                fit.rel_error < bar,
                 "{solver}: relative error {}",
                 fit.rel_error
             );
@@ -1388,6 +1394,173 @@ mod tests {
             .unwrap();
         assert_eq!(fit.stop, Stop::MaxTime);
         assert!(fit.n_iter < 1_000_000);
+    }
+
+    /// Textbook formulas for one iteration of each solver, entry by entry, on a small problem:
+    /// H^T (n x r) first, then W, as the loop does.
+    mod naive {
+        use ndarray::Array2;
+
+        /// An update of factor F from A and G.
+        pub(super) type Update = fn(&mut Array2<f64>, &Array2<f64>, &Array2<f64>);
+
+        /// F^T F for F with rows as samples.
+        pub(super) fn gram(f: &Array2<f64>) -> Array2<f64> {
+            f.t().dot(f)
+        }
+
+        /// One HALS sweep over every row of f (p x r) for `min 1/2 <F G, F> - <A, F>`.
+        pub(super) fn hals_sweep(f: &mut Array2<f64>, a: &Array2<f64>, g: &Array2<f64>) {
+            let r = f.ncols();
+            for i in 0..f.nrows() {
+                for k in 0..r {
+                    let fg: f64 = (0..r).map(|l| f[[i, l]] * g[[l, k]]).sum();
+                    f[[i, k]] = (f[[i, k]] + (a[[i, k]] - fg) / g[[k, k]]).max(0.0);
+                }
+            }
+        }
+
+        /// Lee and Seung's Frobenius update with scikit-learn's floor.
+        pub(super) fn mu(f: &mut Array2<f64>, a: &Array2<f64>, g: &Array2<f64>) {
+            let fg = f.dot(g);
+            for ((v, &num), &den) in f.iter_mut().zip(a).zip(&fg) {
+                *v *= num / den.max(f32::EPSILON as f64);
+            }
+        }
+
+        /// The exact NNLS solution of each row by trying every passive set (r <= 4).
+        pub(super) fn nnls(f: &mut Array2<f64>, a: &Array2<f64>, g: &Array2<f64>) {
+            let r = f.ncols();
+            let objective = |x: &[f64], i: usize| {
+                let mut v = 0.0;
+                for k in 0..r {
+                    v -= a[[i, k]] * x[k];
+                    for l in 0..r {
+                        v += 0.5 * x[k] * g[[k, l]] * x[l];
+                    }
+                }
+                v
+            };
+            for i in 0..f.nrows() {
+                let mut best = (vec![0.0; r], 0.0);
+                for set in 1..1u32 << r {
+                    let idx: Vec<usize> = (0..r).filter(|k| set & (1 << k) != 0).collect();
+                    // Solve G_PP x = a_P by Gaussian elimination.
+                    let p = idx.len();
+                    let mut m: Vec<Vec<f64>> = idx
+                        .iter()
+                        .map(|&k| {
+                            let mut row: Vec<f64> = idx.iter().map(|&l| g[[k, l]]).collect();
+                            row.push(a[[i, k]]);
+                            row
+                        })
+                        .collect();
+                    for c in 0..p {
+                        let pivot = m[c].clone();
+                        for row in m.iter_mut().skip(c + 1) {
+                            let factor = row[c] / pivot[c];
+                            for (v, &pv) in row.iter_mut().zip(&pivot).skip(c) {
+                                *v -= factor * pv;
+                            }
+                        }
+                    }
+                    let mut sol = vec![0.0; p];
+                    for c in (0..p).rev() {
+                        let rest: f64 = (c + 1..p).map(|cc| m[c][cc] * sol[cc]).sum();
+                        sol[c] = (m[c][p] - rest) / m[c][c];
+                    }
+                    if sol.iter().any(|&v| v < 0.0) {
+                        continue;
+                    }
+                    let mut x = vec![0.0; r];
+                    for (&k, &v) in idx.iter().zip(&sol) {
+                        x[k] = v;
+                    }
+                    let value = objective(&x, i);
+                    if value < best.1 {
+                        best = (x, value);
+                    }
+                }
+                for k in 0..r {
+                    f[[i, k]] = best.0[k];
+                }
+            }
+        }
+
+        /// Kullback-Leibler multiplicative update of H^T given W (X is m x n).
+        pub(super) fn kl_h(x: &Array2<f64>, w: &Array2<f64>, ht: &mut Array2<f64>) {
+            let wh = w.dot(&ht.t());
+            let ratio = Array2::from_shape_fn(x.dim(), |(i, j)| {
+                x[[i, j]] / wh[[i, j]].max(f32::EPSILON as f64)
+            });
+            let num = ratio.t().dot(w); // n x r
+            let den = w.sum_axis(ndarray::Axis(0)); // r
+            for ((j, k), v) in ht.indexed_iter_mut() {
+                *v *= num[[j, k]] / den[k].max(f32::EPSILON as f64);
+            }
+        }
+    }
+
+    #[test]
+    fn one_iteration_of_each_solver_matches_its_textbook_formula() {
+        let x = noisy(7, 6, 21);
+        let r = 3;
+        let mut rng = ChaCha8Rng::seed_from_u64(22);
+        let w0 = Array2::from_shape_simple_fn((7, r), || 0.1 + uniform(&mut rng));
+        let h0 = Array2::from_shape_simple_fn((r, 6), || 0.1 + uniform(&mut rng));
+        // The loop first scales W to the best multiple of W0 H0.
+        let wh0 = w0.dot(&h0);
+        let alpha = (&x * &wh0).sum() / (&wh0 * &wh0).sum();
+        let one = |solver: Solver, loss: Loss| {
+            Nmf::params(r)
+                .solver(solver)
+                .loss(loss)
+                .extrapolate(false)
+                .max_iter(1)
+                .tol(0.0)
+                .fit_from(&x.view(), &w0.view(), &h0.view(), |_| {})
+                .unwrap()
+        };
+        let frobenius_step = |update: naive::Update| {
+            let mut w = &w0 * alpha;
+            let mut ht = h0.t().to_owned();
+            update(&mut ht, &x.t().dot(&w), &naive::gram(&w));
+            update(&mut w, &x.dot(&ht), &naive::gram(&ht));
+            w.dot(&ht.t())
+        };
+        let close = |label: &str, fit: &Factorization<f64>, expect: &Array2<f64>| {
+            let got = fit.w.dot(&fit.h);
+            let diff = (&got - expect)
+                .mapv(f64::abs)
+                .fold(0.0f64, |a, &b| a.max(b));
+            assert!(diff < 1e-10, "{label}: WH differs by {diff}");
+        };
+        close(
+            "cd",
+            &one(Solver::Cd, Loss::Frobenius),
+            &frobenius_step(naive::hals_sweep),
+        );
+        close(
+            "mu",
+            &one(Solver::Mu, Loss::Frobenius),
+            &frobenius_step(naive::mu),
+        );
+        close(
+            "anls",
+            &one(Solver::Anls, Loss::Frobenius),
+            &frobenius_step(naive::nnls),
+        );
+        // A divergence starts from the given factors unscaled.
+        let mut w = w0.clone();
+        let mut ht = h0.t().to_owned();
+        naive::kl_h(&x, &w, &mut ht);
+        // The W update is the H update of the transposed problem X^T ~ H^T W^T.
+        naive::kl_h(&x.t().to_owned(), &ht, &mut w);
+        close(
+            "mu/kl",
+            &one(Solver::Mu, Loss::KullbackLeibler),
+            &w.dot(&ht.t()),
+        );
     }
 
     #[test]
