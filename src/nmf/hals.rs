@@ -127,13 +127,6 @@ fn block<T: Float, const FMA: bool>(
     sweeps: usize,
     buf: &mut [T],
 ) {
-    let fma = |x: T, y: T, z: T| {
-        if FMA {
-            x.fused_mul_add(y, z)
-        } else {
-            x * y + z
-        }
-    };
     let rows = f.len() / rank;
     let (ft, rest) = buf.split_at_mut(rank * LANES);
     let at = &mut rest[..rank * LANES];
@@ -156,40 +149,15 @@ fn block<T: Float, const FMA: bool>(
     let mut first = T::zero();
     for sweep in 0..sweeps {
         let mut change = [T::zero(); LANES];
-        for k in 0..rank {
-            let g_row = &g[k * rank..(k + 1) * rank];
-            let gkk = g_row[k];
-            // A dead component of the other factor leaves this entry undetermined: keep it.
-            if gkk <= T::MIN_POSITIVE {
-                continue;
-            }
-            let inv = T::one() / gkk;
-            // acc = F[block, :] G[:, k], in CHAINS independent accumulators so that enough FMAs
-            // are in flight to cover their latency on two FMA pipes.
-            let mut acc = [[T::zero(); LANES]; CHAINS];
-            let (groups, tail) = g_row.as_chunks::<CHAINS>();
-            for (q, gq) in groups.iter().enumerate() {
-                for c in 0..CHAINS {
-                    let row = &ft[CHAINS * q + c];
-                    for j in 0..LANES {
-                        acc[c][j] = fma(gq[c], row[j], acc[c][j]);
-                    }
-                }
-            }
-            for (t, &gl) in tail.iter().enumerate() {
-                let row = &ft[CHAINS * groups.len() + t];
-                for j in 0..LANES {
-                    acc[t][j] = fma(gl, row[j], acc[t][j]);
-                }
-            }
-            let (fk, ak) = (&mut ft[k], &at[k]);
-            for j in 0..LANES {
-                let dot = (acc[0][j] + acc[1][j]) + (acc[2][j] + acc[3][j]);
-                let old = fk[j];
-                let new = (old - (dot - ak[j]) * inv).max_of(T::zero());
-                let d = new - old;
-                change[j] += d * d;
-                fk[j] = new;
+        let mut k = 0;
+        while k < rank {
+            let live = |k: usize| g[k * rank + k] > T::MIN_POSITIVE;
+            if k + 1 < rank && live(k) && live(k + 1) {
+                pair_step::<T, FMA>(ft, at, g, k, &mut change);
+                k += 2;
+            } else {
+                single_step::<T, FMA>(ft, at, g, k, &mut change);
+                k += 1;
             }
         }
         let total = change.iter().fold(T::zero(), |s, &c| s + c);
@@ -204,6 +172,116 @@ fn block<T: Float, const FMA: bool>(
         for (l, v) in f_row.iter_mut().enumerate() {
             *v = ft[l][j];
         }
+    }
+}
+
+/// `a * b + c`, fused where the caller enabled FMA.
+#[inline(always)]
+fn fma<T: Float, const FMA: bool>(a: T, b: T, c: T) -> T {
+    if FMA {
+        a.fused_mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
+
+/// Updates entry k of every row of the transposed block `ft` (rank x LANES).
+#[inline(always)]
+fn single_step<T: Float, const FMA: bool>(
+    ft: &mut [[T; LANES]],
+    at: &[[T; LANES]],
+    g: &[T],
+    k: usize,
+    change: &mut [T; LANES],
+) {
+    let rank = ft.len();
+    let g_row = &g[k * rank..(k + 1) * rank];
+    let gkk = g_row[k];
+    // A dead component of the other factor leaves this entry undetermined: keep it.
+    if gkk <= T::MIN_POSITIVE {
+        return;
+    }
+    let inv = T::one() / gkk;
+    // acc = F[block, :] G[:, k], in CHAINS independent accumulators so that enough FMAs are in
+    // flight to cover their latency on two FMA pipes.
+    let mut acc = [[T::zero(); LANES]; CHAINS];
+    // Rows of F and entries of G in matching groups, so that no index is checked.
+    let (g_groups, g_tail) = g_row.as_chunks::<CHAINS>();
+    let (f_groups, f_tail) = ft.as_chunks::<CHAINS>();
+    for (gq, fq) in g_groups.iter().zip(f_groups) {
+        for c in 0..CHAINS {
+            for j in 0..LANES {
+                acc[c][j] = fma::<T, FMA>(gq[c], fq[c][j], acc[c][j]);
+            }
+        }
+    }
+    for (t, (&gl, row)) in g_tail.iter().zip(f_tail).enumerate() {
+        for j in 0..LANES {
+            acc[t][j] = fma::<T, FMA>(gl, row[j], acc[t][j]);
+        }
+    }
+    let (fk, ak) = (&mut ft[k], &at[k]);
+    for j in 0..LANES {
+        let dot = (acc[0][j] + acc[1][j]) + (acc[2][j] + acc[3][j]);
+        let old = fk[j];
+        let new = (old - (dot - ak[j]) * inv).max_of(T::zero());
+        let d = new - old;
+        change[j] += d * d;
+        fk[j] = new;
+    }
+}
+
+/// Independent accumulators per entry in [`pair_step`] (two entries: twice as many in all).
+const PAIR_CHAINS: usize = 2;
+
+/// Updates entries k and k + 1 of every row of the block, exactly as two [`single_step`]s:
+/// both dot products share each row of F they read (half the loads per multiply-add, which
+/// bound the sweep), and entry k + 1's, taken with the old entry k, is corrected by
+/// `G[k+1, k] * (new - old)` once entry k is updated.
+#[inline(always)]
+fn pair_step<T: Float, const FMA: bool>(
+    ft: &mut [[T; LANES]],
+    at: &[[T; LANES]],
+    g: &[T],
+    k: usize,
+    change: &mut [T; LANES],
+) {
+    let rank = ft.len();
+    let g0 = &g[k * rank..(k + 1) * rank];
+    let g1 = &g[(k + 1) * rank..(k + 2) * rank];
+    let (inv0, inv1) = (T::one() / g0[k], T::one() / g1[k + 1]);
+    let mut acc0 = [[T::zero(); LANES]; PAIR_CHAINS];
+    let mut acc1 = [[T::zero(); LANES]; PAIR_CHAINS];
+    let (g0_groups, g0_tail) = g0.as_chunks::<PAIR_CHAINS>();
+    let (g1_groups, g1_tail) = g1.as_chunks::<PAIR_CHAINS>();
+    let (f_groups, f_tail) = ft.as_chunks::<PAIR_CHAINS>();
+    for ((a, b), fq) in g0_groups.iter().zip(g1_groups).zip(f_groups) {
+        for c in 0..PAIR_CHAINS {
+            for j in 0..LANES {
+                acc0[c][j] = fma::<T, FMA>(a[c], fq[c][j], acc0[c][j]);
+                acc1[c][j] = fma::<T, FMA>(b[c], fq[c][j], acc1[c][j]);
+            }
+        }
+    }
+    for (t, ((&a, &b), row)) in g0_tail.iter().zip(g1_tail).zip(f_tail).enumerate() {
+        for j in 0..LANES {
+            acc0[t][j] = fma::<T, FMA>(a, row[j], acc0[t][j]);
+            acc1[t][j] = fma::<T, FMA>(b, row[j], acc1[t][j]);
+        }
+    }
+    let coupling = g1[k];
+    for j in 0..LANES {
+        let old0 = ft[k][j];
+        let dot0 = acc0[0][j] + acc0[1][j];
+        let new0 = (old0 - (dot0 - at[k][j]) * inv0).max_of(T::zero());
+        let d0 = new0 - old0;
+        ft[k][j] = new0;
+        let old1 = ft[k + 1][j];
+        let dot1 = fma::<T, FMA>(coupling, d0, acc1[0][j] + acc1[1][j]);
+        let new1 = (old1 - (dot1 - at[k + 1][j]) * inv1).max_of(T::zero());
+        let d1 = new1 - old1;
+        ft[k + 1][j] = new1;
+        change[j] += d0 * d0 + d1 * d1;
     }
 }
 
@@ -225,33 +303,41 @@ mod tests {
 
     #[test]
     fn blocked_sweep_equals_the_naive_sweep() {
-        // 37 rows (two full blocks and a partial one), rank 7 (a tail after the quads).
+        // 37 rows (two full blocks and a partial one), rank 7 (pairs and a single entry);
+        // then with component 2 dead (a zero column in the other factor), which breaks the
+        // pairs around it.
         let (p, r) = (37, 7);
         let val = |i: usize, s: usize| ((i * 7919 + s * 104729) % 1000) as f64 / 1000.0;
-        let mut f: Vec<f64> = (0..p * r).map(|i| val(i, 1)).collect();
-        let a: Vec<f64> = (0..p * r).map(|i| val(i, 2) * 3.0).collect();
-        let b: Vec<f64> = (0..r * r).map(|i| val(i, 3)).collect();
-        // G = B^T B + I is symmetric positive definite.
-        let mut g = vec![0.0; r * r];
-        for i in 0..r {
-            for j in 0..r {
-                g[i * r + j] = (0..r).map(|k| b[k * r + i] * b[k * r + j]).sum::<f64>()
-                    + if i == j { 1.0 } else { 0.0 };
+        for dead in [None, Some(2)] {
+            let mut f: Vec<f64> = (0..p * r).map(|i| val(i, 1)).collect();
+            let a: Vec<f64> = (0..p * r).map(|i| val(i, 2) * 3.0).collect();
+            let mut b: Vec<f64> = (0..r * r).map(|i| val(i, 3)).collect();
+            if let Some(d) = dead {
+                (0..r).for_each(|k| b[k * r + d] = 0.0);
             }
-        }
-        let mut expect = f.clone();
-        for row in 0..p {
-            naive_sweep(
-                &mut expect[row * r..(row + 1) * r],
-                &a[row * r..(row + 1) * r],
-                &g,
-                r,
-            );
-        }
-        let mut scratch = vec![0.0; scratch_len(p, r)];
-        update(&mut f, &a, &g, r, 1, &mut scratch);
-        for (x, y) in f.iter().zip(&expect) {
-            assert!((x - y).abs() < 1e-12, "{x} vs {y}");
+            // G = B^T B + I (identity only on live components) is symmetric.
+            let mut g = vec![0.0; r * r];
+            for i in 0..r {
+                for j in 0..r {
+                    let identity = i == j && dead != Some(i);
+                    g[i * r + j] = (0..r).map(|k| b[k * r + i] * b[k * r + j]).sum::<f64>()
+                        + if identity { 1.0 } else { 0.0 };
+                }
+            }
+            let mut expect = f.clone();
+            for row in 0..p {
+                naive_sweep(
+                    &mut expect[row * r..(row + 1) * r],
+                    &a[row * r..(row + 1) * r],
+                    &g,
+                    r,
+                );
+            }
+            let mut scratch = vec![0.0; scratch_len(p, r)];
+            update(&mut f, &a, &g, r, 1, &mut scratch);
+            for (x, y) in f.iter().zip(&expect) {
+                assert!((x - y).abs() < 1e-12, "{dead:?}: {x} vs {y}");
+            }
         }
     }
 }
