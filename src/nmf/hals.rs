@@ -13,8 +13,10 @@
 //!
 //! The rows of F are independent least-squares problems, so the sweep runs on blocks of
 //! [`LANES`] rows at once, transposed so that the lanes of a SIMD register hold the same entry
-//! of different rows (no dependency between lanes, no horizontal sums). A and G cost far more
-//! than one sweep, so the accelerated form repeats the sweep while it still pays: at most
+//! of different rows (no dependency between lanes, no horizontal sums); entries are taken two
+//! at a time so that each row of the block read from cache serves two dot products (the
+//! second corrected for the first's change, so the iterates are Gauss-Seidel's). A and G cost
+//! far more than one sweep, so the accelerated form repeats the sweep while it still pays: at most
 //! `1 + alpha * rho` times (rho = the cost of A and G in sweeps), and, per block, only while a
 //! sweep changes the block by more than `delta` times what its first sweep did. The block stays
 //! in L1 cache across its repetitions.
