@@ -27,8 +27,8 @@ use rayon::prelude::*;
 
 use crate::Float;
 
-/// Steps in which every infeasible variable is exchanged before the backup rule, counted from
-/// the last step that lowered the number of infeasible variables (Kim and Park's alpha).
+/// Steps that exchange every infeasible variable without lowering their number before the
+/// backup rule takes over (Kim and Park's alpha).
 const FULL_EXCHANGES: usize = 3;
 /// BPP steps per row before the row falls back to the active-set method.
 const MAX_STEPS: usize = 100;
@@ -118,6 +118,8 @@ struct Workspace {
     z: Vec<f64>,
     /// Whether each variable is passive (free to be positive).
     passive: Vec<bool>,
+    /// Whether each variable breaks the optimality conditions (BPP).
+    infeasible: Vec<bool>,
     /// Indices of the passive variables, in order.
     indices: Vec<usize>,
     /// Cholesky factor of G restricted to the passive set, k x k with stride k.
@@ -134,6 +136,7 @@ impl Workspace {
         self.x.resize(r, 0.0);
         self.z.resize(r, 0.0);
         self.passive.resize(r, false);
+        self.infeasible.resize(r, false);
         self.indices.reserve(r);
         self.factor.resize(r * r, 0.0);
         self.solution.resize(r, 0.0);
@@ -164,7 +167,7 @@ impl Workspace {
                 self.x[k] = v;
             }
             // A passive variable is infeasible when negative, an active one when its gradient
-            // (G x - a)_k is negative. `z` holds the flags.
+            // (G x - a)_k is negative.
             let mut infeasible = 0;
             let mut last = 0;
             for k in 0..r {
@@ -181,7 +184,7 @@ impl Workspace {
                     // Rounding can leave an optimal gradient a hair below zero.
                     grad < -1e-12 * size
                 };
-                self.z[k] = if bad { 1.0 } else { 0.0 };
+                self.infeasible[k] = bad;
                 if bad {
                     infeasible += 1;
                     last = k;
@@ -193,14 +196,21 @@ impl Workspace {
                 }
                 return true;
             }
-            if infeasible < fewest {
+            // Kim and Park's rule: exchange every infeasible variable while their number
+            // falls, and for FULL_EXCHANGES more steps after it last fell; then only the last.
+            let exchange_all = if infeasible < fewest {
                 fewest = infeasible;
                 full_left = FULL_EXCHANGES;
-            }
-            if full_left > 0 {
+                true
+            } else if full_left > 0 {
                 full_left -= 1;
+                true
+            } else {
+                false
+            };
+            if exchange_all {
                 for k in 0..r {
-                    if self.z[k] != 0.0 {
+                    if self.infeasible[k] {
                         self.passive[k] = !self.passive[k];
                     }
                 }
