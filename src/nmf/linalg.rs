@@ -55,11 +55,32 @@ pub(crate) fn matmul_into<T: Float>(
 }
 
 /// `out = lhs * rhs`, where either side may be a transposed view.
+///
+/// A tall output is split into one slab of rows per thread, each a sequential product on a
+/// rayon thread: with two cores, faer's own parallel split hands every call to a second
+/// thread pool, and waking and parking it cost 10-15% of an iteration on CBCL.
 pub(crate) fn matmul<T: Float>(out: &mut Array2<T>, lhs: MatRef<'_, T>, rhs: MatRef<'_, T>) {
+    let threads = rayon::current_num_threads();
+    let rows = out.nrows();
+    if threads > 1 && rows >= SLAB_ROWS * threads {
+        let slab = rows.div_ceil(threads);
+        out.axis_chunks_iter_mut(Axis(0), slab)
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(s, mut part)| {
+                let lhs = lhs.subrows(s * slab, part.nrows());
+                let dst = view_mut(&mut part);
+                faer::linalg::matmul::matmul(dst, Accum::Replace, lhs, rhs, T::one(), Par::Seq);
+            });
+        return;
+    }
     let mut out_view = out.view_mut();
     let dst = view_mut(&mut out_view);
     faer::linalg::matmul::matmul(dst, Accum::Replace, lhs, rhs, T::one(), par());
 }
+
+/// The fewest output rows per thread worth splitting a product for.
+const SLAB_ROWS: usize = 256;
 
 /// Rows per chunk in the parallel row loops: fixed, so that reductions are summed in the same
 /// order whatever the number of threads (bitwise reproducibility).
