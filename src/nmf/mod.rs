@@ -605,11 +605,12 @@ impl Nmf {
 
         // Scale W so that alpha W H is the best multiple of the initial product: the NNDSVDa
         // fill otherwise starts far above X (scikit-learn starts at relative error ~8 on faces).
+        // <X, W H> comes from X^T W, which (scaled) is also the first H update's product.
         gram_w.compute(&mut ww, &w.view(), &w.view());
         gram_h.compute(&mut hh, &ht.view(), &ht.view());
-        xh_product.compute(&mut xh, &data(&x, &missing).t(), &ht.view());
+        xtw_product.compute(&mut xtw, &data(&x, &missing), &w.view());
         let mut partials = Vec::new();
-        let (cross, quad) = (dot(&xh, &w, &mut partials), dot(&hh, &ww, &mut partials));
+        let (cross, quad) = (dot(&xtw, &ht, &mut partials), dot(&hh, &ww, &mut partials));
         let mut err_sq = xx;
         // A divergence starts from the init as it is (as scikit-learn does); its error comes
         // from WH itself.
@@ -626,8 +627,11 @@ impl Nmf {
             let a = T::from_f64(alpha);
             w.mapv_inplace(|v| v * a);
             ww.mapv_inplace(|v| v * a * a);
+            xtw.mapv_inplace(|v| v * a);
             err_sq = xx - 2.0 * alpha * cross + alpha * alpha * quad;
         }
+        // With missing data the imputation below changes the data X^T W was taken from.
+        let mut xtw_ready = beta_mu.is_none() && missing.is_none();
         if let Some(mi) = &mut missing {
             // The first error and imputation come from the scaled start.
             err_sq = mi.refresh(&x, &w, &ht);
@@ -704,7 +708,10 @@ impl Nmf {
                 divergence = Some(d);
             } else {
                 // H step: H^T (n x r) from X^T W and W^T W.
-                xtw_product.compute(&mut xtw, &data(&x, &missing), &wy.view());
+                if !xtw_ready {
+                    xtw_product.compute(&mut xtw, &data(&x, &missing), &wy.view());
+                }
+                xtw_ready = false;
                 if penalty.is_active() {
                     let (l1, l2) = (penalty.l1_h, penalty.l2_h);
                     penalty::penalize(&xtw, &ww, l1, l2, keep_a, &mut a_pen_h, &mut g_pen);
