@@ -22,7 +22,7 @@ use rand_chacha::rand_core::{Rng, SeedableRng};
 use rayon::prelude::*;
 
 use super::Init;
-use super::linalg::{TallProduct, matmul, view};
+use super::linalg::{TallProduct, matmul, view, view_mut};
 use crate::{Error, Float, Result};
 
 /// Power iterations of the range finder for the HALS-type solvers: none. On the three face sets
@@ -412,25 +412,51 @@ fn eigen_descending(g: &Array2<f64>) -> Result<(Vec<f64>, Array2<f64>)> {
     ))
 }
 
-/// An orthonormal basis of the range of `y` (few columns): Y V diag(lambda)^(-1/2) from the
-/// eigendecomposition Y^T Y = V diag(lambda) V^T, in f64, done twice so that the basis is
-/// orthonormal to working precision (Cholesky-QR2 with eigenvectors in place of the Cholesky
-/// factor, so that a rank-deficient Y gives zero columns instead of a failure). Much faster than
-/// a Householder QR for these tall, thin blocks.
+/// An orthonormal basis of the range of `y` (few columns), in f64, by Cholesky-QR done twice
+/// (Q = Y L^-T with L L^T = Y^T Y; the second pass makes Q orthonormal to working precision):
+/// much faster than a Householder QR for these tall, thin blocks. Where Y is close to rank
+/// deficient (a pivot below 1e-10 of the largest) the pass uses the eigendecomposition of Y^T Y
+/// instead, which turns the missing directions into zero columns rather than noise.
 fn orthonormalize<T: Float>(y: &Array2<T>) -> Result<Array2<T>> {
     let mut q = y.mapv(|v| v.to_f64());
+    let width = q.ncols();
+    let mut gram = Array2::<f64>::zeros((width, width));
+    let mut gram_product = TallProduct::new(width, width);
     for _ in 0..2 {
-        let (lambda, basis) = eigen_descending(&q.t().dot(&q))?;
-        let top = lambda.first().copied().unwrap_or(0.0);
-        // Directions 1e13 times weaker than the strongest are rounding noise: drop them.
-        let scale = Array2::from_shape_fn(basis.dim(), |(i, j)| {
-            if lambda[j] > top * 1e-13 {
-                basis[[i, j]] / lambda[j].sqrt()
-            } else {
-                0.0
-            }
+        gram_product.compute(&mut gram, &q.view(), &q.view());
+        let gram_view = gram.view();
+        let factor = view(&gram_view).llt(faer::Side::Lower).ok().filter(|llt| {
+            let d = llt.L().diagonal().column_vector();
+            let (lo, hi) = (0..d.nrows()).fold((f64::MAX, 0.0f64), |(lo, hi), i| {
+                (lo.min(d[i] * d[i]), hi.max(d[i] * d[i]))
+            });
+            lo > 1e-10 * hi
         });
-        q = q.dot(&scale);
+        match factor {
+            Some(llt) => {
+                // Q^T <- L^-1 Q^T, in place.
+                let mut q_view = q.view_mut();
+                let q_t = view_mut(&mut q_view).transpose_mut();
+                faer::linalg::triangular_solve::solve_lower_triangular_in_place(
+                    llt.L(),
+                    q_t,
+                    faer::Par::Seq,
+                );
+            }
+            None => {
+                let (lambda, basis) = eigen_descending(&gram)?;
+                let top = lambda.first().copied().unwrap_or(0.0);
+                // Directions 1e13 times weaker than the strongest are rounding noise.
+                let scale = Array2::from_shape_fn(basis.dim(), |(i, j)| {
+                    if lambda[j] > top * 1e-13 {
+                        basis[[i, j]] / lambda[j].sqrt()
+                    } else {
+                        0.0
+                    }
+                });
+                q = q.dot(&scale);
+            }
+        }
     }
     Ok(q.mapv(T::from_f64))
 }
