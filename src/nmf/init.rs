@@ -91,31 +91,22 @@ pub(crate) fn initialize_with<T: Float>(
     } else {
         POWER_ITERATIONS
     };
-    let (mut w, mut ht) = nndsvd(x, rank, power, &mut rng)?;
-    match init {
-        Init::Nndsvd => {}
-        Init::Nndsvda => {
-            let fill = T::from_f64(mean);
-            let fill_zero = |v: &mut T| {
-                if *v == T::zero() {
-                    *v = fill;
-                }
-            };
-            w.par_map_inplace(fill_zero);
-            ht.par_map_inplace(fill_zero);
-        }
-        Init::Nndsvdar => {
-            let mut fill = |v: T| {
-                if v == T::zero() {
-                    T::from_f64((mean * standard_normal(&mut rng) / 100.0).abs())
-                } else {
-                    v
-                }
-            };
-            w.mapv_inplace(&mut fill);
-            ht.mapv_inplace(&mut fill);
-        }
-        Init::Random | Init::Spa => unreachable!("handled above"),
+    // NNDSVDa's fill goes in as the factors are built; NNDSVDar's draws are sequential.
+    let zero = match init {
+        Init::Nndsvda => T::from_f64(mean),
+        _ => T::zero(),
+    };
+    let (mut w, mut ht) = nndsvd(x, rank, power, zero, &mut rng)?;
+    if init == Init::Nndsvdar {
+        let mut fill = |v: T| {
+            if v == T::zero() {
+                T::from_f64((mean * standard_normal(&mut rng) / 100.0).abs())
+            } else {
+                v
+            }
+        };
+        w.mapv_inplace(&mut fill);
+        ht.mapv_inplace(&mut fill);
     }
     Ok((w, ht))
 }
@@ -215,11 +206,12 @@ fn spa<T: Float>(x: &ArrayView2<T>, rank: usize) -> Result<(Array2<T>, Array2<T>
     Ok((w, ht))
 }
 
-/// Plain NNDSVD (zeros left in place).
+/// NNDSVD, with `zero` in place of the entries it sets to zero.
 fn nndsvd<T: Float>(
     x: &ArrayView2<T>,
     rank: usize,
     power_iterations: usize,
+    zero: T,
     rng: &mut ChaCha8Rng,
 ) -> Result<(Array2<T>, Array2<T>)> {
     let svd = truncated_svd(x, rank, power_iterations, rng.next_u64())?;
@@ -253,32 +245,22 @@ fn nndsvd<T: Float>(
             keep_v.push(Part::Signed(sign, scale / nv));
         }
     }
-    Ok((fill(&svd.u, &keep_u), fill(&svd.v, &keep_v)))
+    Ok((fill(&svd.u, &keep_u, zero), fill(&svd.v, &keep_v, zero)))
 }
 
-/// Norms of the positive and of the negative part of each column, in one pass over the rows
-/// (fixed blocks summed in order: reproducible).
+/// Norms of the positive and of the negative part of each column, in one pass over the rows.
 fn part_norms(vectors: &Array2<f64>) -> (Vec<f64>, Vec<f64>) {
+    // O(rows r) work: sequential, as waking the pool would cost more.
     let r = vectors.ncols();
-    let blocks: Vec<Vec<f64>> = vectors
-        .axis_chunks_iter(Axis(0), 256)
-        .into_par_iter()
-        .map(|block| {
-            let mut sums = vec![0.0; 2 * r];
-            for row in block.rows() {
-                for (j, &t) in row.iter().enumerate() {
-                    sums[2 * j + usize::from(t < 0.0)] += t * t;
-                }
-            }
-            sums
-        })
-        .collect();
     let mut positive = vec![0.0; r];
     let mut negative = vec![0.0; r];
-    for sums in &blocks {
-        for j in 0..r {
-            positive[j] += sums[2 * j];
-            negative[j] += sums[2 * j + 1];
+    for row in vectors.rows() {
+        for ((&t, p), q) in row.iter().zip(&mut positive).zip(&mut negative) {
+            if t < 0.0 {
+                *q += t * t;
+            } else {
+                *p += t * t;
+            }
         }
     }
     let root = |v: Vec<f64>| v.into_iter().map(f64::sqrt).collect();
@@ -294,8 +276,9 @@ enum Part {
     Signed(f64, f64),
 }
 
-/// The NNDSVD factor from singular vectors (rows x rank), entries below [`NNDSVD_ZERO`] zeroed.
-fn fill<T: Float>(vectors: &Array2<f64>, parts: &[Part]) -> Array2<T> {
+/// The NNDSVD factor from singular vectors (rows x rank), entries below [`NNDSVD_ZERO`] set to
+/// `zero`.
+fn fill<T: Float>(vectors: &Array2<f64>, parts: &[Part], zero: T) -> Array2<T> {
     let mut out = Array2::<T>::zeros(vectors.dim());
     Zip::from(out.rows_mut())
         .and(vectors.rows())
@@ -306,7 +289,7 @@ fn fill<T: Float>(vectors: &Array2<f64>, parts: &[Part]) -> Array2<T> {
                     Part::Signed(sign, f) => f * (sign * t).max(0.0),
                 };
                 *o = if v < NNDSVD_ZERO {
-                    T::zero()
+                    zero
                 } else {
                     T::from_f64(v)
                 };
