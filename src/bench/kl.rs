@@ -12,12 +12,12 @@
 use std::path::Path;
 use std::process::Command;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use serde::Serialize;
 
 use facenmf::{Faces, Loader, Loss, Nmf, Solver, render};
 
-use super::median;
+use super::{median, python_json};
 
 /// The setting: rank 20, 200 iterations, nndsvda.
 pub(super) const RANK: usize = 20;
@@ -192,25 +192,12 @@ fn sklearn_kl(
     let mut cmd = Command::new(python);
     cmd.args(["-c", SCRIPT])
         .arg(x_path)
-        .args([&RANK.to_string(), &ITERATIONS.to_string(), dtype])
-        // OpenBLAS runs slower with these set (see ../shared/bench/README.md); thread counts
-        // must be fixed before numpy loads.
-        .env_remove("OPENBLAS_CORETYPE")
-        .env_remove("OPENBLAS_L2_SIZE");
+        .args([&RANK.to_string(), &ITERATIONS.to_string(), dtype]);
+    // Thread counts must be fixed before numpy loads.
     for var in ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"] {
         cmd.env(var, threads.to_string());
     }
-    let out = cmd
-        .output()
-        .with_context(|| format!("cannot run {}", python.display()))?;
-    if !out.status.success() {
-        bail!(
-            "scikit-learn KL fit failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    let json: serde_json::Value =
-        serde_json::from_slice(&out.stdout).context("the scikit-learn KL fit printed no JSON")?;
+    let json = python_json(cmd, &format!("{} (scikit-learn KL fit)", python.display()))?;
     let num = |key: &str| json[key].as_f64().unwrap_or(f64::NAN);
     if (num("x_sum") - x_sum).abs() > 1e-9 * x_sum.abs().max(1.0) {
         bail!(
@@ -242,24 +229,29 @@ pub(super) fn report(kl: &KlResult, repeat: usize) -> String {
     s.push_str("| run | KL divergence | vs scikit-learn float64 | relative error | fit (s) |\n|---|---|---|---|---|\n");
     let versus =
         |d: f64| reference.map_or("-".into(), |r: f64| format!("{:+.3}%", 100.0 * (d - r) / r));
-    for f in &kl.facenmf {
+    let rows = kl
+        .facenmf
+        .iter()
+        .map(|f| {
+            (
+                format!("facenmf {}", f.precision),
+                f.divergence,
+                f.rel_error,
+                f.seconds,
+            )
+        })
+        .chain(kl.sklearn_configs.iter().map(|c| {
+            (
+                format!("scikit-learn {}", c.config),
+                c.divergence,
+                c.rel_error,
+                c.seconds,
+            )
+        }));
+    for (label, divergence, rel_error, seconds) in rows {
         s.push_str(&format!(
-            "| facenmf {} | {:.6} | {} | {:.6} | {:.3} |\n",
-            f.precision,
-            f.divergence,
-            versus(f.divergence),
-            f.rel_error,
-            f.seconds
-        ));
-    }
-    for c in &kl.sklearn_configs {
-        s.push_str(&format!(
-            "| scikit-learn {} | {:.6} | {} | {:.6} | {:.3} |\n",
-            c.config,
-            c.divergence,
-            versus(c.divergence),
-            c.rel_error,
-            c.seconds
+            "| {label} | {divergence:.6} | {} | {rel_error:.6} | {seconds:.3} |\n",
+            versus(divergence)
         ));
     }
     let ours = median(&mut kl.facenmf_seconds.clone());

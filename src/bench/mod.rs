@@ -512,26 +512,12 @@ fn sklearn_run(
             "nndsvda",
         ])
         .args(["--max-iter", &max_iter.to_string(), "--dtype", dtype])
-        .args(["--threads", &threads.to_string()])
-        // OpenBLAS runs slower with these set (see ../shared/bench/README.md).
-        .env_remove("OPENBLAS_CORETYPE")
-        .env_remove("OPENBLAS_L2_SIZE");
+        .args(["--threads", &threads.to_string()]);
     match target {
         Some(e) => cmd.args(["--trace", "hook", "--time-to-error", &e.to_string()]),
         None => cmd.args(["--trace", "none"]),
     };
-    let out = cmd
-        .output()
-        .with_context(|| format!("cannot run {}", python.display()))?;
-    if !out.status.success() {
-        bail!(
-            "{} failed: {}",
-            script.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    let json: serde_json::Value =
-        serde_json::from_slice(&out.stdout).context("scikit-learn script printed no JSON")?;
+    let json = python_json(cmd, &format!("{} {}", python.display(), script.display()))?;
     let num = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
     let tte = &json["time_to_error"];
     let trace = json["trace"]
@@ -560,6 +546,22 @@ fn sklearn_run(
         x_sum: num(&json["data"]["x_sum"]),
         trace,
     })
+}
+
+/// Runs a Python command (scikit-learn) and parses the JSON object it prints. `what` names it
+/// in errors.
+pub(crate) fn python_json(mut cmd: Command, what: &str) -> Result<serde_json::Value> {
+    // OpenBLAS runs slower with these set (see ../shared/bench/README.md).
+    cmd.env_remove("OPENBLAS_CORETYPE")
+        .env_remove("OPENBLAS_L2_SIZE");
+    let out = cmd.output().with_context(|| format!("cannot run {what}"))?;
+    if !out.status.success() {
+        bail!(
+            "{what} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    serde_json::from_slice(&out.stdout).with_context(|| format!("{what} printed no JSON"))
 }
 
 /// Per-iteration time on synthetic 4096 x n (rank 64, f32) for n = 12.5k .. 100k.
