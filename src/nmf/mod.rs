@@ -1494,6 +1494,28 @@ mod tests {
             }
         }
 
+        /// `steps` projected gradient steps with Nesterov's momentum from alpha = 0.05, step 1/L
+        /// with L the largest eigenvalue of G (power iteration to convergence).
+        pub(super) fn fpgm(f: &mut Array2<f64>, a: &Array2<f64>, g: &Array2<f64>, steps: usize) {
+            let mut v = ndarray::Array1::<f64>::ones(g.nrows());
+            let mut l = 0.0;
+            for _ in 0..10_000 {
+                let gv = g.dot(&v);
+                l = gv.dot(&gv).sqrt();
+                v = gv / l;
+            }
+            let mut y = f.clone();
+            let mut alpha: f64 = 0.05;
+            for _ in 0..steps {
+                let previous = f.clone();
+                *f = (&y - &((y.dot(g) - a) / l)).mapv(|v| v.max(0.0));
+                let next = 0.5 * ((alpha.powi(4) + 4.0 * alpha * alpha).sqrt() - alpha * alpha);
+                let beta = alpha * (1.0 - alpha) / (alpha * alpha + next);
+                alpha = next;
+                y = &*f + &((&*f - &previous) * beta);
+            }
+        }
+
         /// Kullback-Leibler multiplicative update of H^T given W (X is m x n).
         pub(super) fn kl_h(x: &Array2<f64>, w: &Array2<f64>, ht: &mut Array2<f64>) {
             let wh = w.dot(&ht.t());
@@ -1535,13 +1557,25 @@ mod tests {
             update(&mut w, &x.dot(&ht), &naive::gram(&ht));
             w.dot(&ht.t())
         };
-        let close = |label: &str, fit: &Factorization<f64>, expect: &Array2<f64>| {
+        let close_to = |label: &str, fit: &Factorization<f64>, expect: &Array2<f64>, tol: f64| {
             let got = fit.w.dot(&fit.h);
             let diff = (&got - expect)
                 .mapv(f64::abs)
                 .fold(0.0f64, |a, &b| a.max(b));
-            assert!(diff < 1e-10, "{label}: WH differs by {diff}");
+            assert!(diff < tol, "{label}: WH differs by {diff}");
         };
+        let close = |label: &str, fit: &Factorization<f64>, expect: &Array2<f64>| {
+            close_to(label, fit, expect, 1e-10)
+        };
+        // FPGM makes as many Nesterov steps per factor as the A-HALS rule allows; its step 1/L
+        // comes from a power iteration stopped at 1e-6, so the agreement is to about that.
+        let mut w = &w0 * alpha;
+        let mut ht = h0.t().to_owned();
+        let (steps_h, steps_w) = (hals::max_sweeps(6, 7, r), hals::max_sweeps(7, 6, r));
+        naive::fpgm(&mut ht, &x.t().dot(&w), &naive::gram(&w), steps_h);
+        naive::fpgm(&mut w, &x.dot(&ht), &naive::gram(&ht), steps_w);
+        let fpgm = one(Solver::Fpgm, Loss::Frobenius);
+        close_to("fpgm", &fpgm, &w.dot(&ht.t()), 1e-5);
         close(
             "cd",
             &one(Solver::Cd, Loss::Frobenius),
