@@ -159,6 +159,7 @@ pub(super) fn run(
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
     for _ in 0..repeat {
+        params.clone().max_iter(1).fit(&x32.view())?; // warm-up, as scikit-learn's
         ours.push(params.fit(&x32.view())?.seconds);
         if let (Some(python), Some(best)) = (python, &fastest) {
             let x_sum: f64 = faces.x.sum();
