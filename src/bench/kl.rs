@@ -97,6 +97,7 @@ pub(super) fn run(
 ) -> Result<KlResult> {
     let faces: Faces<f64> = Loader::new(dir).load()?;
     let (m, n) = faces.x.dim();
+    let x_sum: f64 = faces.x.sum();
     let x32 = faces.x.mapv(|v| v as f32);
     let params = Nmf::params(RANK)
         .solver(Solver::Mu)
@@ -131,7 +132,6 @@ pub(super) fn run(
     let x_path = scratch.join(format!("kl-{name}-X.npy"));
     if let Some(python) = python {
         render::npy::write(&x_path, &faces.x.view())?;
-        let x_sum: f64 = faces.x.sum();
         let result = (|| -> Result<()> {
             for dtype in ["float32", "float64"] {
                 for threads in [1, 2] {
@@ -162,7 +162,6 @@ pub(super) fn run(
         params.clone().max_iter(1).fit(&x32.view())?; // warm-up, as scikit-learn's
         ours.push(params.fit(&x32.view())?.seconds);
         if let (Some(python), Some(best)) = (python, &fastest) {
-            let x_sum: f64 = faces.x.sum();
             theirs.push(sklearn_kl(python, &x_path, &best.dtype, best.threads, x_sum)?.seconds);
         }
     }

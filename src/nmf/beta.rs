@@ -147,11 +147,18 @@ impl<T: Float> BetaMu<T> {
                 .zip(power.par_chunks_mut(len))
                 .for_each(|(((x, p), r), d)| {
                     for (((&x, &p), r), d) in x.iter().zip(p).zip(r).zip(d) {
-                        let q = p.to_f64().max(FLOOR);
-                        *r = T::from_f64(x.to_f64() * q.powf(beta - 2.0));
-                        *d = T::from_f64(q.powf(beta - 1.0));
+                        (*r, *d) = ratio_and_power(x.to_f64(), p.to_f64(), beta);
                     }
                 });
+        }
+    }
+
+    /// The exponent and penalty of an update.
+    fn rule(&self, l1: f64) -> Rule {
+        Rule {
+            gamma: self.gamma,
+            l1,
+            beta: self.beta,
         }
     }
 
@@ -167,11 +174,7 @@ impl<T: Float> BetaMu<T> {
             self.prepare(x);
         }
         let power = (self.beta != 1.0).then(|| self.power.view());
-        let rule = Rule {
-            gamma: self.gamma,
-            l1,
-            beta: self.beta,
-        };
+        let rule = self.rule(l1);
         self.half_h
             .update(ht, self.ratio.view(), power, w.view(), rule);
     }
@@ -186,11 +189,7 @@ impl<T: Float> BetaMu<T> {
     ) {
         self.prepare(x);
         let power = (self.beta != 1.0).then(|| self.power.t());
-        let rule = Rule {
-            gamma: self.gamma,
-            l1,
-            beta: self.beta,
-        };
+        let rule = self.rule(l1);
         self.half_w
             .update(w, self.ratio.t(), power, ht.view(), rule);
     }
@@ -339,6 +338,16 @@ fn kl_block<T: Float>(x: &[T], p: &[T], ratio: &mut [T]) -> (f64, f64) {
     (fro.iter().sum(), div.iter().sum())
 }
 
+/// The entries of R = X WH^(beta-2) and D = WH^(beta-1), with WH floored.
+#[inline(always)]
+fn ratio_and_power<T: Float>(x: f64, p: f64, beta: f64) -> (T, T) {
+    let q = p.max(FLOOR);
+    (
+        T::from_f64(x * q.powf(beta - 2.0)),
+        T::from_f64(q.powf(beta - 1.0)),
+    )
+}
+
 /// One block of the pass for any beta other than 1: R, D and the two sums.
 fn general_block<T: Float>(
     x: &[T],
@@ -350,9 +359,7 @@ fn general_block<T: Float>(
     let (mut fro, mut div) = (0.0, 0.0);
     for (((&x, &p), r), d) in x.iter().zip(p).zip(ratio).zip(power) {
         let (x, p) = (x.to_f64(), p.to_f64());
-        let q = p.max(FLOOR);
-        *r = T::from_f64(x * q.powf(beta - 2.0));
-        *d = T::from_f64(q.powf(beta - 1.0));
+        (*r, *d) = ratio_and_power(x, p, beta);
         fro += (x - p) * (x - p);
         div += divergence_term(x, p, beta);
     }
