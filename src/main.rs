@@ -55,6 +55,11 @@ struct LearnArgs {
     /// hals (E-A-HALS), off for cd and mu (which then make the updates of scikit-learn's cd and mu).
     #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
     extrapolate: Option<bool>,
+    /// Fit the images at half resolution first (and that at half again, while at least 16 pixels
+    /// per part remain), then start from those parts interpolated back up (Gillis & Glineur
+    /// 2012): on by default for hals, off for the others.
+    #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+    multilevel: Option<bool>,
     /// Loss: fro (Frobenius), kl (Kullback-Leibler), is (Itakura-Saito) or beta:<b>; all but
     /// fro need --solver mu.
     #[arg(long, default_value = "fro", value_parser = parse_loss)]
@@ -279,9 +284,13 @@ fn learn_as<T: Float>(args: &LearnArgs) -> Result<()> {
         .alpha_h(args.alpha_h)
         .l1_ratio(args.l1_ratio)
         .sparsity_w(args.sparsity_w)
-        .sparsity_h(args.sparsity_h);
+        .sparsity_h(args.sparsity_h)
+        .image_shape(faces.height, faces.width);
     if let Some(on) = args.extrapolate {
         params = params.extrapolate(on);
+    }
+    if let Some(on) = args.multilevel {
+        params = params.multilevel(on);
     }
     let bar = if args.quiet {
         ProgressBar::hidden()

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 pub use montage::{Grid, basis_grid, reconstruction_grid, sample_indices};
 pub use plot::convergence_plot;
 
-use crate::{Error, Faces, Factorization, Float, Iteration, Nmf, Result};
+use crate::{CoarseLevel, Error, Faces, Factorization, Float, Iteration, Nmf, Result};
 
 /// Writes `bytes` to `path` atomically (temporary file in the same folder, fsync, rename).
 ///
@@ -98,6 +98,7 @@ struct RunRecord<'a> {
     sparseness_h: f64,
     run_errors: &'a [f64],
     best_run: usize,
+    coarse_levels: &'a [CoarseLevel],
     files: Vec<String>,
     skipped: Vec<SkippedRecord>,
     reconstructions: Vec<ReconstructionRecord>,
@@ -182,6 +183,7 @@ pub fn write_outputs<T: Float>(
         sparseness_h: fit.sparseness_h(),
         run_errors: &fit.run_errors,
         best_run: fit.best_run,
+        coarse_levels: &fit.coarse_levels,
         files: faces.paths.iter().map(|p| name(p)).collect(),
         skipped: faces
             .skipped

@@ -1,0 +1,114 @@
+//! Multilevel start: fit the images at half resolution first, then start the full-resolution
+//! fit from the coarse parts interpolated back up.
+//!
+//! N. Gillis and F. Glineur, "A multilevel approach for nonnegative matrix factorization",
+//! J. Comput. Appl. Math. 236 (2012) 1708-1723. Their nested iteration: restrict X by averaging
+//! neighbouring pixels, solve the coarse problem, prolongate W, keep H (the coarse problem has
+//! the same images), and iterate on the fine level. A coarse iteration costs a quarter of a fine
+//! one, and the coarse parts are the fine parts blurred, so most of the way is made cheaply.
+
+use ndarray::{Array2, ArrayView2, Zip};
+
+use crate::Float;
+
+/// A level is worth adding only if it keeps at least this many pixels per part: with fewer, the
+/// coarse problem is so underdetermined that its parts fit the coarse images far better than any
+/// parts can fit the fine ones (CBCL's 10 x 10 at rank 49 reaches 0.050 against 0.085), and the
+/// fine fit starts no closer than from its own initialisation.
+pub(crate) const MIN_PIXELS_PER_PART: usize = 16;
+
+/// A coarse level stops when its best relative error fell by less than this fraction over the
+/// last [`super::TOL_WINDOW`] iterations (0.4% per iteration). Measured on ORL and Olivetti at
+/// rank 49 (time to scikit-learn's error, 0.01 to 0.2 tried): tighter, the coarse level keeps
+/// polishing detail it cannot hold; looser, the fine level must make up more at four times the
+/// cost per iteration.
+pub(crate) const COARSE_TOL: f64 = 0.04;
+
+/// Height and width of the images, whose pixels are the rows of X (index = y * width + x).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ImageShape {
+    /// Rows of pixels.
+    pub height: usize,
+    /// Pixels per row.
+    pub width: usize,
+}
+
+impl ImageShape {
+    /// Pixels per image.
+    pub fn pixels(&self) -> usize {
+        self.height * self.width
+    }
+
+    /// The half-resolution shape (odd sizes round up: the last coarse pixel averages one row
+    /// or column).
+    pub fn halved(&self) -> ImageShape {
+        ImageShape {
+            height: self.height.div_ceil(2),
+            width: self.width.div_ceil(2),
+        }
+    }
+
+    /// The coarse level to start from at `rank`, if one is worth it.
+    pub(crate) fn coarse_level(&self, rank: usize) -> Option<ImageShape> {
+        let coarse = self.halved();
+        (self.height >= 4 && self.width >= 4 && coarse.pixels() >= MIN_PIXELS_PER_PART * rank)
+            .then_some(coarse)
+    }
+}
+
+impl std::fmt::Display for ImageShape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}", self.width, self.height)
+    }
+}
+
+/// X at half resolution: each coarse pixel row is the mean of the (up to four) fine pixel rows it
+/// covers, so intensities keep their scale and H fits both levels.
+pub(crate) fn restrict<T: Float>(x: &ArrayView2<T>, fine: ImageShape) -> Array2<T> {
+    let coarse = fine.halved();
+    let n = x.ncols();
+    let mut xc = Array2::<T>::zeros((coarse.pixels(), n));
+    Zip::indexed(xc.rows_mut()).par_for_each(|p, mut row| {
+        let (cy, cx) = (p / coarse.width, p % coarse.width);
+        let ys = 2 * cy..(2 * cy + 2).min(fine.height);
+        let xs = 2 * cx..(2 * cx + 2).min(fine.width);
+        let count = (ys.len() * xs.len()) as f64;
+        for y in ys {
+            for xx in xs.clone() {
+                row.zip_mut_with(&x.row(y * fine.width + xx), |a, &b| *a = *a + b);
+            }
+        }
+        let scale = T::from_f64(1.0 / count);
+        row.mapv_inplace(|v| v * scale);
+    });
+    xc
+}
+
+/// Bilinear interpolation of each column of `wc` (a coarse image) to the fine shape, pixel
+/// centres aligned (fine pixel i sits at coarse coordinate (i + 0.5) / 2 - 0.5, clamped at the
+/// borders). Nonnegative in, nonnegative out.
+pub(crate) fn prolong<T: Float>(wc: &Array2<T>, coarse: ImageShape, fine: ImageShape) -> Array2<T> {
+    let r = wc.ncols();
+    let mut w = Array2::<T>::zeros((fine.pixels(), r));
+    let taps = |i: usize, coarse_len: usize| {
+        let c = ((i as f64 + 0.5) / 2.0 - 0.5).clamp(0.0, (coarse_len - 1) as f64);
+        let lo = c.floor() as usize;
+        let hi = (lo + 1).min(coarse_len - 1);
+        (lo, hi, c - lo as f64)
+    };
+    Zip::indexed(w.rows_mut()).par_for_each(|p, mut row| {
+        let (y, x) = (p / fine.width, p % fine.width);
+        let (y0, y1, ty) = taps(y, coarse.height);
+        let (x0, x1, tx) = taps(x, coarse.width);
+        for (cy, wy) in [(y0, 1.0 - ty), (y1, ty)] {
+            for (cx, wx) in [(x0, 1.0 - tx), (x1, tx)] {
+                let weight = wy * wx;
+                if weight > 0.0 {
+                    let weight = T::from_f64(weight);
+                    row.scaled_add(weight, &wc.row(cy * coarse.width + cx));
+                }
+            }
+        }
+    });
+    w
+}
