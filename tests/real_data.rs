@@ -183,3 +183,43 @@ fn kl_mu_on_olivetti_matches_scikit_learn() {
     let trace: Vec<f64> = fit.history.iter().map(|h| h.divergence.unwrap()).collect();
     assert!(trace.windows(2).all(|p| p[1] <= p[0] * (1.0 + 1e-9)));
 }
+
+/// Issue 3's target on ORL, 1.01 x scikit-learn cd's error after 200 iterations: from the
+/// multilevel start (46 x 56 first) facenmf's default needs a few full-resolution iterations,
+/// from the full-resolution start about 18, and after 30 it is no worse.
+#[test]
+fn multilevel_start_reaches_scikit_learns_orl_error_in_a_few_full_iterations() {
+    let Some(faces) = common::faces::<f32>("orl") else {
+        return;
+    };
+    let target = 0.149378;
+    let params = Nmf::params(49)
+        .image_shape(faces.height, faces.width)
+        .max_iter(30)
+        .tol(0.0);
+    let iterations_to_target = |fit: &facenmf::Factorization<f32>| {
+        fit.history
+            .iter()
+            .find(|it| it.rel_error <= target)
+            .map(|it| it.iter)
+    };
+    let multilevel = params.fit(&faces.x.view()).unwrap();
+    let full = params
+        .clone()
+        .multilevel(false)
+        .fit(&faces.x.view())
+        .unwrap();
+    assert_eq!(multilevel.coarse_levels.len(), 1);
+    let (ml, fr) = (
+        iterations_to_target(&multilevel),
+        iterations_to_target(&full),
+    );
+    assert!(ml.is_some_and(|i| i <= 3), "multilevel: {ml:?}");
+    assert!(fr.is_some_and(|i| i >= 10), "full resolution: {fr:?}");
+    assert!(
+        multilevel.rel_error <= full.rel_error,
+        "{} > {}",
+        multilevel.rel_error,
+        full.rel_error
+    );
+}

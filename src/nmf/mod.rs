@@ -2102,6 +2102,97 @@ mod tests {
         ));
     }
 
+    /// 60 images of 24 x 24, each a random mix of three smooth blobs, plus a little noise:
+    /// images a multilevel start can see at half resolution.
+    fn smooth_images(seed: u64) -> Array2<f64> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let centres = [(6.0, 7.0), (12.0, 17.0), (18.0, 9.0)];
+        let blob = |p: usize, (cy, cx): (f64, f64)| {
+            let (y, x) = ((p / 24) as f64, (p % 24) as f64);
+            (-((y - cy) * (y - cy) + (x - cx) * (x - cx)) / 18.0).exp()
+        };
+        let h0 = Array2::from_shape_simple_fn((3, 60), || uniform(&mut rng));
+        let w0 = Array2::from_shape_fn((576, 3), |(p, k)| blob(p, centres[k]));
+        w0.dot(&h0) + Array2::from_shape_simple_fn((576, 60), || 0.01 * uniform(&mut rng))
+    }
+
+    #[test]
+    fn multilevel_start_fits_half_resolution_first_and_starts_closer() {
+        let x = smooth_images(3);
+        let params = Nmf::params(3).image_shape(24, 24).max_iter(20).tol(0.0);
+        let multilevel = params.fit(&x.view()).unwrap();
+        let full = params.clone().multilevel(false).fit(&x.view()).unwrap();
+        // 12 x 12 keeps 48 pixels per part; 6 x 6 would keep 12.
+        assert_eq!(multilevel.coarse_levels.len(), 1);
+        let level = multilevel.coarse_levels[0];
+        assert_eq!(
+            level.shape,
+            ImageShape {
+                height: 12,
+                width: 12
+            }
+        );
+        assert!(level.iterations >= 1 && level.rel_error < 0.1, "{level:?}");
+        assert!(multilevel.start.starts_with("nndsvda at 12x12, multilevel"));
+        assert!(full.coarse_levels.is_empty());
+        assert_eq!(full.start, "nndsvda");
+        // The prolongated parts start far nearer than the full-resolution initialisation, and
+        // the fit ends at least as well.
+        let (ml0, full0) = (multilevel.history[0].rel_error, full.history[0].rel_error);
+        assert!(ml0 < 0.5 * full0, "start {ml0} against {full0}");
+        assert!(multilevel.rel_error <= full.rel_error * 1.001);
+        assert!(
+            multilevel
+                .w
+                .iter()
+                .chain(multilevel.h.iter())
+                .all(|&v| v >= 0.0)
+        );
+        // Its time counts: the first full-resolution error comes after the coarse fit.
+        assert!(multilevel.history[0].seconds >= level.seconds);
+        // Reproducible.
+        let again = params.fit(&x.view()).unwrap();
+        assert_eq!(again.w, multilevel.w);
+    }
+
+    #[test]
+    fn multilevel_start_applies_only_to_plain_frobenius_fits() {
+        let x = smooth_images(4);
+        let base = Nmf::params(3).image_shape(24, 24).max_iter(3);
+        let levels = |nmf: Nmf| nmf.fit(&x.view()).unwrap().coarse_levels.len();
+        assert_eq!(levels(base.clone()), 1);
+        assert_eq!(levels(Nmf::params(3).max_iter(3)), 0, "no image shape");
+        assert_eq!(
+            levels(base.clone().solver(Solver::Cd)),
+            0,
+            "off for cd by default"
+        );
+        assert_eq!(levels(base.clone().solver(Solver::Cd).multilevel(true)), 1);
+        assert_eq!(levels(base.clone().alpha_w(0.1)), 0, "penalty");
+        assert_eq!(levels(base.clone().sparsity_w(Some(0.5))), 0, "sparseness");
+        assert_eq!(
+            levels(base.clone().solver(Solver::Mu).loss(Loss::KullbackLeibler)),
+            0,
+            "divergence"
+        );
+        let known = Array2::from_elem(x.dim(), true);
+        let masked = base.fit_masked(&x.view(), &known.view(), |_| {}).unwrap();
+        assert!(masked.coarse_levels.is_empty(), "missing data");
+    }
+
+    #[test]
+    fn an_image_shape_that_does_not_match_x_is_rejected() {
+        let err = Nmf::params(2)
+            .image_shape(5, 5)
+            .fit(&noisy(24, 10, 0).view())
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("5x5 images have 25 pixels, but X has 24 rows"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn negative_tolerance_is_rejected() {
         let err = Nmf::params(2)

@@ -75,7 +75,7 @@ pub(crate) fn restrict<T: Float>(x: &ArrayView2<T>, fine: ImageShape) -> Array2<
         let count = (ys.len() * xs.len()) as f64;
         for y in ys {
             for xx in xs.clone() {
-                row.zip_mut_with(&x.row(y * fine.width + xx), |a, &b| *a = *a + b);
+                row.zip_mut_with(&x.row(y * fine.width + xx), |a, &b| *a += b);
             }
         }
         let scale = T::from_f64(1.0 / count);
@@ -111,4 +111,92 @@ pub(crate) fn prolong<T: Float>(wc: &Array2<T>, coarse: ImageShape, fine: ImageS
         }
     });
     w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+
+    fn shape(height: usize, width: usize) -> ImageShape {
+        ImageShape { height, width }
+    }
+
+    #[test]
+    fn restriction_averages_the_pixels_each_coarse_pixel_covers() {
+        // One 3 x 5 image (odd both ways), and twice it as a second column.
+        let fine = shape(3, 5);
+        let image: Vec<f64> = (0..15).map(|v| v as f64).collect();
+        let x = Array2::from_shape_fn((15, 2), |(p, j)| image[p] * (j + 1) as f64);
+        let xc = restrict(&x.view(), fine);
+        assert_eq!(fine.halved(), shape(2, 3));
+        // Rows 0-1 then row 2 alone; columns 0-1, 2-3, then 4 alone.
+        let expected = [
+            (0.0 + 1.0 + 5.0 + 6.0) / 4.0,
+            (2.0 + 3.0 + 7.0 + 8.0) / 4.0,
+            (4.0 + 9.0) / 2.0,
+            (10.0 + 11.0) / 2.0,
+            (12.0 + 13.0) / 2.0,
+            14.0,
+        ];
+        for (p, e) in expected.iter().enumerate() {
+            assert!((xc[[p, 0]] - e).abs() < 1e-12, "pixel {p}: {}", xc[[p, 0]]);
+            assert!((xc[[p, 1]] - 2.0 * e).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn prolongation_keeps_constants_and_interpolates_ramps_between_centres() {
+        let (coarse, fine) = (shape(3, 4), shape(6, 8));
+        let constant = Array2::from_elem((12, 1), 0.7_f64);
+        assert!(
+            prolong(&constant, coarse, fine)
+                .iter()
+                .all(|&v| (v - 0.7).abs() < 1e-12)
+        );
+
+        // A ramp along x, 10 * cx: fine pixel x sits at coarse coordinate (x + 0.5) / 2 - 0.5,
+        // clamped to [0, 3] at the borders.
+        let ramp = Array2::from_shape_fn((12, 1), |(p, _)| 10.0 * (p % 4) as f64);
+        let w = prolong(&ramp, coarse, fine);
+        for y in 0..6 {
+            for x in 0..8 {
+                let c = ((x as f64 + 0.5) / 2.0 - 0.5).clamp(0.0, 3.0);
+                assert!((w[[y * 8 + x, 0]] - 10.0 * c).abs() < 1e-12, "({y}, {x})");
+            }
+        }
+    }
+
+    #[test]
+    fn prolongation_of_nonnegative_parts_is_nonnegative_and_odd_sizes_fit() {
+        let (fine, coarse) = (shape(19, 19), shape(10, 10));
+        assert_eq!(fine.halved(), coarse);
+        let wc = Array2::from_shape_fn((100, 3), |(p, k)| ((p * 7 + k * 13) % 5) as f64);
+        let w = prolong(&wc, coarse, fine);
+        assert_eq!(w.dim(), (361, 3));
+        assert!(w.iter().all(|&v| v >= 0.0));
+        // A one-hot coarse part spreads to the fine pixels around its centre, nowhere else.
+        let mut hot = Array2::zeros((100, 1));
+        hot[[5 * 10 + 5, 0]] = 1.0;
+        let w = prolong(&hot, coarse, fine);
+        let lit: Vec<usize> = (0..361).filter(|&p| w[[p, 0]] > 0.0).collect();
+        assert!(
+            lit.iter()
+                .all(|p| (9..=12).contains(&(p / 19)) && (9..=12).contains(&(p % 19)))
+        );
+        assert_eq!(lit.len(), 16);
+    }
+
+    #[test]
+    fn a_coarse_level_needs_sixteen_pixels_per_part() {
+        // ORL at rank 49: 56 x 46 = 2576 pixels >= 784, then 28 x 23 = 644 < 784.
+        assert_eq!(shape(112, 92).coarse_level(49), Some(shape(56, 46)));
+        assert_eq!(shape(56, 46).coarse_level(49), None);
+        assert_eq!(shape(56, 46).coarse_level(40), Some(shape(28, 23)));
+        // CBCL: 10 x 10 at rank 49 is far too few; Olivetti 32 x 32 is enough.
+        assert_eq!(shape(19, 19).coarse_level(49), None);
+        assert_eq!(shape(64, 64).coarse_level(49), Some(shape(32, 32)));
+        // Too thin to halve.
+        assert_eq!(shape(3, 1000).coarse_level(1), None);
+    }
 }
