@@ -279,20 +279,41 @@ enum Part {
 /// The NNDSVD factor from singular vectors (rows x rank), entries below [`NNDSVD_ZERO`] set to
 /// `zero`.
 fn fill<T: Float>(vectors: &Array2<f64>, parts: &[Part], zero: T) -> Array2<T> {
+    let r = parts.len();
     let mut out = Array2::<T>::zeros(vectors.dim());
-    Zip::from(out.rows_mut())
-        .and(vectors.rows())
-        .par_for_each(|mut out, row| {
-            for ((o, &t), part) in out.iter_mut().zip(row).zip(parts) {
-                let v = match *part {
-                    Part::Abs(f) => f * t.abs(),
-                    Part::Signed(sign, f) => f * (sign * t).max(0.0),
-                };
-                *o = if v < NNDSVD_ZERO {
-                    zero
-                } else {
-                    T::from_f64(v)
-                };
+    // Per column: v = factor * |sign t| for Abs, factor * max(0, sign t) for Signed; as
+    // branch-free selects over flat rows, which vectorise.
+    let sign: Vec<f64> = parts
+        .iter()
+        .map(|p| match *p {
+            Part::Abs(_) => 1.0,
+            Part::Signed(s, _) => s,
+        })
+        .collect();
+    let factor: Vec<f64> = parts
+        .iter()
+        .map(|p| match *p {
+            Part::Abs(f) | Part::Signed(_, f) => f,
+        })
+        .collect();
+    let abs: Vec<bool> = parts.iter().map(|p| matches!(p, Part::Abs(_))).collect();
+    const ROWS: usize = 64;
+    let in_flat = vectors.as_slice().expect("standard layout");
+    out.as_slice_mut()
+        .expect("standard layout")
+        .par_chunks_mut(ROWS * r)
+        .zip(in_flat.par_chunks(ROWS * r))
+        .for_each(|(out_rows, in_rows)| {
+            for (o_row, t_row) in out_rows.chunks_exact_mut(r).zip(in_rows.chunks_exact(r)) {
+                for j in 0..r {
+                    let a = sign[j] * t_row[j];
+                    let v = factor[j] * if abs[j] { a.abs() } else { a.max(0.0) };
+                    o_row[j] = if v < NNDSVD_ZERO {
+                        zero
+                    } else {
+                        T::from_f64(v)
+                    };
+                }
             }
         });
     out
@@ -324,9 +345,17 @@ pub(crate) fn truncated_svd<T: Float>(
     // Uniform [-1, 1) test vectors from a counter-based hash: as good as Gaussian ones for range
     // finding, reproducible, and generated in parallel.
     let mut omega = Array2::<T>::zeros((long, width));
-    Zip::indexed(&mut omega).par_for_each(|(i, j), v| {
-        *v = T::from_f64(2.0 * hash_uniform(seed, (i * width + j) as u64) - 1.0);
-    });
+    const DRAWS: usize = 4096;
+    omega
+        .as_slice_mut()
+        .expect("standard layout")
+        .par_chunks_mut(DRAWS)
+        .enumerate()
+        .for_each(|(c, chunk)| {
+            for (k, v) in chunk.iter_mut().enumerate() {
+                *v = T::from_f64(2.0 * hash_uniform(seed, (c * DRAWS + k) as u64) - 1.0);
+            }
+        });
     let mut along_long = TallProduct::new(short, width);
     let mut y = Array2::<T>::zeros((short, width));
     let mut z = Array2::<T>::zeros((long, width));

@@ -77,7 +77,11 @@ pub(crate) fn matmul<T: Float>(out: &mut Array2<T>, lhs: MatRef<'_, T>, rhs: Mat
     let flops = 2 * rows * out.ncols() * lhs.ncols();
     let mut out_view = out.view_mut();
     let dst = view_mut(&mut out_view);
-    let par = if flops < SEQUENTIAL_FLOPS { Par::Seq } else { par() };
+    let par = if flops < SEQUENTIAL_FLOPS {
+        Par::Seq
+    } else {
+        par()
+    };
     faer::linalg::matmul::matmul(dst, Accum::Replace, lhs, rhs, T::one(), par);
 }
 
