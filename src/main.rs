@@ -209,7 +209,7 @@ fn main() -> ExitCode {
 /// once, but a multilevel fit is two or three fits and the benchmark many, and each buffer taken
 /// back from the system came with fresh pages: their page faults cost ORL's fit 8 ms of 50 (time
 /// to scikit-learn's error). Large buffers still get their own mappings, returned when freed, so
-/// peak memory is unchanged (ORL 72 MB, Olivetti 43 MB in the benchmark).
+/// peak memory is unchanged (ORL 74 MB, Olivetti 45 MB in the benchmark).
 fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets an allocator parameter; called first thing in main, before any

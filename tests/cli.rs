@@ -107,9 +107,10 @@ fn learn_writes_every_output_with_the_right_sizes() {
     // 32 x 32 at rank 4 starts from 8 x 8, then 16 x 16 (each level keeps 16 pixels per part).
     let init = run["init"].as_str().unwrap();
     assert!(
-        init.starts_with("nndsvda at 8x8, multilevel 8x8 ("),
+        init.starts_with("nndsvda at 8x8 (") && init.contains(") -> 16x16 ("),
         "{init}"
     );
+    assert!(init.ends_with(" -> full size (multilevel)"), "{init}");
     let levels = run["coarse_levels"].as_array().unwrap();
     assert_eq!(levels.len(), 2);
     assert_eq!(levels[0]["shape"]["width"], 8);

@@ -334,7 +334,7 @@ fn bench_dataset(
     // cbcl / orl / olivetti; facenmf's one iteration took 5 ms on CBCL, too short to wake cores
     // that idled through the scikit-learn process before (its timed CBCL fits then took 39-50
     // ms, against 23-26 ms back to back). So facenmf's warm-up is the fit itself up to E,
-    // untimed: no longer than scikit-learn's on any dataset.
+    // untimed: about as long as scikit-learn's on CBCL, shorter on the others.
     let iterations_to_target = |fit: &Factorization<f32>| {
         fit.history
             .iter()
