@@ -401,8 +401,14 @@ fn bench_dataset(
         ("anls (BPP)", Nmf::params(r).solver(Solver::Anls)),
         ("mu", Nmf::params(r).solver(Solver::Mu)),
     ] {
-        let fit = nmf.tol(0.0).max_iter(30).fit(&faces.x.view())?;
-        solver_per_iter.push((label.to_string(), per_iteration(&fit.history)));
+        // Best of three 30-iteration fits, as the products are best of 25: one fit moved by
+        // 10-30% between runs with the machine's other tenants.
+        let mut best = f64::INFINITY;
+        for _ in 0..3 {
+            let fit = nmf.clone().tol(0.0).max_iter(30).fit(&faces.x.view())?;
+            best = best.min(per_iteration(&fit.history));
+        }
+        solver_per_iter.push((label.to_string(), best));
     }
 
     let peak_rss_bytes = peak_rss_of(|| {
