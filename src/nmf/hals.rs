@@ -61,6 +61,11 @@ fn per_task(rank: usize) -> usize {
 /// Updates `f` (p x r, row-major) in place with up to `sweeps` HALS sweeps per block of rows
 /// (1 = plain HALS, scikit-learn's cd). `a` is p x r, `g` r x r, both row-major slices;
 /// `scratch` holds at least [`scratch_len`] elements.
+///
+/// Returns `<A, F>` of the updated F, in f64: with A = X H^T it is the cross term of the error,
+/// taken here while each block is in cache instead of in another pass over two p x r arrays
+/// (0.18 ms per iteration on ORL). Summed block by block in order (`partials`, reused): the same
+/// bits for any thread count.
 pub(crate) fn update<T: Float>(
     f: &mut [T],
     a: &[T],
@@ -68,23 +73,19 @@ pub(crate) fn update<T: Float>(
     rank: usize,
     sweeps: usize,
     scratch: &mut [T],
-) {
+    partials: &mut Vec<f64>,
+) -> f64 {
     let per_task = per_task(rank);
     let kernel = kernel::<T>();
     f.par_chunks_mut(CHUNK * rank)
         .zip(a.par_chunks(CHUNK * rank))
         .zip(scratch.par_chunks_mut(per_task))
-        .for_each(|((f_rows, a_rows), buf)| {
-            for (f_block, a_block) in f_rows
-                .chunks_mut(LANES * rank)
-                .zip(a_rows.chunks(LANES * rank))
-            {
-                kernel(f_block, a_block, g, rank, sweeps, buf);
-            }
-        });
+        .map(|((f_block, a_block), buf)| kernel(f_block, a_block, g, rank, sweeps, buf))
+        .collect_into_vec(partials);
+    partials.iter().sum()
 }
 
-type Kernel<T> = fn(&mut [T], &[T], &[T], usize, usize, &mut [T]);
+type Kernel<T> = fn(&mut [T], &[T], &[T], usize, usize, &mut [T]) -> f64;
 
 /// The block kernel compiled for the best instruction set this CPU has (chosen at run time, so
 /// the binary stays portable).
@@ -110,18 +111,19 @@ fn kernel<T: Float>() -> Kernel<T> {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-fn block_avx512<T: Float>(f: &mut [T], a: &[T], g: &[T], r: usize, s: usize, buf: &mut [T]) {
-    block::<T, true>(f, a, g, r, s, buf);
+fn block_avx512<T: Float>(f: &mut [T], a: &[T], g: &[T], r: usize, s: usize, buf: &mut [T]) -> f64 {
+    block::<T, true>(f, a, g, r, s, buf)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-fn block_avx2<T: Float>(f: &mut [T], a: &[T], g: &[T], r: usize, s: usize, buf: &mut [T]) {
-    block::<T, true>(f, a, g, r, s, buf);
+fn block_avx2<T: Float>(f: &mut [T], a: &[T], g: &[T], r: usize, s: usize, buf: &mut [T]) -> f64 {
+    block::<T, true>(f, a, g, r, s, buf)
 }
 
-/// Up to `sweeps` sweeps over one block of at most [`LANES`] rows. `FMA`: the caller enabled
-/// fused multiply-add, so `a * b + c` is one instruction.
+/// Up to `sweeps` sweeps over one block of at most [`LANES`] rows; returns the block's
+/// `<A, F>` after them. `FMA`: the caller enabled fused multiply-add, so `a * b + c` is one
+/// instruction.
 #[inline(always)]
 fn block<T: Float, const FMA: bool>(
     f: &mut [T],
@@ -130,7 +132,7 @@ fn block<T: Float, const FMA: bool>(
     rank: usize,
     sweeps: usize,
     buf: &mut [T],
-) {
+) -> f64 {
     let rows = f.len() / rank;
     let (ft, rest) = buf.split_at_mut(rank * LANES);
     let at = &mut rest[..rank * LANES];
@@ -177,6 +179,14 @@ fn block<T: Float, const FMA: bool>(
             *v = ft[l][j];
         }
     }
+    // Padding lanes hold zeros in both.
+    let mut inner = [0.0f64; LANES];
+    for (f_lane, a_lane) in ft.iter().zip(at.iter()) {
+        for j in 0..LANES {
+            inner[j] += f_lane[j].to_f64() * a_lane[j].to_f64();
+        }
+    }
+    inner.iter().sum()
 }
 
 /// `a * b + c`, fused where the caller enabled FMA.
@@ -338,10 +348,13 @@ mod tests {
                 );
             }
             let mut scratch = vec![0.0; scratch_len(p, r)];
-            update(&mut f, &a, &g, r, 1, &mut scratch);
+            let inner = update(&mut f, &a, &g, r, 1, &mut scratch, &mut Vec::new());
             for (x, y) in f.iter().zip(&expect) {
                 assert!((x - y).abs() < 1e-12, "{dead:?}: {x} vs {y}");
             }
+            // The returned <A, F> is that of the updated F.
+            let direct: f64 = a.iter().zip(&f).map(|(p, q)| p * q).sum();
+            assert!((inner - direct).abs() < 1e-9 * direct.abs(), "{inner} vs {direct}");
         }
     }
 }

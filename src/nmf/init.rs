@@ -202,6 +202,7 @@ fn spa<T: Float>(x: &ArrayView2<T>, rank: usize) -> Result<(Array2<T>, Array2<T>
         rank,
         SPA_H_SWEEPS,
         &mut scratch,
+        &mut Vec::new(),
     );
     Ok((w, ht))
 }

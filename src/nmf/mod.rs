@@ -821,9 +821,11 @@ impl Nmf {
                 if penalty.is_active() {
                     let (l1, l2) = (penalty.l1_h, penalty.l2_h);
                     penalty::penalize(&xtw, &ww, l1, l2, keep_a, &mut a_pen_h, &mut g_pen);
-                    self.update(&mut hty, &a_pen_h, &g_pen, sweeps_h, &mut scratch_h, l1);
+                    let (a, g) = (&a_pen_h, &g_pen);
+                    self.update(&mut hty, a, g, sweeps_h, &mut scratch_h, l1, &mut partials);
                 } else {
-                    self.update(&mut hty, &xtw, &ww, sweeps_h, &mut scratch_h, 0.0);
+                    let (a, g) = (&xtw, &ww);
+                    self.update(&mut hty, a, g, sweeps_h, &mut scratch_h, 0.0, &mut partials);
                 }
                 if let Some(target) = self.sparsity_h {
                     sparseness::project_columns(&mut hty, target);
@@ -834,21 +836,30 @@ impl Nmf {
                 // W step: W (m x r) from X H^T and H H^T.
                 xh_product.compute(&mut xh, &data(&x, &missing).t(), &hty.view());
                 gram_h.compute(&mut hh, &hty.view(), &hty.view());
+                // <X H^T, W> for the error, when the update gives it for the W it leaves.
+                let mut cross = None;
                 if penalty.is_active() {
                     let (l1, l2) = (penalty.l1_w, penalty.l2_w);
                     penalty::penalize(&xh, &hh, l1, l2, keep_a, &mut a_pen_w, &mut g_pen);
-                    self.update(&mut wy, &a_pen_w, &g_pen, sweeps_w, &mut scratch_w, l1);
+                    let (a, g) = (&a_pen_w, &g_pen);
+                    self.update(&mut wy, a, g, sweeps_w, &mut scratch_w, l1, &mut partials);
                 } else {
-                    self.update(&mut wy, &xh, &hh, sweeps_w, &mut scratch_w, 0.0);
+                    let (a, g) = (&xh, &hh);
+                    cross =
+                        self.update(&mut wy, a, g, sweeps_w, &mut scratch_w, 0.0, &mut partials);
                 }
                 if let Some(target) = self.sparsity_w {
                     sparseness::project_columns(&mut wy, target);
+                    cross = None;
                 }
                 gram_w.compute(&mut ww, &wy.view(), &wy.view());
                 // ||X - WH||^2 = ||X||^2 - 2 <X H^T, W> + <H H^T, W^T W>
                 err_sq = match &mut missing {
                     Some(mi) => mi.refresh(&x, &wy, &hty),
-                    None => xx - 2.0 * dot(&xh, &wy, &mut partials) + dot(&hh, &ww, &mut partials),
+                    None => {
+                        let cross = cross.unwrap_or_else(|| dot(&xh, &wy, &mut partials));
+                        xx - 2.0 * cross + dot(&hh, &ww, &mut partials)
+                    }
                 };
             }
             let error = rel(err_sq);
@@ -966,7 +977,9 @@ impl Nmf {
     }
 
     /// One update of factor `f` (rows independent) from the product `a` and the other
-    /// factor's Gram matrix `g`.
+    /// factor's Gram matrix `g`. The HALS kernels also return `<a, f>` after the update, found
+    /// while each block is in cache (`partials` is their reused buffer); the others `None`.
+    #[allow(clippy::too_many_arguments)]
     fn update<T: Float>(
         &self,
         f: &mut Array2<T>,
@@ -975,7 +988,8 @@ impl Nmf {
         sweeps: usize,
         scratch: &mut Array2<T>,
         l1: f64,
-    ) {
+        partials: &mut Vec<f64>,
+    ) -> Option<f64> {
         match self.solver {
             Solver::Hals | Solver::Cd => {
                 let rank = f.ncols();
@@ -983,7 +997,7 @@ impl Nmf {
                 let g = g.as_slice().expect("standard layout");
                 let f = f.as_slice_mut().expect("standard layout");
                 let scratch = scratch.as_slice_mut().expect("standard layout");
-                hals::update(f, a, g, rank, sweeps, scratch);
+                return Some(hals::update(f, a, g, rank, sweeps, scratch, partials));
             }
             Solver::Mu => mu::update(f, a, g, scratch, l1),
             Solver::Fpgm => fpgm::update(f, a, g, sweeps, scratch),
@@ -994,6 +1008,7 @@ impl Nmf {
                 anls::update(f.as_slice_mut().expect("standard layout"), a, g, rank);
             }
         }
+        None
     }
 
     /// Scratch space of the solver for a factor with `rows` rows, allocated once per fit.
