@@ -354,7 +354,10 @@ mod tests {
             }
             // The returned <A, F> is that of the updated F.
             let direct: f64 = a.iter().zip(&f).map(|(p, q)| p * q).sum();
-            assert!((inner - direct).abs() < 1e-9 * direct.abs(), "{inner} vs {direct}");
+            assert!(
+                (inner - direct).abs() < 1e-9 * direct.abs(),
+                "{inner} vs {direct}"
+            );
         }
     }
 }
