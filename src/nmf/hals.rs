@@ -39,6 +39,8 @@ const CHAINS: usize = 4;
 /// threads, its blocks stopping after different numbers of sweeps (CBCL's W, 12 blocks: with
 /// four blocks per task one thread got two of three tasks; W update 0.25 -> 0.18 ms).
 const CHUNK: usize = LANES;
+// `update` hands each chunk to the kernel as one block.
+const _: () = assert!(CHUNK == LANES);
 
 /// The most sweeps worth doing for a factor with `rows` rows, when the other factor has
 /// `other_rows` rows: 1 + floor(alpha * rho), rho = 1 + (p q + q r) / (p r + p).
