@@ -29,7 +29,7 @@ use ndarray::Array2;
 use serde::Serialize;
 
 use facenmf::nmf::Products;
-use facenmf::{Faces, Factorization, Iteration, Loader, Nmf, Solver, render};
+use facenmf::{Faces, Iteration, Loader, Nmf, Solver, render};
 
 /// Arguments of `facenmf bench`.
 #[derive(Debug, Args)]
@@ -335,15 +335,9 @@ fn bench_dataset(
     // that idled through the scikit-learn process before (its timed CBCL fits then took 39-50
     // ms, against 23-26 ms back to back). So facenmf's warm-up is the fit itself up to E,
     // untimed: about as long as scikit-learn's on CBCL, shorter on the others.
-    let iterations_to_target = |fit: &Factorization<f32>| {
-        fit.history
-            .iter()
-            .find(|h| h.rel_error <= target)
-            .map_or(fit.n_iter, |h| h.iter)
-    };
-    let warm_up = params
-        .clone()
-        .max_iter(iterations_to_target(&params.fit(&faces.x.view())?).max(1));
+    let probe = params.fit(&faces.x.view())?;
+    let probe_iterations = first_at(&probe.history, target).map_or(probe.n_iter, |h| h.iter);
+    let warm_up = params.clone().max_iter(probe_iterations.max(1));
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
     let mut last_fit = None;
@@ -351,7 +345,7 @@ fn bench_dataset(
     for rep in 0..args.repeat {
         warm_up.fit(&faces.x.view())?;
         let fit = params.fit(&faces.x.view())?;
-        let hit = fit.history.iter().find(|h| h.rel_error <= target).copied();
+        let hit = first_at(&fit.history, target);
         ours.push(hit.map_or(f64::INFINITY, |h| h.seconds));
         let line = format!(
             "  run {}: facenmf to E {}",
@@ -489,6 +483,11 @@ fn plot_solvers(
     plot.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
     render::write_atomic(&args.out.join(format!("solvers-{name}.png")), &png)?;
     Ok(())
+}
+
+/// The first point of a history at or below relative error `target`.
+fn first_at(history: &[Iteration], target: f64) -> Option<Iteration> {
+    history.iter().find(|h| h.rel_error <= target).copied()
 }
 
 /// Seconds per iteration from a history (initialisation excluded).

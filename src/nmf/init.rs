@@ -225,8 +225,8 @@ fn nndsvd<T: Float>(
         let s = svd.s[j];
         if j == 0 {
             // The leading pair of a nonnegative matrix is one-signed (Perron-Frobenius).
-            keep_u.push(Part::Abs(s.sqrt()));
-            keep_v.push(Part::Abs(s.sqrt()));
+            keep_u.push(Part::abs(s.sqrt()));
+            keep_v.push(Part::abs(s.sqrt()));
             continue;
         }
         let ((up, un), (vp, vn)) = ((norms_u.0[j], norms_u.1[j]), (norms_v.0[j], norms_v.1[j]));
@@ -238,12 +238,12 @@ fn nndsvd<T: Float>(
         let sigma = nu * nv;
         if sigma == 0.0 {
             // A pair with no usable nonnegative part: the component stays zero.
-            keep_u.push(Part::Signed(sign, 0.0));
-            keep_v.push(Part::Signed(sign, 0.0));
+            keep_u.push(Part::signed(sign, 0.0));
+            keep_v.push(Part::signed(sign, 0.0));
         } else {
             let scale = (s * sigma).sqrt();
-            keep_u.push(Part::Signed(sign, scale / nu));
-            keep_v.push(Part::Signed(sign, scale / nv));
+            keep_u.push(Part::signed(sign, scale / nu));
+            keep_v.push(Part::signed(sign, scale / nv));
         }
     }
     Ok((fill(&svd.u, &keep_u, zero), fill(&svd.v, &keep_v, zero)))
@@ -268,13 +268,33 @@ fn part_norms(vectors: &Array2<f64>) -> (Vec<f64>, Vec<f64>) {
     (root(positive), root(negative))
 }
 
-/// How an NNDSVD factor entry comes from a singular vector entry t.
+/// How an NNDSVD factor entry comes from a singular vector entry t: `factor * |sign t|` where
+/// `abs`, else `factor * max(0, sign t)`. Plain fields, so that the fill is branch-free selects.
 #[derive(Debug, Clone, Copy)]
-enum Part {
+struct Part {
+    sign: f64,
+    factor: f64,
+    abs: bool,
+}
+
+impl Part {
     /// factor * |t|
-    Abs(f64),
+    fn abs(factor: f64) -> Self {
+        Part {
+            sign: 1.0,
+            factor,
+            abs: true,
+        }
+    }
+
     /// factor * max(0, sign * t)
-    Signed(f64, f64),
+    fn signed(sign: f64, factor: f64) -> Self {
+        Part {
+            sign,
+            factor,
+            abs: false,
+        }
+    }
 }
 
 /// The NNDSVD factor from singular vectors (rows x rank), entries below [`NNDSVD_ZERO`] set to
@@ -282,22 +302,7 @@ enum Part {
 fn fill<T: Float>(vectors: &Array2<f64>, parts: &[Part], zero: T) -> Array2<T> {
     let r = parts.len();
     let mut out = Array2::<T>::zeros(vectors.dim());
-    // Per column: v = factor * |sign t| for Abs, factor * max(0, sign t) for Signed; as
-    // branch-free selects over flat rows, which vectorise.
-    let sign: Vec<f64> = parts
-        .iter()
-        .map(|p| match *p {
-            Part::Abs(_) => 1.0,
-            Part::Signed(s, _) => s,
-        })
-        .collect();
-    let factor: Vec<f64> = parts
-        .iter()
-        .map(|p| match *p {
-            Part::Abs(f) | Part::Signed(_, f) => f,
-        })
-        .collect();
-    let abs: Vec<bool> = parts.iter().map(|p| matches!(p, Part::Abs(_))).collect();
+    // Branch-free selects over flat rows, which vectorise.
     let zero64 = zero.to_f64();
     const ROWS: usize = 64;
     let in_flat = vectors.as_slice().expect("standard layout");
@@ -307,9 +312,9 @@ fn fill<T: Float>(vectors: &Array2<f64>, parts: &[Part], zero: T) -> Array2<T> {
         .zip(in_flat.par_chunks(ROWS * r))
         .for_each(|(out_rows, in_rows)| {
             for (o_row, t_row) in out_rows.chunks_exact_mut(r).zip(in_rows.chunks_exact(r)) {
-                for j in 0..r {
-                    let a = sign[j] * t_row[j];
-                    let v = factor[j] * if abs[j] { a.abs() } else { a.max(0.0) };
+                for (j, part) in parts.iter().enumerate() {
+                    let a = part.sign * t_row[j];
+                    let v = part.factor * if part.abs { a.abs() } else { a.max(0.0) };
                     // A select between two f64s, not a branch: about half the entries are
                     // zero, in no pattern.
                     o_row[j] = T::from_f64(if v < NNDSVD_ZERO { zero64 } else { v });
