@@ -118,6 +118,21 @@ impl<T: Float> BetaMu<T> {
         }
     }
 
+    /// One iteration, H then W, each after a fresh W H; returns the squared Frobenius error and
+    /// the divergence of the result.
+    pub(crate) fn iterate(
+        &mut self,
+        x: &ArrayView2<T>,
+        w: &mut Array2<T>,
+        ht: &mut Array2<T>,
+    ) -> (f64, f64) {
+        self.update_h(x, w, ht, 0.0);
+        self.product(w, ht);
+        self.update_w(x, w, ht, 0.0);
+        self.product(w, ht);
+        self.measure(x)
+    }
+
     /// `wh = W H` for W (m x r) and H^T (n x r).
     pub(crate) fn product(&mut self, w: &Array2<T>, ht: &Array2<T>) {
         let (w, ht) = (w.view(), ht.view());

@@ -9,7 +9,9 @@
 //! while it falls, beta grows, up to a ceiling that itself grows slowly. The loop keeps the best
 //! pair seen, since the error is not monotone.
 
-use ndarray::{Array2, Zip};
+use std::ops::Range;
+
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip, s};
 
 use crate::Float;
 
@@ -24,9 +26,9 @@ const GAMMA_BAR: f64 = 1.005;
 
 /// The step-size state of the scheme.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Extrapolation {
+struct Extrapolation {
     /// beta of the current iteration.
-    pub(crate) beta: f64,
+    beta: f64,
     /// beta of the previous iteration (the new ceiling after a restart).
     previous: f64,
     /// Ceiling of beta.
@@ -34,7 +36,7 @@ pub(crate) struct Extrapolation {
 }
 
 impl Extrapolation {
-    pub(crate) fn new() -> Self {
+    fn new() -> Self {
         Extrapolation {
             beta: BETA0,
             previous: BETA0,
@@ -44,7 +46,7 @@ impl Extrapolation {
 
     /// Judges the iteration that used `self.beta`: `true` to accept its iterates, `false` to
     /// restart from the last accepted ones. Updates beta for the next iteration.
-    pub(crate) fn judge(&mut self, error: f64, previous_error: f64) -> bool {
+    fn judge(&mut self, error: f64, previous_error: f64) -> bool {
         let used = self.beta;
         let accepted = error <= previous_error;
         if accepted {
@@ -59,13 +61,100 @@ impl Extrapolation {
     }
 }
 
+/// The scheme with the iterates it keeps: the last accepted pair (the restart point), the pair
+/// just updated before it was pushed along its step, and the best pair seen.
+#[derive(Debug)]
+pub(crate) struct Extrapolated<T> {
+    scheme: Extrapolation,
+    w: Array2<T>,
+    ht: Array2<T>,
+    w_new: Array2<T>,
+    ht_new: Array2<T>,
+    best_w: Array2<T>,
+    best_ht: Array2<T>,
+    /// Lowest value of an extrapolated W: HALS projects every entry it updates, so W may leave
+    /// the orthant between iterations (as in the paper); a multiplicative update keeps the
+    /// sign it is given, so its points are floored at 0.
+    floor: f64,
+}
+
+impl<T: Float> Extrapolated<T> {
+    /// Starts from the factors W and H^T; `keeps_sign` for a multiplicative update.
+    pub(crate) fn new(w: &Array2<T>, ht: &Array2<T>, keeps_sign: bool) -> Self {
+        Extrapolated {
+            scheme: Extrapolation::new(),
+            w: w.clone(),
+            ht: ht.clone(),
+            w_new: w.clone(),
+            ht_new: ht.clone(),
+            best_w: w.clone(),
+            best_ht: ht.clone(),
+            floor: if keeps_sign { 0.0 } else { f64::NEG_INFINITY },
+        }
+    }
+
+    /// After the H update of the images in `rows` (their rows of H^T in `ht`): keeps the
+    /// update and pushes `ht` along its step, `max(0, new + beta (new - old))`.
+    pub(crate) fn extrapolate_h(&mut self, rows: Range<usize>, ht: ArrayViewMut2<'_, T>) {
+        let new = self.ht_new.slice_mut(s![rows.clone(), ..]);
+        let old = self.ht.slice(s![rows, ..]);
+        step(ht, new, old, None, self.scheme.beta, 0.0);
+    }
+
+    /// Judges the iteration that scored `current` (the one before scored `previous`, the best
+    /// so far `best`). Accepted: the updated pair becomes the restart point (and the best pair
+    /// if it is), and W is pushed along its step. Rejected: W and H^T restart from the last
+    /// accepted pair. Returns whether the iteration was accepted.
+    pub(crate) fn judge(
+        &mut self,
+        w: &mut Array2<T>,
+        ht: &mut Array2<T>,
+        current: f64,
+        previous: f64,
+        best: f64,
+    ) -> bool {
+        let beta = self.scheme.beta;
+        if !self.scheme.judge(current, previous) {
+            w.assign(&self.w);
+            ht.assign(&self.ht);
+            return false;
+        }
+        // An accepted step is the only kind that can be the best so far.
+        let improved = current <= best;
+        if improved {
+            self.best_ht.assign(ht);
+        }
+        let best_w = improved.then(|| self.best_w.view_mut());
+        step(
+            w.view_mut(),
+            self.w_new.view_mut(),
+            self.w.view(),
+            best_w,
+            beta,
+            self.floor,
+        );
+        std::mem::swap(&mut self.w, &mut self.w_new);
+        std::mem::swap(&mut self.ht, &mut self.ht_new);
+        true
+    }
+
+    /// The best pair seen, or the start when no iteration ran.
+    pub(crate) fn into_best(self, ran: bool) -> (Array2<T>, Array2<T>) {
+        if ran {
+            (self.best_w, self.best_ht)
+        } else {
+            (self.w, self.ht)
+        }
+    }
+}
+
 /// One pass over a factor just updated in place in `y`: `new <- y` (and `best <- y` if given),
 /// then `y <- max(floor, new + beta (new - old))`.
-pub(crate) fn step<T: Float>(
-    y: &mut Array2<T>,
-    new: &mut Array2<T>,
-    old: &Array2<T>,
-    best: Option<&mut Array2<T>>,
+fn step<T: Float>(
+    y: ArrayViewMut2<'_, T>,
+    new: ArrayViewMut2<'_, T>,
+    old: ArrayView2<'_, T>,
+    best: Option<ArrayViewMut2<'_, T>>,
     beta: f64,
     floor: f64,
 ) {

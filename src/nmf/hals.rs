@@ -39,6 +39,9 @@ const CHAINS: usize = 4;
 /// threads, its blocks stopping after different numbers of sweeps (CBCL's W, 12 blocks: with
 /// four blocks per task one thread got two of three tasks; W update 0.25 -> 0.18 ms).
 const CHUNK: usize = LANES;
+/// Rows whose inner sweeps stop together: a column block of images must hold whole groups to
+/// give the iterates of one block.
+pub(crate) const ROW_GROUP: usize = CHUNK;
 // `update` hands each chunk to the kernel as one block.
 const _: () = assert!(CHUNK == LANES);
 

@@ -21,9 +21,59 @@ use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use rayon::prelude::*;
 
-use super::Init;
+use std::fmt;
+use std::str::FromStr;
+
 use super::linalg::{TallProduct, matmul, view, view_mut};
+use super::seed;
 use crate::{Error, Float, Result};
+
+/// How the factors start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Init {
+    /// NNDSVD with zeros kept (Boutsidis & Gallopoulos 2008): sparse, suits HALS.
+    Nndsvd,
+    /// NNDSVD with zeros replaced by the mean of X: suits every solver.
+    #[default]
+    Nndsvda,
+    /// NNDSVD with zeros replaced by small random values.
+    Nndsvdar,
+    /// Random |N(0, 1)| entries scaled by sqrt(mean(X) / r).
+    Random,
+    /// r images picked by the successive projection algorithm (Gillis & Vavasis 2014), with H
+    /// fitted to them: exact when every part also appears alone as an image.
+    Spa,
+}
+
+impl fmt::Display for Init {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Init::Nndsvd => "nndsvd",
+            Init::Nndsvda => "nndsvda",
+            Init::Nndsvdar => "nndsvdar",
+            Init::Random => "random",
+            Init::Spa => "spa",
+        })
+    }
+}
+
+impl FromStr for Init {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "nndsvd" => Ok(Init::Nndsvd),
+            "nndsvda" => Ok(Init::Nndsvda),
+            "nndsvdar" => Ok(Init::Nndsvdar),
+            "random" => Ok(Init::Random),
+            "spa" => Ok(Init::Spa),
+            _ => Err(Error::param(
+                "init",
+                format!("unknown init '{s}' (expected nndsvda, nndsvd, nndsvdar, random or spa)"),
+            )),
+        }
+    }
+}
 
 /// Power iterations of the range finder for the HALS-type solvers: none. On the three face sets
 /// at rank 49, over seeds 0-4, the iterations E-A-HALS needs to reach scikit-learn's error were
@@ -358,7 +408,7 @@ pub(crate) fn truncated_svd<T: Float>(
         .enumerate()
         .for_each(|(c, chunk)| {
             for (k, v) in chunk.iter_mut().enumerate() {
-                *v = T::from_f64(2.0 * hash_uniform(seed, (c * DRAWS + k) as u64) - 1.0);
+                *v = T::from_f64(2.0 * seed::uniform(seed, (c * DRAWS + k) as u64) - 1.0);
             }
         });
     let mut along_long = TallProduct::new(short, width);
@@ -476,15 +526,6 @@ fn orthonormalize<T: Float>(y: &Array2<T>) -> Result<Array2<T>> {
         }
     }
     Ok(q.mapv(T::from_f64))
-}
-
-/// A uniform draw in [0, 1) for counter `i` of stream `seed` (SplitMix64 finaliser).
-fn hash_uniform(seed: u64, i: u64) -> f64 {
-    let mut z = seed ^ i.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    (z >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
 }
 
 /// A standard normal draw (Box-Muller), from a seeded stream so that runs are reproducible.

@@ -11,7 +11,18 @@ use ndarray::{Array2, ArrayView2, Axis, Zip};
 use rayon::prelude::*;
 
 use super::linalg::{matmul, view};
+use super::seed;
 use crate::{Error, Float, Result};
+
+/// A mask of `shape` with each entry hidden (false) with probability `fraction`, reproducible
+/// from `seed` (a counter-based hash per entry, so the same for any thread count).
+pub fn random_mask(shape: (usize, usize), fraction: f64, seed: u64) -> Array2<bool> {
+    let cols = shape.1 as u64;
+    let stream = seed ^ 0x005E_ED0F_4D15_C0DE;
+    Array2::from_shape_fn((shape.0, shape.1), |(i, j)| {
+        seed::nth_uniform(stream, i as u64 * cols + j as u64 + 1) >= fraction
+    })
+}
 
 /// The filled data matrix and what is needed to refresh it.
 #[derive(Debug)]

@@ -1,0 +1,510 @@
+//! The one loop: start, then for each iteration update H, update W, measure, decide
+//! (extrapolation accept or restart, keep-best), record, and stop.
+
+use std::time::Instant;
+
+use ndarray::{Array2, ArrayView2};
+use rayon::prelude::*;
+
+use super::beta::BetaMu;
+use super::blocks::Images;
+use super::canonical;
+use super::extrapolate::Extrapolated;
+use super::init;
+use super::linalg::residual_sq;
+use super::missing::Missing;
+use super::multilevel::{self, ImageShape};
+use super::params::Nmf;
+use super::penalty::Penalty;
+use super::result::{CoarseLevel, Factorization, Iteration, Stop};
+use super::seed;
+use super::step::Step;
+use crate::{Error, Float, Result};
+
+/// The stopping rule compares the error with the one this many iterations before.
+pub const TOL_WINDOW: usize = 10;
+
+impl Nmf {
+    /// Fits X (m x n, one sample per column) without progress reports.
+    ///
+    /// # Errors
+    /// Invalid parameters or input; see [`Nmf::fit_with`].
+    pub fn fit<T: Float>(&self, x: &ArrayView2<T>) -> Result<Factorization<T>> {
+        self.fit_with(x, |_| {})
+    }
+
+    /// Fits X, calling `progress` after the initialisation and after every iteration.
+    ///
+    /// Same parameters, same seed and same number of threads give the same bits.
+    ///
+    /// # Errors
+    /// Rank 0; rank above min(m, n) for the NNDSVD inits; an empty, negative, NaN, infinite or
+    /// all-zero X; a negative or NaN `tol`.
+    pub fn fit_with<T: Float>(
+        &self,
+        x: &ArrayView2<T>,
+        mut progress: impl FnMut(&Iteration) + Send,
+    ) -> Result<Factorization<T>> {
+        if self.runs == 0 {
+            return Err(Error::param("runs", "must be at least 1"));
+        }
+        let mut best: Option<Factorization<T>> = None;
+        let mut errors = Vec::with_capacity(self.runs);
+        for run in 0..self.runs {
+            let params = Nmf {
+                seed: seed::run_seed(self.seed, run),
+                ..self.clone()
+            };
+            let fit = params.fit_inner(x, None, None, &mut progress)?;
+            errors.push(fit.rel_error);
+            if best.as_ref().is_none_or(|b| fit.rel_error < b.rel_error) {
+                best = Some(Factorization {
+                    best_run: run,
+                    ..fit
+                });
+            }
+        }
+        let mut best = best.expect("at least one run");
+        best.run_errors = errors;
+        Ok(best)
+    }
+
+    /// Fits X from given factors W0 (m x r) and H0 (r x n) instead of [`Nmf::init`]; W0 is
+    /// still rescaled to the best multiple. Calls `progress` as [`Nmf::fit_with`] does.
+    ///
+    /// # Errors
+    /// As [`Nmf::fit_with`], and factors whose shapes do not match X and the rank, or that
+    /// hold negative or non-finite values.
+    pub fn fit_from<T: Float>(
+        &self,
+        x: &ArrayView2<T>,
+        w0: &ArrayView2<T>,
+        h0: &ArrayView2<T>,
+        progress: impl FnMut(&Iteration) + Send,
+    ) -> Result<Factorization<T>> {
+        let (m, n) = x.dim();
+        let r = self.rank;
+        for (name, factor, shape) in [("W0", w0, (m, r)), ("H0", h0, (r, n))] {
+            if factor.dim() != shape {
+                return Err(Error::param(
+                    "init",
+                    format!(
+                        "{name} is {} x {}, expected {} x {} for X of {m} x {n} at rank {r}",
+                        factor.nrows(),
+                        factor.ncols(),
+                        shape.0,
+                        shape.1
+                    ),
+                ));
+            }
+            if factor
+                .iter()
+                .any(|v| !v.to_f64().is_finite() || *v < T::zero())
+            {
+                return Err(Error::param(
+                    "init",
+                    format!("{name} holds a negative or non-finite value"),
+                ));
+            }
+        }
+        let start = (
+            w0.as_standard_layout().into_owned(),
+            h0.t().as_standard_layout().into_owned(),
+        );
+        self.fit_inner(x, Some(start), None, progress)
+    }
+
+    /// Fits X using only the entries where `known` is true: the objective sums over them, and
+    /// [`Factorization::rel_error`] is the error on them; [`Factorization::hidden_error`] the
+    /// error on the others (for validation: hide entries you know, then compare). Extrapolation
+    /// is off.
+    ///
+    /// # Errors
+    /// As [`Nmf::fit_with`], and a mask of another shape or one that hides every nonzero entry.
+    pub fn fit_masked<T: Float>(
+        &self,
+        x: &ArrayView2<T>,
+        known: &ArrayView2<bool>,
+        progress: impl FnMut(&Iteration) + Send,
+    ) -> Result<Factorization<T>> {
+        let params = Nmf {
+            extrapolate: Some(false),
+            ..self.clone()
+        };
+        params.fit_inner(x, None, Some(known.view()), progress)
+    }
+
+    /// [`Nmf::fit_loop`] on one of rayon's worker threads. Called from any other thread, every
+    /// parallel loop of a fit (hundreds per second) would hand all its work to the pool and put
+    /// the calling thread to sleep on a condition variable until the pool is done; from a
+    /// worker, the caller works on the loop itself and only wakes the others.
+    fn fit_inner<T: Float>(
+        &self,
+        x: &ArrayView2<T>,
+        start_factors: Option<(Array2<T>, Array2<T>)>,
+        known: Option<ArrayView2<bool>>,
+        progress: impl FnMut(&Iteration) + Send,
+    ) -> Result<Factorization<T>> {
+        if rayon::current_thread_index().is_some() {
+            return self.fit_loop(x, start_factors, known, progress);
+        }
+        rayon::scope(|_| self.fit_loop(x, start_factors, known, progress))
+    }
+
+    /// The coarse shape a multilevel start would fit first, if it applies to this fit.
+    fn coarse_level(&self) -> Option<ImageShape> {
+        let plain = self.loss.is_frobenius()
+            && self.sparsity_w.is_none()
+            && self.sparsity_h.is_none()
+            && self.alpha_w == 0.0
+            && self.alpha_h == 0.0;
+        let on = self.multilevel.unwrap_or(self.solver.policy().multilevel);
+        self.image_shape
+            .filter(|_| plain && on)
+            .and_then(|shape| shape.coarse_level(self.rank))
+    }
+
+    /// The multilevel start, if it applies: the coarse fit's W interpolated to full resolution
+    /// and its H. Records the levels fitted (coarsest first) in `levels`.
+    fn coarse_start<T: Float>(
+        &self,
+        x: &ArrayView2<T>,
+        levels: &mut Vec<CoarseLevel>,
+    ) -> Result<Option<(Array2<T>, Array2<T>)>> {
+        let (Some(coarse), Some(shape)) = (self.coarse_level(), self.image_shape) else {
+            return Ok(None);
+        };
+        let xc = multilevel::restrict(x, shape);
+        let params = Nmf {
+            image_shape: Some(coarse),
+            tol: multilevel::COARSE_TOL,
+            runs: 1,
+            ..self.clone()
+        };
+        let fit = params.fit_inner(&xc.view(), None, None, |_| {})?;
+        levels.extend(fit.coarse_levels);
+        levels.push(CoarseLevel {
+            shape: coarse,
+            iterations: fit.n_iter,
+            rel_error: fit.rel_error,
+            seconds: fit.seconds,
+        });
+        let w = multilevel::prolong(&fit.w, coarse, shape);
+        Ok(Some((w, fit.h.t().as_standard_layout().into_owned())))
+    }
+
+    /// The one iteration loop: initialisation (unless `start_factors` gives W and H^T),
+    /// stopping, history, progress and keep-best.
+    fn fit_loop<T: Float>(
+        &self,
+        x: &ArrayView2<T>,
+        start_factors: Option<(Array2<T>, Array2<T>)>,
+        known: Option<ArrayView2<bool>>,
+        mut progress: impl FnMut(&Iteration),
+    ) -> Result<Factorization<T>> {
+        let start = Instant::now();
+        let x = x.as_standard_layout();
+        let x = x.view();
+        let (m, n) = x.dim();
+        self.check(m, n)?;
+        let (sum, xx) = scan_input(&x)?;
+        if known.is_some() && !self.loss.is_frobenius() {
+            return Err(Error::param(
+                "loss",
+                format!("{} does not combine with missing data yet", self.loss),
+            ));
+        }
+        // With missing entries the updates see X with its hidden entries filled in, and errors
+        // are measured on the known ones.
+        let mut missing = known.map(|k| Missing::new(&x, k)).transpose()?;
+        fn data<'v, T: Float>(
+            x: &'v ArrayView2<'v, T>,
+            missing: &'v Option<Missing<'_, T>>,
+        ) -> ArrayView2<'v, T> {
+            match missing {
+                Some(mi) => mi.filled.view(),
+                None => x.view(),
+            }
+        }
+        let policy = self.solver.policy();
+        // Blocks of images only where nothing couples all of them.
+        let width = self
+            .column_block
+            .filter(|_| missing.is_none() && self.sparsity_h.is_none());
+
+        // Start: given factors, a multilevel start, or the init.
+        let given = start_factors.is_some();
+        let mut coarse_levels = Vec::new();
+        let coarse = match (&start_factors, &missing) {
+            (None, None) => self.coarse_start(&x, &mut coarse_levels)?,
+            _ => None,
+        };
+        let (mut w, mut ht) = match start_factors.or(coarse) {
+            Some(factors) => factors,
+            None => init::initialize_with(
+                self.init,
+                &data(&x, &missing),
+                self.rank,
+                self.seed,
+                sum / (m * n) as f64,
+                policy.multiplicative,
+            )?,
+        };
+        let mut step = Step::new(self, m, &Images::in_memory(data(&x, &missing), width));
+        // A divergence starts from the init as it is (as scikit-learn does); its error comes
+        // from WH itself.
+        let mut beta_mu =
+            (!self.loss.is_frobenius()).then(|| BetaMu::new(m, n, self.rank, self.loss.beta()));
+        let (mut err_sq, start_divergence) = match &mut beta_mu {
+            Some(b) => {
+                b.product(&w, &ht);
+                let (frobenius_sq, divergence) = b.measure(&x);
+                (frobenius_sq, Some(divergence))
+            }
+            None => {
+                // Scale W so that alpha W H is the best multiple of the initial product: the
+                // NNDSVDa fill otherwise starts far above X. With missing data the imputation
+                // below changes the data the start's X^T W was taken from.
+                let images = Images::in_memory(data(&x, &missing), width);
+                let (cross, quad) = step.start(&images, &w, &ht, missing.is_none());
+                let mut err_sq = xx;
+                if quad > 0.0 && cross > 0.0 {
+                    let alpha = cross / quad;
+                    let a = T::from_f64(alpha);
+                    w.mapv_inplace(|v| v * a);
+                    step.scale(a);
+                    err_sq = xx - 2.0 * alpha * cross + alpha * alpha * quad;
+                }
+                (err_sq, None)
+            }
+        };
+        if let Some(mi) = &mut missing {
+            // The first error and imputation come from the scaled start.
+            err_sq = mi.refresh(&x, &w, &ht);
+        }
+        let x_norm = missing
+            .as_ref()
+            .map_or(xx.sqrt(), |mi| mi.known_norm_sq.sqrt());
+        let rel = |err_sq: f64| err_sq.max(0.0).sqrt() / x_norm;
+        // Decisions (extrapolation, keep-best, tolerance) use the relative error, or with
+        // penalties the whole objective.
+        let penalty = Penalty::new(self.alpha_w, self.alpha_h, self.l1_ratio, m, n);
+        let score = |err_sq: f64, w: &Array2<T>, ht: &Array2<T>, divergence: Option<f64>| {
+            if let Some(d) = divergence {
+                d
+            } else if penalty.is_active() {
+                0.5 * err_sq.max(0.0) + penalty.value(&w.view(), &ht.view())
+            } else {
+                rel(err_sq)
+            }
+        };
+        let mut history = Vec::with_capacity(self.max_iter.min(100_000) + 1);
+        let first = Iteration {
+            iter: 0,
+            seconds: start.elapsed().as_secs_f64(),
+            rel_error: rel(err_sq),
+            divergence: start_divergence,
+        };
+        progress(&first);
+        history.push(first);
+
+        // (w, ht) are the points the updates start from and overwrite; with extrapolation the
+        // last accepted and the best pair are kept beside them, as extrapolated errors are not
+        // monotone.
+        let mut extrapolation = self
+            .extrapolates()
+            .then(|| Extrapolated::new(&w, &ht, policy.multiplicative));
+        let mut scores = Vec::with_capacity(history.capacity());
+        scores.push(score(err_sq, &w, &ht, first.divergence));
+        let mut best = scores[0];
+        let mut best_by_iter = Vec::with_capacity(history.capacity());
+        best_by_iter.push(best);
+
+        let mut stop = Stop::MaxIter;
+        for iter in 1..=self.max_iter {
+            let divergence = match &mut beta_mu {
+                Some(b) => {
+                    let (frobenius_sq, d) = b.iterate(&x, &mut w, &mut ht);
+                    err_sq = frobenius_sq;
+                    Some(d)
+                }
+                None => {
+                    let cross = {
+                        let images = Images::in_memory(data(&x, &missing), width);
+                        step.update_h(&images, &w, &mut ht, |rows, ht_block| {
+                            if let Some(e) = &mut extrapolation {
+                                e.extrapolate_h(rows, ht_block);
+                            }
+                        });
+                        step.update_w(&mut w)
+                    };
+                    err_sq = match &mut missing {
+                        Some(mi) => mi.refresh(&x, &w, &ht),
+                        None => step.error_sq(xx, &w, cross),
+                    };
+                    None
+                }
+            };
+            let error = rel(err_sq);
+            let current = score(err_sq, &w, &ht, divergence);
+            scores.push(current);
+
+            if let Some(e) = &mut extrapolation {
+                e.judge(&mut w, &mut ht, current, scores[iter - 1], best);
+                step.refresh_gram_w(&w);
+            }
+            best = best.min(current);
+            best_by_iter.push(best);
+
+            let record = Iteration {
+                iter,
+                seconds: start.elapsed().as_secs_f64(),
+                rel_error: error,
+                divergence,
+            };
+            progress(&record);
+            history.push(record);
+
+            if self.tol > 0.0 && iter >= TOL_WINDOW {
+                let before = best_by_iter[iter - TOL_WINDOW];
+                if before - best <= self.tol * before {
+                    stop = Stop::Tolerance;
+                    break;
+                }
+            }
+            if self
+                .max_time
+                .is_some_and(|limit| start.elapsed().as_secs_f64() >= limit)
+            {
+                stop = Stop::MaxTime;
+                break;
+            }
+        }
+
+        let (mut w, mut ht) = match extrapolation {
+            Some(e) => e.into_best(history.len() > 1),
+            None => (w, ht),
+        };
+        // Rescaling W against H would change the penalty terms, so penalised results are only
+        // reordered.
+        canonical::canonicalize(&mut w, &mut ht, !penalty.is_active());
+        let (rel_error, residual, hidden_error) = match &mut missing {
+            Some(mi) => {
+                let (known, hidden) = mi.errors(&x, &w, &ht);
+                (known, known * known * mi.known_norm_sq, Some(hidden))
+            }
+            None => {
+                let residual = residual_sq(&x, &w, &ht).max(0.0);
+                (residual.sqrt() / x_norm, residual, None)
+            }
+        };
+        let divergence = beta_mu.as_mut().map(|b| {
+            b.product(&w, &ht);
+            b.measure(&x).1
+        });
+        let objective = divergence.unwrap_or(0.5 * residual + penalty.value(&w.view(), &ht.view()));
+        let h = ht.t().as_standard_layout().into_owned();
+        Ok(Factorization {
+            w,
+            h,
+            n_iter: history.len() - 1,
+            stop,
+            seconds: start.elapsed().as_secs_f64(),
+            rel_error,
+            hidden_error,
+            objective,
+            divergence,
+            history,
+            params: self.clone(),
+            start: self.start_name(given, &coarse_levels),
+            run_errors: vec![rel_error],
+            best_run: 0,
+            coarse_levels,
+        })
+    }
+
+    /// How the factors started, for [`Factorization::start`].
+    fn start_name(&self, given: bool, coarse_levels: &[CoarseLevel]) -> String {
+        if given {
+            return "given".into();
+        }
+        if coarse_levels.is_empty() {
+            return self.init.to_string();
+        }
+        let path: Vec<String> = coarse_levels
+            .iter()
+            .map(|l| format!("{} ({} iterations)", l.shape, l.iterations))
+            .collect();
+        format!(
+            "{} at {} -> full size (multilevel)",
+            self.init,
+            path.join(" -> ")
+        )
+    }
+}
+
+/// One parallel pass over X: the first entry that is negative or not finite (an error naming
+/// it), else the sum of X and ||X||^2. Fixed blocks, summed in order: the same bits for any
+/// thread count.
+fn scan_input<T: Float>(x: &ArrayView2<T>) -> Result<(f64, f64)> {
+    let n = x.ncols();
+    const BLOCK: usize = 1 << 16;
+    let values = x.as_slice().expect("standard layout");
+    let scans: Vec<(Option<usize>, f64, f64)> = values
+        .par_chunks(BLOCK)
+        .map(|chunk| {
+            // Eight independent lanes so that the loop vectorises; a NaN or infinite entry
+            // makes a sum of squares non-finite and a negative one a lane minimum negative,
+            // and only then is the first offending entry searched for.
+            let (mut sum, mut sq, mut low) = ([0.0f64; 8], [0.0f64; 8], [0.0f64; 8]);
+            let (groups, rest) = chunk.as_chunks::<8>();
+            for group in groups {
+                for k in 0..8 {
+                    let v = group[k].to_f64();
+                    sum[k] += v;
+                    sq[k] += v * v;
+                    low[k] = low[k].min(v);
+                }
+            }
+            for (k, v) in rest.iter().enumerate() {
+                let v = v.to_f64();
+                sum[k] += v;
+                sq[k] += v * v;
+                low[k] = low[k].min(v);
+            }
+            let suspect = sq.iter().any(|s| !s.is_finite()) || low.iter().any(|&l| l < 0.0);
+            let first_bad = if suspect {
+                chunk
+                    .iter()
+                    .position(|v| !v.to_f64().is_finite() || *v < T::zero())
+            } else {
+                None
+            };
+            (first_bad, sum.iter().sum::<f64>(), sq.iter().sum::<f64>())
+        })
+        .collect();
+    let bad = scans
+        .iter()
+        .enumerate()
+        .find_map(|(c, (bad, _, _))| bad.map(|p| c * BLOCK + p));
+    if let Some(at) = bad {
+        let (i, j, v) = (at / n, at % n, values[at]);
+        let need = if v.to_f64().is_finite() {
+            "nonnegative"
+        } else {
+            "finite"
+        };
+        return Err(Error::InvalidInput {
+            reason: format!("entry ({i}, {j}) is {v}; NMF needs {need} values"),
+        });
+    }
+    let sum: f64 = scans.iter().map(|s| s.1).sum();
+    let sq: f64 = scans.iter().map(|s| s.2).sum();
+    if sq == 0.0 {
+        return Err(Error::InvalidInput {
+            reason: "every entry is zero (every image is blank); there is nothing to factorize"
+                .into(),
+        });
+    }
+    Ok((sum, sq))
+}

@@ -1,0 +1,495 @@
+//! The parameters of a fit: the [`Nmf`] builder with its defaults, the closed sets [`Solver`]
+//! and [`Loss`], what each solver implies ([`Solver::policy`]), and the one check of parameters
+//! against the shape of X before anything is computed.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use ndarray::ArrayView2;
+
+use super::init::Init;
+use super::linalg::residual_sq;
+use super::multilevel::ImageShape;
+use super::penalty::Penalty;
+use super::{fpgm, hals};
+use crate::{Error, Float, Result};
+
+/// The update rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Solver {
+    /// Accelerated HALS: coordinate descent with inner repetitions (Gillis & Glineur 2012).
+    #[default]
+    Hals,
+    /// Plain HALS, one sweep per factor per iteration: scikit-learn's `cd` solver.
+    Cd,
+    /// Multiplicative updates (Lee & Seung 2001).
+    Mu,
+    /// Fast projected gradient with Nesterov momentum (Gillis 2020, section 8.3).
+    Fpgm,
+    /// Alternating nonnegative least squares, each factor solved exactly by block principal
+    /// pivoting (Kim & Park 2011).
+    Anls,
+}
+
+/// What a solver implies for the rest of the fit: the one table of solver facts outside the
+/// kernels' own match in `step.rs`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Policy {
+    /// Extrapolation (Ang & Gillis 2019) is on unless asked otherwise.
+    pub(crate) extrapolates: bool,
+    /// The multilevel start is on unless asked otherwise.
+    pub(crate) multilevel: bool,
+    /// Each half-step repeats its inner sweeps while they pay (Gillis & Glineur 2012's rule);
+    /// otherwise one sweep per half-step.
+    pub(crate) repeats_sweeps: bool,
+    /// A multiplicative update: it keeps the sign of every entry, so extrapolated points are
+    /// floored at 0, penalties enter its denominator rather than its numerator, its start needs
+    /// scikit-learn's accurate SVD (it keeps much of the start's structure), and it is the
+    /// solver of the beta-divergences.
+    pub(crate) multiplicative: bool,
+    /// The shape of the kernel's scratch space for a factor of (rows, rank).
+    pub(crate) scratch_shape: fn(usize, usize) -> (usize, usize),
+}
+
+impl Solver {
+    /// This solver's row of the policy table.
+    pub(crate) fn policy(self) -> Policy {
+        let row =
+            |extrapolates, multilevel, repeats_sweeps, multiplicative, scratch_shape| Policy {
+                extrapolates,
+                multilevel,
+                repeats_sweeps,
+                multiplicative,
+                scratch_shape,
+            };
+        let hals: fn(usize, usize) -> (usize, usize) = |rows, r| (1, hals::scratch_len(rows, r));
+        match self {
+            //                  extrapolates multilevel repeats_sweeps multiplicative scratch
+            Solver::Hals => row(true, true, true, false, hals),
+            Solver::Cd => row(false, false, false, false, hals),
+            Solver::Mu => row(false, false, false, true, |rows, r| (rows, r)),
+            Solver::Fpgm => row(false, false, true, false, |rows, r| {
+                (fpgm::scratch_rows(rows), r)
+            }),
+            // ANLS keeps per-thread workspaces (see anls.rs).
+            Solver::Anls => row(false, false, false, false, |_, _| (0, 0)),
+        }
+    }
+}
+
+/// The measure of fit.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[non_exhaustive]
+pub enum Loss {
+    /// `1/2 ||X - WH||_F^2` (beta = 2): every solver.
+    #[default]
+    Frobenius,
+    /// Generalised Kullback-Leibler divergence (beta = 1): multiplicative updates only.
+    KullbackLeibler,
+    /// Itakura-Saito divergence (beta = 0): multiplicative updates only; X must be positive.
+    ItakuraSaito,
+    /// Any beta-divergence: multiplicative updates only.
+    Beta(f64),
+}
+
+impl Loss {
+    /// The beta of the divergence.
+    pub fn beta(&self) -> f64 {
+        match *self {
+            Loss::Frobenius => 2.0,
+            Loss::KullbackLeibler => 1.0,
+            Loss::ItakuraSaito => 0.0,
+            Loss::Beta(b) => b,
+        }
+    }
+
+    pub(crate) fn is_frobenius(&self) -> bool {
+        self.beta() == 2.0
+    }
+}
+
+/// Parameters of a factorization; build with [`Nmf::params`].
+///
+/// ```
+/// use facenmf::{Init, Nmf, Solver};
+/// use ndarray::Array2;
+///
+/// let x = Array2::from_shape_fn((30, 20), |(i, j)| ((i * j) % 7) as f32 + 1.0);
+/// let fit = Nmf::params(3).solver(Solver::Hals).init(Init::Nndsvda).max_iter(50).fit(&x.view())?;
+/// assert_eq!(fit.w.dim(), (30, 3));
+/// assert_eq!(fit.h.dim(), (3, 20));
+/// # Ok::<(), facenmf::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Nmf {
+    pub(crate) rank: usize,
+    #[serde(serialize_with = "as_string")]
+    pub(crate) solver: Solver,
+    #[serde(serialize_with = "as_string")]
+    pub(crate) init: Init,
+    pub(crate) max_iter: usize,
+    pub(crate) extrapolate: Option<bool>,
+    #[serde(serialize_with = "as_string")]
+    pub(crate) loss: Loss,
+    pub(crate) tol: f64,
+    #[serde(rename = "max_time_seconds")]
+    pub(crate) max_time: Option<f64>,
+    pub(crate) seed: u64,
+    pub(crate) runs: usize,
+    pub(crate) alpha_w: f64,
+    pub(crate) alpha_h: f64,
+    pub(crate) l1_ratio: f64,
+    pub(crate) sparsity_w: Option<f64>,
+    pub(crate) sparsity_h: Option<f64>,
+    pub(crate) image_shape: Option<ImageShape>,
+    pub(crate) multilevel: Option<bool>,
+    /// Images per column block of the H half-step (see `blocks.rs`); `None`: all in one.
+    #[serde(skip)]
+    pub(crate) column_block: Option<usize>,
+}
+
+fn as_string<S: serde::Serializer, D: fmt::Display>(
+    v: &D,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+impl Nmf {
+    /// Parameters for a rank-`rank` factorization, with the defaults below.
+    pub fn params(rank: usize) -> Self {
+        Nmf {
+            rank,
+            solver: Solver::default(),
+            init: Init::default(),
+            max_iter: 200,
+            extrapolate: None,
+            loss: Loss::Frobenius,
+            tol: 1e-4,
+            max_time: None,
+            seed: 0,
+            runs: 1,
+            alpha_w: 0.0,
+            alpha_h: 0.0,
+            l1_ratio: 0.0,
+            sparsity_w: None,
+            sparsity_h: None,
+            image_shape: None,
+            multilevel: None,
+            column_block: None,
+        }
+    }
+
+    /// The update rule. Default: [`Solver::Hals`].
+    pub fn solver(mut self, solver: Solver) -> Self {
+        self.solver = solver;
+        self
+    }
+
+    /// The initialisation. Default: [`Init::Nndsvda`].
+    pub fn init(mut self, init: Init) -> Self {
+        self.init = init;
+        self
+    }
+
+    /// Extrapolate between iterations with restarts (Ang & Gillis 2019), returning the best
+    /// iterate. Default: on for [`Solver::Hals`] (E-A-HALS), off for [`Solver::Cd`] and
+    /// [`Solver::Mu`], which then make the same updates as scikit-learn's `cd` and `mu` (from a
+    /// slightly different start: the randomized SVD differs, and W is rescaled).
+    pub fn extrapolate(mut self, on: bool) -> Self {
+        self.extrapolate = Some(on);
+        self
+    }
+
+    /// The loss to minimise. Other than [`Loss::Frobenius`] needs [`Solver::Mu`]. Default:
+    /// Frobenius.
+    pub fn loss(mut self, loss: Loss) -> Self {
+        self.loss = loss;
+        self
+    }
+
+    /// Whether this fit extrapolates (never under a sparseness constraint, whose projections
+    /// the extrapolated points would leave, nor for a divergence loss).
+    pub fn extrapolates(&self) -> bool {
+        let constrained =
+            self.sparsity_w.is_some() || self.sparsity_h.is_some() || !self.loss.is_frobenius();
+        !constrained
+            && self
+                .extrapolate
+                .unwrap_or(self.solver.policy().extrapolates)
+    }
+
+    /// The images' height and width (their pixels are the rows of X, index = y * width + x),
+    /// which a multilevel start needs. Default: unknown (no multilevel start).
+    pub fn image_shape(mut self, height: usize, width: usize) -> Self {
+        self.image_shape = Some(ImageShape { height, width });
+        self
+    }
+
+    /// Start from a fit of the images at half resolution, its parts interpolated back up
+    /// (Gillis & Glineur 2012), when [`Nmf::image_shape`] is given and the half-size images keep
+    /// at least 16 pixels per part, recursively while they do (ORL's 92 x 112 at rank 49 starts
+    /// from 46 x 56; at rank 40 from 23 x 28, then 46 x 56). Only for the Frobenius loss without penalties, sparseness constraints or
+    /// missing data. Default: on for [`Solver::Hals`], off for the others (so that `cd` and
+    /// `mu` make scikit-learn's updates from its start).
+    pub fn multilevel(mut self, on: bool) -> Self {
+        self.multilevel = Some(on);
+        self
+    }
+
+    /// Constrain every basis image (column of W) to Hoyer sparseness `target` in [0, 1]
+    /// (Hoyer 2004): after each update of W its columns are projected onto that sparseness.
+    /// Turns extrapolation off. Default: none.
+    pub fn sparsity_w(mut self, target: Option<f64>) -> Self {
+        self.sparsity_w = target;
+        self
+    }
+
+    /// Constrain every row of H (one component's coefficients over the images) to Hoyer
+    /// sparseness `target`, as [`Nmf::sparsity_w`] does for W. Default: none.
+    pub fn sparsity_h(mut self, target: Option<f64>) -> Self {
+        self.sparsity_h = target;
+        self
+    }
+
+    /// The most iterations to run. Default: 200.
+    pub fn max_iter(mut self, max_iter: usize) -> Self {
+        self.max_iter = max_iter;
+        self
+    }
+
+    /// Stop when the relative error fell by less than `tol` (as a fraction of itself) over the
+    /// last [`TOL_WINDOW`] iterations; 0 disables the rule. Default: 1e-4.
+    pub fn tol(mut self, tol: f64) -> Self {
+        self.tol = tol;
+        self
+    }
+
+    /// Stop after the iteration during which this much time has passed. Default: no limit.
+    pub fn max_time(mut self, max_time: Option<Duration>) -> Self {
+        self.max_time = max_time.map(|d| d.as_secs_f64());
+        self
+    }
+
+    /// Seed of every random choice (random inits, the randomized SVD). Default: 0.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Fit this many times from distinct seeds (derived from [`Nmf::seed`]) and keep the
+    /// result with the least error; every run's error is in [`Factorization::run_errors`].
+    /// Matters for random starts; NNDSVD starts differ little between seeds. Default: 1.
+    pub fn runs(mut self, runs: usize) -> Self {
+        self.runs = runs;
+        self
+    }
+
+    /// Elastic-net weight on W (scaled by the number of images, as scikit-learn scales the
+    /// penalty of its `components_`: this is scikit-learn's `alpha_H`). Default: 0.
+    pub fn alpha_w(mut self, alpha: f64) -> Self {
+        self.alpha_w = alpha;
+        self
+    }
+
+    /// Elastic-net weight on H (scaled by the number of pixels: scikit-learn's `alpha_W`).
+    /// Default: 0.
+    pub fn alpha_h(mut self, alpha: f64) -> Self {
+        self.alpha_h = alpha;
+        self
+    }
+
+    /// Share of L1 in the elastic net, in [0, 1] (0: ridge, 1: lasso). Default: 0.
+    pub fn l1_ratio(mut self, ratio: f64) -> Self {
+        self.l1_ratio = ratio;
+        self
+    }
+
+    /// The objective of factors W (m x r) and H (r x n) for X under these parameters:
+    /// `1/2 ||X - WH||_F^2` plus the elastic-net terms (see [`Nmf::alpha_w`]), as
+    /// scikit-learn defines it for the transposed problem.
+    ///
+    /// # Panics
+    /// If the shapes do not match.
+    pub fn objective<T: Float>(
+        &self,
+        x: &ArrayView2<T>,
+        w: &ArrayView2<T>,
+        h: &ArrayView2<T>,
+    ) -> f64 {
+        let (m, n) = x.dim();
+        let x = x.as_standard_layout();
+        let w = w.as_standard_layout().into_owned();
+        let ht = h.t().as_standard_layout().into_owned();
+        let penalty = Penalty::new(self.alpha_w, self.alpha_h, self.l1_ratio, m, n);
+        0.5 * residual_sq(&x.view(), &w, &ht) + penalty.value(&w.view(), &ht.view())
+    }
+
+    /// The rank r.
+    pub fn rank(&self) -> usize {
+        self.rank
+    }
+
+    /// Rejects parameters the fit cannot take for an m x n matrix X, before any work, in one
+    /// pass over the rules; the values of X are checked by the loop's first scan of it.
+    pub(crate) fn check(&self, m: usize, n: usize) -> Result<()> {
+        if m == 0 || n == 0 {
+            return Err(Error::InvalidInput {
+                reason: format!("X is {m} x {n}; it needs at least one row and one column"),
+            });
+        }
+        if self.rank == 0 {
+            return Err(Error::param("rank", "must be at least 1"));
+        }
+        if let Some(shape) = self.image_shape
+            && shape.pixels() != m
+        {
+            return Err(Error::param(
+                "image_shape",
+                format!(
+                    "{shape} images have {} pixels, but X has {m} rows",
+                    shape.pixels()
+                ),
+            ));
+        }
+        let nndsvd = matches!(
+            self.init,
+            Init::Nndsvd | Init::Nndsvda | Init::Nndsvdar | Init::Spa
+        );
+        if nndsvd && self.rank > m.min(n) {
+            return Err(Error::param(
+                "rank",
+                format!(
+                    "{} is above min(pixels, images) = {} allowed by the {} init; \
+                     lower the rank or use the random init",
+                    self.rank,
+                    m.min(n),
+                    self.init
+                ),
+            ));
+        }
+        for (name, alpha) in [("alpha_w", self.alpha_w), ("alpha_h", self.alpha_h)] {
+            if !(alpha.is_finite() && alpha >= 0.0) {
+                return Err(Error::param(
+                    name,
+                    format!("{alpha} must be a finite number >= 0"),
+                ));
+            }
+        }
+        for (name, target) in [
+            ("sparsity_w", self.sparsity_w),
+            ("sparsity_h", self.sparsity_h),
+        ] {
+            if let Some(t) = target.filter(|t| !(0.0..=1.0).contains(t)) {
+                return Err(Error::param(name, format!("{t} must be in [0, 1]")));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.l1_ratio) {
+            return Err(Error::param(
+                "l1_ratio",
+                format!("{} must be in [0, 1]", self.l1_ratio),
+            ));
+        }
+        if !self.loss.is_frobenius() {
+            let beta = self.loss.beta();
+            if !beta.is_finite() {
+                return Err(Error::param("loss", format!("beta {beta} must be finite")));
+            }
+            if !self.solver.policy().multiplicative {
+                return Err(Error::param(
+                    "loss",
+                    format!(
+                        "the {} solver minimises the Frobenius loss only; use the mu solver for {}",
+                        self.solver, self.loss
+                    ),
+                ));
+            }
+            if self.alpha_w != 0.0
+                || self.alpha_h != 0.0
+                || self.sparsity_w.is_some()
+                || self.sparsity_h.is_some()
+            {
+                return Err(Error::param(
+                    "loss",
+                    format!(
+                        "{} does not combine with penalties or sparseness constraints yet",
+                        self.loss
+                    ),
+                ));
+            }
+        }
+        if self.tol.is_nan() || self.tol < 0.0 {
+            return Err(Error::param(
+                "tol",
+                format!("{} must be 0 or more", self.tol),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Solver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Solver::Hals => "hals",
+            Solver::Cd => "cd",
+            Solver::Mu => "mu",
+            Solver::Fpgm => "fpgm",
+            Solver::Anls => "anls",
+        })
+    }
+}
+
+impl FromStr for Solver {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "hals" | "a-hals" => Ok(Solver::Hals),
+            "cd" => Ok(Solver::Cd),
+            "mu" => Ok(Solver::Mu),
+            "fpgm" => Ok(Solver::Fpgm),
+            "anls" | "anls-bpp" => Ok(Solver::Anls),
+            _ => Err(Error::param(
+                "solver",
+                format!("unknown solver '{s}' (expected hals, cd, mu, fpgm or anls)"),
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Loss {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Loss::Frobenius => f.write_str("fro"),
+            Loss::KullbackLeibler => f.write_str("kl"),
+            Loss::ItakuraSaito => f.write_str("is"),
+            Loss::Beta(b) => write!(f, "beta:{b}"),
+        }
+    }
+}
+
+impl FromStr for Loss {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let lower = s.to_ascii_lowercase();
+        match lower.as_str() {
+            "fro" | "frobenius" => Ok(Loss::Frobenius),
+            "kl" | "kullback-leibler" => Ok(Loss::KullbackLeibler),
+            "is" | "itakura-saito" => Ok(Loss::ItakuraSaito),
+            other => match other.strip_prefix("beta:").map(str::parse::<f64>) {
+                Some(Ok(b)) if b.is_finite() => Ok(match b {
+                    2.0 => Loss::Frobenius,
+                    1.0 => Loss::KullbackLeibler,
+                    0.0 => Loss::ItakuraSaito,
+                    b => Loss::Beta(b),
+                }),
+                _ => Err(Error::param(
+                    "loss",
+                    format!("unknown loss '{s}' (expected fro, kl, is or beta:<number>)"),
+                )),
+            },
+        }
+    }
+}

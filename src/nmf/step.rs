@@ -1,0 +1,367 @@
+//! One iteration's two half-steps, H then W, and the only `match` over the solver kernels.
+//!
+//! The H half-step visits the images block by block ([`Images`]): each block's X^T W, its
+//! coefficients' update, whatever the loop does to them next (extrapolation), and the block's
+//! share of the two sums the W half-step needs, `X H^T` and `H H^T`. With one block (X in
+//! memory) the products run on all of X and H^T in place, exactly as a plain loop would.
+//! Penalties and sparseness constraints enter here; everything the loop decides (the error,
+//! extrapolation, keep-best, stopping) stays in `fit.rs`.
+
+use std::ops::Range;
+
+use ndarray::{Array2, ArrayViewMut2, s};
+
+use super::blocks::Images;
+use super::linalg::{TallProduct, dot};
+use super::params::{Nmf, Solver};
+use super::penalty::{self, Penalty};
+use super::{anls, fpgm, hals, mu, sparseness};
+use crate::Float;
+
+/// The buffers of the H half-step for blocks of one width.
+#[derive(Debug)]
+struct BlockBuffers<T> {
+    /// `X_b^T W`, block x r.
+    xtw: Array2<T>,
+    product: TallProduct<T>,
+    /// The block's rows of H^T while they are updated (empty with one block: updated in place).
+    ht: Array2<T>,
+    /// `X_b^T W` less the L1 penalty (empty without penalties).
+    a_pen: Array2<T>,
+    /// The kernel's scratch space.
+    scratch: Array2<T>,
+}
+
+/// The products, Gram matrices and scratch space of the half-steps, allocated once per fit.
+#[derive(Debug)]
+pub(crate) struct Step<T> {
+    solver: Solver,
+    multiplicative: bool,
+    penalty: Penalty,
+    sparsity_w: Option<f64>,
+    sparsity_h: Option<f64>,
+    sweeps_w: usize,
+    sweeps_h: usize,
+    /// For blocks of the full width, then (if narrower) for the last block.
+    blocks: Vec<BlockBuffers<T>>,
+    /// The first H half-step may use the X^T W the start computed (one block, unchanged X).
+    xtw_ready: bool,
+    /// `X H^T`, m x r, summed over the blocks.
+    xh: Array2<T>,
+    xh_product: TallProduct<T>,
+    /// `H H^T`, r x r, summed over the blocks.
+    hh: Array2<T>,
+    gram_h: TallProduct<T>,
+    /// One block's share of `X H^T` and `H H^T` (empty with one block).
+    xh_part: Array2<T>,
+    hh_part: Array2<T>,
+    /// `W^T W`, r x r.
+    ww: Array2<T>,
+    gram_w: TallProduct<T>,
+    scratch_w: Array2<T>,
+    a_pen_w: Array2<T>,
+    g_pen: Array2<T>,
+    partials: Vec<f64>,
+}
+
+impl<T: Float> Step<T> {
+    /// Buffers for `params` on X of m x n, visited as `images`.
+    pub(crate) fn new(params: &Nmf, m: usize, images: &Images<'_, T>) -> Self {
+        let (n, r) = (images.count(), params.rank);
+        let policy = params.solver.policy();
+        let (sweeps_w, sweeps_h) = if policy.repeats_sweeps {
+            (hals::max_sweeps(m, n, r), hals::max_sweeps(n, m, r))
+        } else {
+            (1, 1)
+        };
+        let penalty = Penalty::new(params.alpha_w, params.alpha_h, params.l1_ratio, m, n);
+        let penalized = |rows: usize| {
+            Array2::<T>::zeros(if penalty.is_active() {
+                (rows, r)
+            } else {
+                (0, 0)
+            })
+        };
+        let one_block = images.is_one_block();
+        let mut widths = vec![images.width()];
+        if n % images.width() != 0 {
+            widths.push(n % images.width());
+        }
+        let blocks = widths
+            .into_iter()
+            .map(|rows| BlockBuffers {
+                xtw: Array2::zeros((rows, r)),
+                product: TallProduct::new(rows, r),
+                ht: Array2::zeros(if one_block { (0, 0) } else { (rows, r) }),
+                a_pen: penalized(rows),
+                scratch: Array2::zeros((policy.scratch_shape)(rows, r)),
+            })
+            .collect();
+        let part = |rows| Array2::zeros(if one_block { (0, 0) } else { (rows, r) });
+        Step {
+            solver: params.solver,
+            multiplicative: policy.multiplicative,
+            penalty,
+            sparsity_w: params.sparsity_w,
+            sparsity_h: params.sparsity_h,
+            sweeps_w,
+            sweeps_h,
+            blocks,
+            xtw_ready: false,
+            xh: Array2::zeros((m, r)),
+            xh_product: TallProduct::new(m, r),
+            hh: Array2::zeros((r, r)),
+            gram_h: TallProduct::new(r, r),
+            xh_part: part(m),
+            hh_part: part(r),
+            ww: Array2::zeros((r, r)),
+            gram_w: TallProduct::new(r, r),
+            scratch_w: Array2::zeros((policy.scratch_shape)(m, r)),
+            a_pen_w: penalized(m),
+            g_pen: penalized(r),
+            partials: Vec::new(),
+        }
+    }
+
+    /// The start's `<X, W H>` and `<H H^T, W^T W>`, from which the loop scales W. With one
+    /// block and `keep` the X^T W found here is the first H half-step's, scaled with W by
+    /// [`Step::scale`].
+    pub(crate) fn start(
+        &mut self,
+        images: &Images<'_, T>,
+        w: &Array2<T>,
+        ht: &Array2<T>,
+        keep: bool,
+    ) -> (f64, f64) {
+        self.gram_w.compute(&mut self.ww, &w.view(), &w.view());
+        self.gram_h.compute(&mut self.hh, &ht.view(), &ht.view());
+        let mut cross = 0.0;
+        images.for_each(|rows, xb| {
+            let one_block = rows.len() == ht.nrows();
+            let width = self.blocks[0].xtw.nrows();
+            let buf = &mut self.blocks[usize::from(rows.len() != width)];
+            buf.product.compute(&mut buf.xtw, &xb, &w.view());
+            cross += if one_block {
+                dot(&buf.xtw, ht, &mut self.partials)
+            } else {
+                let ht_b = ht.slice(s![rows, ..]).to_owned();
+                dot(&buf.xtw, &ht_b, &mut self.partials)
+            };
+        });
+        self.xtw_ready = keep && images.is_one_block();
+        (cross, dot(&self.hh, &self.ww, &mut self.partials))
+    }
+
+    /// W was scaled by `alpha`: scale what the start computed from it.
+    pub(crate) fn scale(&mut self, alpha: T) {
+        self.ww.mapv_inplace(|v| v * alpha * alpha);
+        if self.xtw_ready {
+            self.blocks[0].xtw.mapv_inplace(|v| v * alpha);
+        }
+    }
+
+    /// The H half-step: updates H^T (n x r) given W, block by block; `then` sees each block's
+    /// updated rows (for extrapolation) before they enter the sums `X H^T` and `H H^T`.
+    pub(crate) fn update_h(
+        &mut self,
+        images: &Images<'_, T>,
+        w: &Array2<T>,
+        ht: &mut Array2<T>,
+        mut then: impl FnMut(Range<usize>, ArrayViewMut2<'_, T>),
+    ) {
+        let (l1, l2) = (self.penalty.l1_h, self.penalty.l2_h);
+        if images.is_one_block() {
+            images.for_each(|rows, x| {
+                let (solver, sweeps, keep_a) = (self.solver, self.sweeps_h, self.multiplicative);
+                let buf = &mut self.blocks[0];
+                if !self.xtw_ready {
+                    buf.product.compute(&mut buf.xtw, &x, &w.view());
+                }
+                self.xtw_ready = false;
+                let (a, g) = if self.penalty.is_active() {
+                    penalty::penalize(
+                        &buf.xtw,
+                        &self.ww,
+                        l1,
+                        l2,
+                        keep_a,
+                        &mut buf.a_pen,
+                        &mut self.g_pen,
+                    );
+                    (&buf.a_pen, &self.g_pen)
+                } else {
+                    (&buf.xtw, &self.ww)
+                };
+                kernel(
+                    solver,
+                    ht,
+                    a,
+                    g,
+                    sweeps,
+                    &mut buf.scratch,
+                    l1,
+                    &mut self.partials,
+                );
+                if let Some(target) = self.sparsity_h {
+                    sparseness::project_columns(ht, target);
+                }
+                then(rows, ht.view_mut());
+                self.xh_product.compute(&mut self.xh, &x.t(), &ht.view());
+                self.gram_h.compute(&mut self.hh, &ht.view(), &ht.view());
+            });
+            return;
+        }
+        assert!(
+            self.sparsity_h.is_none(),
+            "a sparseness constraint on H couples all images: one block only"
+        );
+        let mut first = true;
+        images.for_each(|rows, xb| {
+            let (solver, sweeps, keep_a) = (self.solver, self.sweeps_h, self.multiplicative);
+            let width = self.blocks[0].xtw.nrows();
+            let buf = &mut self.blocks[usize::from(rows.len() != width)];
+            buf.product.compute(&mut buf.xtw, &xb, &w.view());
+            buf.ht.assign(&ht.slice(s![rows.clone(), ..]));
+            let (a, g) = if self.penalty.is_active() {
+                penalty::penalize(
+                    &buf.xtw,
+                    &self.ww,
+                    l1,
+                    l2,
+                    keep_a,
+                    &mut buf.a_pen,
+                    &mut self.g_pen,
+                );
+                (&buf.a_pen, &self.g_pen)
+            } else {
+                (&buf.xtw, &self.ww)
+            };
+            kernel(
+                solver,
+                &mut buf.ht,
+                a,
+                g,
+                sweeps,
+                &mut buf.scratch,
+                l1,
+                &mut self.partials,
+            );
+            let mut ht_b = ht.slice_mut(s![rows.clone(), ..]);
+            ht_b.assign(&buf.ht);
+            then(rows, ht_b.view_mut());
+            let ht_b = ht_b.view();
+            self.xh_product.compute(&mut self.xh_part, &xb.t(), &ht_b);
+            self.gram_h.compute(&mut self.hh_part, &ht_b, &ht_b);
+            if first {
+                self.xh.assign(&self.xh_part);
+                self.hh.assign(&self.hh_part);
+                first = false;
+            } else {
+                self.xh += &self.xh_part;
+                self.hh += &self.hh_part;
+            }
+        });
+    }
+
+    /// The W half-step: updates W (m x r) from the sums of the H half-step. Returns
+    /// `<X H^T, W>` of the new W when the kernel found it on the way (for the error).
+    pub(crate) fn update_w(&mut self, w: &mut Array2<T>) -> Option<f64> {
+        let (l1, l2) = (self.penalty.l1_w, self.penalty.l2_w);
+        let (solver, sweeps) = (self.solver, self.sweeps_w);
+        let mut cross = None;
+        if self.penalty.is_active() {
+            let keep_a = self.multiplicative;
+            penalty::penalize(
+                &self.xh,
+                &self.hh,
+                l1,
+                l2,
+                keep_a,
+                &mut self.a_pen_w,
+                &mut self.g_pen,
+            );
+            let (a, g) = (&self.a_pen_w, &self.g_pen);
+            kernel(
+                solver,
+                w,
+                a,
+                g,
+                sweeps,
+                &mut self.scratch_w,
+                l1,
+                &mut self.partials,
+            );
+        } else {
+            let (a, g) = (&self.xh, &self.hh);
+            cross = kernel(
+                solver,
+                w,
+                a,
+                g,
+                sweeps,
+                &mut self.scratch_w,
+                0.0,
+                &mut self.partials,
+            );
+        }
+        if let Some(target) = self.sparsity_w {
+            sparseness::project_columns(w, target);
+            cross = None;
+        }
+        self.refresh_gram_w(w);
+        cross
+    }
+
+    /// `W^T W` for the next H half-step, after the loop moved W.
+    pub(crate) fn refresh_gram_w(&mut self, w: &Array2<T>) {
+        self.gram_w.compute(&mut self.ww, &w.view(), &w.view());
+    }
+
+    /// `||X - W H||^2 = ||X||^2 - 2 <X H^T, W> + <H H^T, W^T W>` from the sums of the last
+    /// half-steps; `cross` is `<X H^T, W>` when the W half-step returned it.
+    pub(crate) fn error_sq(&mut self, xx: f64, w: &Array2<T>, cross: Option<f64>) -> f64 {
+        let cross = cross.unwrap_or_else(|| dot(&self.xh, w, &mut self.partials));
+        xx - 2.0 * cross + dot(&self.hh, &self.ww, &mut self.partials)
+    }
+}
+
+/// One update of factor `f` (rows independent) from the product `a` and the other factor's
+/// Gram matrix `g`. The HALS kernels also return `<a, f>` after the update, found while each
+/// block is in cache (`partials` is their reused buffer); the others `None`.
+#[allow(clippy::too_many_arguments)]
+fn kernel<T: Float>(
+    solver: Solver,
+    f: &mut Array2<T>,
+    a: &Array2<T>,
+    g: &Array2<T>,
+    sweeps: usize,
+    scratch: &mut Array2<T>,
+    l1: f64,
+    partials: &mut Vec<f64>,
+) -> Option<f64> {
+    let rank = f.ncols();
+    fn slice<T>(a: &Array2<T>) -> &[T] {
+        a.as_slice().expect("standard layout")
+    }
+    match solver {
+        Solver::Hals | Solver::Cd => {
+            let (a, g) = (slice(a), slice(g));
+            let f = f.as_slice_mut().expect("standard layout");
+            let scratch = scratch.as_slice_mut().expect("standard layout");
+            Some(hals::update(f, a, g, rank, sweeps, scratch, partials))
+        }
+        Solver::Mu => {
+            mu::update(f, a, g, scratch, l1);
+            None
+        }
+        Solver::Fpgm => {
+            fpgm::update(f, a, g, sweeps, scratch);
+            None
+        }
+        Solver::Anls => {
+            let f = f.as_slice_mut().expect("standard layout");
+            anls::update(f, slice(a), slice(g), rank);
+            None
+        }
+    }
+}

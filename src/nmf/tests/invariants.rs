@@ -1,0 +1,235 @@
+//! Invariants on seeded data: signs, monotone losses, recovery, reproducibility, canonical form.
+
+use super::*;
+use crate::nmf::*;
+
+#[test]
+fn factors_stay_nonnegative_for_every_solver_and_init() {
+    let x = noisy(40, 30, 1);
+    for solver in ALL_SOLVERS {
+        for init in ALL_INITS {
+            let fit = Nmf::params(5)
+                .solver(solver)
+                .init(init)
+                .max_iter(30)
+                .fit(&x.view())
+                .unwrap();
+            assert!(
+                fit.w.iter().chain(fit.h.iter()).all(|&v| v >= 0.0),
+                "{solver}/{init}"
+            );
+            assert!(
+                fit.rel_error.is_finite() && fit.rel_error < 1.0,
+                "{solver}/{init}"
+            );
+        }
+    }
+}
+
+#[test]
+fn no_solver_increases_the_loss_without_extrapolation() {
+    let x = noisy(50, 40, 2);
+    for solver in ALL_SOLVERS {
+        let fit = Nmf::params(6)
+            .solver(solver)
+            .extrapolate(false)
+            .init(Init::Nndsvda)
+            .max_iter(100)
+            .tol(0.0)
+            .fit(&x.view())
+            .unwrap();
+        for pair in fit.history.windows(2) {
+            assert!(
+                pair[1].rel_error <= pair[0].rel_error * (1.0 + 1e-9),
+                "{solver}: error rose from {} to {} at iteration {}",
+                pair[0].rel_error,
+                pair[1].rel_error,
+                pair[1].iter
+            );
+        }
+        assert!(fit.history.last().unwrap().rel_error < fit.history[0].rel_error);
+    }
+}
+
+#[test]
+fn extrapolation_returns_the_best_iterate_and_beats_plain_hals() {
+    let x = noisy(60, 50, 11);
+    for solver in ALL_SOLVERS {
+        let plain = Nmf::params(6)
+            .solver(solver)
+            .extrapolate(false)
+            .max_iter(40)
+            .tol(0.0);
+        let extra = plain.clone().extrapolate(true);
+        let plain = plain.fit(&x.view()).unwrap();
+        let extra = extra.fit(&x.view()).unwrap();
+        let best = extra
+            .history
+            .iter()
+            .map(|h| h.rel_error)
+            .fold(f64::MAX, f64::min);
+        assert!(
+            (extra.rel_error - best).abs() < 1e-9,
+            "{solver}: returned {} best {best}",
+            extra.rel_error
+        );
+        assert!(
+            extra.rel_error <= plain.rel_error * (1.0 + 1e-9),
+            "{solver}: {} vs {}",
+            extra.rel_error,
+            plain.rel_error
+        );
+        assert!(
+            extra.w.iter().chain(extra.h.iter()).all(|&v| v >= 0.0),
+            "{solver}"
+        );
+    }
+}
+
+#[test]
+fn exact_low_rank_matrix_is_recovered() {
+    let x = low_rank(60, 50, 4, 3);
+    for solver in ALL_SOLVERS {
+        // Multiplicative updates converge sublinearly: more iterations and a looser bar.
+        let (iterations, bar) = if solver == Solver::Mu {
+            (30_000, 1e-3)
+        } else {
+            (3000, 1e-4)
+        };
+        let fit = Nmf::params(4)
+            .solver(solver)
+            .max_iter(iterations)
+            .tol(0.0)
+            .fit(&x.view())
+            .unwrap();
+        assert!(
+            fit.rel_error < bar,
+            "{solver}: relative error {}",
+            fit.rel_error
+        );
+    }
+}
+
+#[test]
+fn gram_error_matches_the_direct_error() {
+    let x = noisy(30, 20, 4);
+    let fit = Nmf::params(3).max_iter(20).tol(0.0).fit(&x.view()).unwrap();
+    let direct =
+        (&x - &fit.w.dot(&fit.h)).mapv(|v| v * v).sum().sqrt() / x.mapv(|v| v * v).sum().sqrt();
+    assert!((fit.rel_error - direct).abs() < 1e-12);
+    assert!((fit.history.last().unwrap().rel_error - direct).abs() < 1e-9);
+}
+
+#[test]
+fn same_seed_gives_the_same_bits_and_another_seed_differs() {
+    let x = noisy(40, 30, 5);
+    for init in ALL_INITS {
+        let a = Nmf::params(4)
+            .init(init)
+            .seed(7)
+            .max_iter(20)
+            .fit(&x.view())
+            .unwrap();
+        let b = Nmf::params(4)
+            .init(init)
+            .seed(7)
+            .max_iter(20)
+            .fit(&x.view())
+            .unwrap();
+        assert_eq!(a.w, b.w, "{init}");
+        assert_eq!(a.h, b.h, "{init}");
+    }
+    let a = Nmf::params(4)
+        .init(Init::Random)
+        .seed(1)
+        .max_iter(5)
+        .fit(&x.view())
+        .unwrap();
+    let b = Nmf::params(4)
+        .init(Init::Random)
+        .seed(2)
+        .max_iter(5)
+        .fit(&x.view())
+        .unwrap();
+    assert_ne!(a.w, b.w);
+}
+
+#[test]
+fn f32_and_f64_agree() {
+    let x = noisy(40, 30, 6);
+    let a = Nmf::params(4).max_iter(50).fit(&x.view()).unwrap();
+    let b = Nmf::params(4)
+        .max_iter(50)
+        .fit(&x.mapv(|v| v as f32).view())
+        .unwrap();
+    assert!((a.rel_error - b.rel_error).abs() < 1e-3 * a.rel_error);
+}
+
+#[test]
+fn results_are_in_canonical_form() {
+    let x = noisy(40, 30, 13);
+    for solver in ALL_SOLVERS {
+        let fit = Nmf::params(5)
+            .solver(solver)
+            .max_iter(30)
+            .fit(&x.view())
+            .unwrap();
+        for col in fit.w.columns() {
+            let max = col.fold(0.0f64, |a, &v| a.max(v));
+            assert!((max - 1.0).abs() < 1e-12, "{solver}: column max {max}");
+        }
+        let norm = |v: ndarray::ArrayView1<f64>| v.dot(&v).sqrt();
+        let shares: Vec<f64> = (0..5)
+            .map(|k| norm(fit.w.column(k)) * norm(fit.h.row(k)))
+            .collect();
+        assert!(
+            shares.windows(2).all(|p| p[0] >= p[1]),
+            "{solver}: {shares:?}"
+        );
+        let (sw, sh) = (fit.sparseness_w(), fit.sparseness_h());
+        assert!((0.0..=1.0).contains(&sw) && (0.0..=1.0).contains(&sh));
+    }
+}
+
+#[test]
+fn transposed_input_views_are_accepted() {
+    let x = noisy(20, 30, 10);
+    let xt = x.t().to_owned();
+    let a = Nmf::params(3).max_iter(10).fit(&x.view()).unwrap();
+    let b = Nmf::params(3).max_iter(10).fit(&xt.t()).unwrap();
+    assert_eq!(a.w, b.w);
+}
+
+#[test]
+fn beta_divergence_updates_never_increase_their_divergence() {
+    let x = noisy(40, 30, 20);
+    for loss in [
+        Loss::KullbackLeibler,
+        Loss::ItakuraSaito,
+        Loss::Beta(1.5),
+        Loss::Beta(3.0),
+    ] {
+        let fit = Nmf::params(4)
+            .solver(Solver::Mu)
+            .loss(loss)
+            .max_iter(60)
+            .tol(0.0)
+            .fit(&x.view())
+            .unwrap();
+        let trace: Vec<f64> = fit.history.iter().map(|h| h.divergence.unwrap()).collect();
+        for p in trace.windows(2) {
+            assert!(p[1] <= p[0] * (1.0 + 1e-9), "{loss}: {} -> {}", p[0], p[1]);
+        }
+        assert!(trace[60] < trace[0], "{loss}");
+        assert_eq!(fit.divergence.unwrap(), fit.objective);
+        assert!(
+            fit.w.iter().chain(fit.h.iter()).all(|&v| v >= 0.0),
+            "{loss}"
+        );
+        let direct = beta::divergence(&x.view(), &fit.w.dot(&fit.h).view(), loss.beta());
+        assert!(
+            (direct - fit.divergence.unwrap()).abs() <= 1e-9 * direct,
+            "{loss}"
+        );
+    }
+}

@@ -1,0 +1,307 @@
+//! The options of a fit do what they say: stopping rules, given starts, runs, penalties, sparseness, missing data, the multilevel start.
+
+use std::time::Duration;
+
+use ndarray::{Array2, Zip};
+use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::SeedableRng;
+
+use super::*;
+use crate::nmf::*;
+
+#[test]
+fn tolerance_stops_early_and_reports_convergence() {
+    let x = noisy(30, 30, 8);
+    let fit = Nmf::params(4)
+        .max_iter(10_000)
+        .tol(1e-3)
+        .fit(&x.view())
+        .unwrap();
+    assert!(fit.converged());
+    assert!(fit.n_iter < 10_000);
+    let fit = Nmf::params(6).max_iter(3).tol(1e-3).fit(&x.view()).unwrap();
+    assert!(!fit.converged());
+    assert_eq!(fit.stop, Stop::MaxIter);
+    assert_eq!(fit.history.len(), 4);
+}
+
+#[test]
+fn max_time_stops_the_loop() {
+    let x = noisy(40, 30, 9);
+    let fit = Nmf::params(4)
+        .max_iter(1_000_000)
+        .tol(0.0)
+        .max_time(Some(Duration::from_millis(50)))
+        .fit(&x.view())
+        .unwrap();
+    assert_eq!(fit.stop, Stop::MaxTime);
+    assert!(fit.n_iter < 1_000_000);
+}
+
+#[test]
+fn fit_from_given_factors_continues_a_fit() {
+    let x = noisy(30, 20, 12);
+    let first = Nmf::params(3).max_iter(20).tol(0.0).fit(&x.view()).unwrap();
+    let more = Nmf::params(3)
+        .max_iter(20)
+        .tol(0.0)
+        .fit_from(&x.view(), &first.w.view(), &first.h.view(), |_| {})
+        .unwrap();
+    assert!(more.history[0].rel_error <= first.rel_error + 1e-12);
+    assert!(more.rel_error <= first.rel_error + 1e-12);
+}
+
+#[test]
+fn several_runs_keep_the_best_and_report_every_error() {
+    let x = noisy(40, 30, 15);
+    let params = Nmf::params(4).init(Init::Random).max_iter(15).tol(0.0);
+    let best = params.clone().runs(4).fit(&x.view()).unwrap();
+    assert_eq!(best.run_errors.len(), 4);
+    let least = best.run_errors.iter().copied().fold(f64::MAX, f64::min);
+    assert_eq!(best.rel_error, least);
+    assert_eq!(best.run_errors[best.best_run], least);
+    // The first run is the single fit of the same seed.
+    let single = params.fit(&x.view()).unwrap();
+    assert_eq!(best.run_errors[0], single.rel_error);
+    assert!(
+        best.run_errors.windows(2).any(|p| p[0] != p[1]),
+        "distinct starts"
+    );
+    assert!(
+        Nmf::params(4)
+            .runs(0)
+            .fit(&x.view())
+            .unwrap_err()
+            .to_string()
+            .starts_with("runs:")
+    );
+}
+
+#[test]
+fn penalised_fits_lower_their_own_objective_and_l1_makes_sparser_factors() {
+    let x = noisy(40, 30, 16);
+    for solver in ALL_SOLVERS {
+        let params = Nmf::params(5).solver(solver).max_iter(60).tol(0.0);
+        let plain = params.clone().fit(&x.view()).unwrap();
+        let lasso = params.clone().alpha_w(0.05).alpha_h(0.05).l1_ratio(1.0);
+        let fit = lasso.fit(&x.view()).unwrap();
+        // The reported objective is the penalised one, and the fit beats the unpenalised
+        // factors on it.
+        let own = lasso.objective(&x.view(), &fit.w.view(), &fit.h.view());
+        assert!((fit.objective - own).abs() <= 1e-9 * own, "{solver}");
+        let other = lasso.objective(&x.view(), &plain.w.view(), &plain.h.view());
+        assert!(
+            fit.objective < other,
+            "{solver}: {} vs {other}",
+            fit.objective
+        );
+        let zeros = |a: &Array2<f64>| a.iter().filter(|&&v| v == 0.0).count();
+        assert!(
+            zeros(&fit.h) > zeros(&plain.h),
+            "{solver}: L1 should zero more of H"
+        );
+    }
+}
+
+#[test]
+fn sparseness_constraint_holds_on_the_result() {
+    let x = noisy(60, 40, 17);
+    for solver in ALL_SOLVERS {
+        let fit = Nmf::params(4)
+            .solver(solver)
+            .sparsity_w(Some(0.6))
+            .sparsity_h(Some(0.3))
+            .max_iter(40)
+            .fit(&x.view())
+            .unwrap();
+        assert!(
+            (fit.sparseness_w() - 0.6).abs() < 1e-6,
+            "{solver}: {}",
+            fit.sparseness_w()
+        );
+        assert!(
+            (fit.sparseness_h() - 0.3).abs() < 1e-6,
+            "{solver}: {}",
+            fit.sparseness_h()
+        );
+    }
+    let err = Nmf::params(4)
+        .sparsity_w(Some(1.5))
+        .fit(&x.view())
+        .unwrap_err();
+    assert!(err.to_string().starts_with("sparsity_w:"), "{err}");
+}
+
+#[test]
+fn masked_fits_ignore_hidden_entries_and_predict_them() {
+    let x = low_rank(50, 40, 3, 18);
+    let mut rng = ChaCha8Rng::seed_from_u64(19);
+    let known = Array2::from_shape_simple_fn((50, 40), || uniform(&mut rng) >= 0.3);
+    // Garbage in the hidden entries must not matter.
+    let mut corrupted = x.clone();
+    Zip::from(&mut corrupted).and(&known).for_each(|v, &k| {
+        if !k {
+            *v = 1000.0;
+        }
+    });
+    for solver in [Solver::Hals, Solver::Cd, Solver::Mu, Solver::Anls] {
+        let fit = Nmf::params(3)
+            .solver(solver)
+            .max_iter(400)
+            .tol(0.0)
+            .fit_masked(&corrupted.view(), &known.view(), |_| {})
+            .unwrap();
+        let hidden = fit.hidden_error.unwrap();
+        // The hidden entries of `corrupted` are the garbage, so compare WH with x instead.
+        let wh = fit.w.dot(&fit.h);
+        let (mut err, mut norm) = (0.0, 0.0);
+        Zip::from(&wh).and(&x).and(&known).for_each(|&p, &v, &k| {
+            if !k {
+                err += (p - v) * (p - v);
+                norm += v * v;
+            }
+        });
+        let predicted = (err / norm).sqrt();
+        // MU converges slowly; the HALS solvers fit this exact low-rank matrix closely.
+        let (fit_tol, predict_tol) = if solver == Solver::Mu {
+            (0.1, 0.15)
+        } else {
+            (0.02, 0.05)
+        };
+        assert!(
+            fit.rel_error < fit_tol,
+            "{solver}: known-entry error {}",
+            fit.rel_error
+        );
+        assert!(
+            predicted < predict_tol,
+            "{solver}: hidden entries predicted to {predicted}"
+        );
+        assert!(
+            hidden > 0.9,
+            "{solver}: the reported hidden error is against the garbage"
+        );
+        for pair in fit.history.windows(2) {
+            assert!(
+                pair[1].rel_error <= pair[0].rel_error * (1.0 + 1e-9),
+                "{solver}: not monotone"
+            );
+        }
+    }
+    let wrong = Array2::from_elem((5, 5), true);
+    assert!(
+        Nmf::params(3)
+            .fit_masked(&x.view(), &wrong.view(), |_| {})
+            .is_err()
+    );
+}
+
+#[test]
+fn multilevel_start_fits_half_resolution_first_and_starts_closer() {
+    let x = smooth_images(3);
+    let params = Nmf::params(3).image_shape(24, 24).max_iter(20).tol(0.0);
+    let multilevel = params.fit(&x.view()).unwrap();
+    let full = params.clone().multilevel(false).fit(&x.view()).unwrap();
+    // 12 x 12 keeps 48 pixels per part; 6 x 6 would keep 12.
+    assert_eq!(multilevel.coarse_levels.len(), 1);
+    let level = multilevel.coarse_levels[0];
+    assert_eq!(
+        level.shape,
+        ImageShape {
+            height: 12,
+            width: 12
+        }
+    );
+    assert!(level.iterations >= 1 && level.rel_error < 0.1, "{level:?}");
+    assert_eq!(
+        multilevel.start,
+        format!(
+            "nndsvda at 12x12 ({} iterations) -> full size (multilevel)",
+            level.iterations
+        )
+    );
+    assert!(full.coarse_levels.is_empty());
+    assert_eq!(full.start, "nndsvda");
+    // The prolongated parts start far nearer than the full-resolution initialisation, and
+    // the fit ends at least as well.
+    let (ml0, full0) = (multilevel.history[0].rel_error, full.history[0].rel_error);
+    assert!(ml0 < 0.5 * full0, "start {ml0} against {full0}");
+    assert!(multilevel.rel_error <= full.rel_error * 1.001);
+    assert!(
+        multilevel
+            .w
+            .iter()
+            .chain(multilevel.h.iter())
+            .all(|&v| v >= 0.0)
+    );
+    // Its time counts: the first full-resolution error comes after the coarse fit.
+    assert!(multilevel.history[0].seconds >= level.seconds);
+    // Reproducible.
+    let again = params.fit(&x.view()).unwrap();
+    assert_eq!(again.w, multilevel.w);
+}
+
+#[test]
+fn multilevel_start_applies_only_to_plain_frobenius_fits() {
+    let x = smooth_images(4);
+    let base = Nmf::params(3).image_shape(24, 24).max_iter(3);
+    let levels = |nmf: Nmf| nmf.fit(&x.view()).unwrap().coarse_levels.len();
+    assert_eq!(levels(base.clone()), 1);
+    assert_eq!(levels(Nmf::params(3).max_iter(3)), 0, "no image shape");
+    assert_eq!(
+        levels(base.clone().solver(Solver::Cd)),
+        0,
+        "off for cd by default"
+    );
+    assert_eq!(levels(base.clone().solver(Solver::Cd).multilevel(true)), 1);
+    assert_eq!(levels(base.clone().alpha_w(0.1)), 0, "penalty");
+    assert_eq!(levels(base.clone().sparsity_w(Some(0.5))), 0, "sparseness");
+    assert_eq!(
+        levels(base.clone().solver(Solver::Mu).loss(Loss::KullbackLeibler)),
+        0,
+        "divergence"
+    );
+    let known = Array2::from_elem(x.dim(), true);
+    let masked = base.fit_masked(&x.view(), &known.view(), |_| {}).unwrap();
+    assert!(masked.coarse_levels.is_empty(), "missing data");
+}
+
+#[test]
+fn column_blocks_give_the_iterates_of_one_block() {
+    // 150 images in blocks of 64: two full blocks and a short one, as a streamed or split X
+    // would come. Only the order of the sums changes, so every iteration agrees to rounding.
+    let x = noisy(40, 150, 3);
+    let penalised = Nmf::params(4).alpha_w(0.01).alpha_h(0.02).l1_ratio(0.5);
+    let mut cases: Vec<Nmf> = ALL_SOLVERS
+        .iter()
+        .map(|&s| Nmf::params(4).solver(s))
+        .collect();
+    cases.push(penalised.clone());
+    cases.push(penalised.solver(Solver::Mu));
+    cases.push(Nmf::params(4).sparsity_w(Some(0.4)));
+    for params in cases {
+        let params = params.max_iter(25).tol(0.0);
+        let one = params.fit(&x.view()).unwrap();
+        let blocked = Nmf {
+            column_block: Some(64),
+            ..params.clone()
+        }
+        .fit(&x.view())
+        .unwrap();
+        assert_eq!(one.n_iter, blocked.n_iter);
+        for (a, b) in one.history.iter().zip(&blocked.history) {
+            assert!(
+                (a.rel_error - b.rel_error).abs() <= 1e-9 * a.rel_error,
+                "{} at iteration {}: {} against {}",
+                params.solver,
+                a.iter,
+                a.rel_error,
+                b.rel_error
+            );
+        }
+        let dw = (&one.w - &blocked.w)
+            .iter()
+            .fold(0.0f64, |m, d| m.max(d.abs()));
+        assert!(dw < 1e-7, "{}: W differs by {dw}", params.solver);
+    }
+}

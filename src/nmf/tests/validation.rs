@@ -1,0 +1,162 @@
+//! Bad parameters and input are errors naming the parameter, before any work.
+
+use ndarray::Array2;
+
+use super::*;
+use crate::Error;
+use crate::nmf::*;
+
+#[test]
+fn given_factors_of_the_wrong_shape_or_sign_are_rejected() {
+    let x = noisy(30, 20, 12);
+    let w = Array2::<f64>::ones((30, 3));
+    let h = Array2::<f64>::ones((3, 21));
+    let err = Nmf::params(3)
+        .fit_from(&x.view(), &w.view(), &h.view(), |_| {})
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("H0 is 3 x 21, expected 3 x 20"),
+        "{err}"
+    );
+    let mut h = Array2::<f64>::ones((3, 20));
+    h[[1, 1]] = -1.0;
+    let err = Nmf::params(3)
+        .fit_from(&x.view(), &w.view(), &h.view(), |_| {})
+        .unwrap_err();
+    assert!(err.to_string().contains("negative"), "{err}");
+}
+
+#[test]
+fn divergence_losses_need_multiplicative_updates() {
+    let x = noisy(10, 8, 21);
+    for solver in [Solver::Hals, Solver::Cd, Solver::Fpgm, Solver::Anls] {
+        let err = Nmf::params(2)
+            .solver(solver)
+            .loss(Loss::KullbackLeibler)
+            .fit(&x.view())
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("use the mu solver for kl"),
+            "{err}"
+        );
+    }
+    let err = Nmf::params(2)
+        .solver(Solver::Mu)
+        .loss(Loss::ItakuraSaito)
+        .alpha_w(0.1)
+        .fit(&x.view())
+        .unwrap_err();
+    assert!(err.to_string().starts_with("loss:"), "{err}");
+    for (text, loss) in [
+        ("fro", Loss::Frobenius),
+        ("kl", Loss::KullbackLeibler),
+        ("is", Loss::ItakuraSaito),
+        ("beta:1.5", Loss::Beta(1.5)),
+        ("beta:1", Loss::KullbackLeibler),
+    ] {
+        assert_eq!(text.parse::<Loss>().unwrap(), loss);
+    }
+    assert!("beta:x".parse::<Loss>().is_err() && "l3".parse::<Loss>().is_err());
+    let known = Array2::from_elem((10, 8), true);
+    let masked = Nmf::params(2)
+        .solver(Solver::Mu)
+        .loss(Loss::KullbackLeibler);
+    assert!(masked.fit_masked(&x.view(), &known.view(), |_| {}).is_err());
+    assert_eq!(
+        Loss::Beta(1.5).to_string().parse::<Loss>().unwrap(),
+        Loss::Beta(1.5)
+    );
+}
+
+#[test]
+fn invalid_penalties_are_rejected() {
+    let x = noisy(6, 5, 0);
+    let err = |p: Nmf| p.fit(&x.view()).unwrap_err().to_string();
+    assert!(err(Nmf::params(2).alpha_w(-1.0)).starts_with("alpha_w:"));
+    assert!(err(Nmf::params(2).alpha_h(f64::NAN)).starts_with("alpha_h:"));
+    assert!(err(Nmf::params(2).l1_ratio(1.5)).starts_with("l1_ratio:"));
+}
+
+#[test]
+fn zero_rank_is_rejected() {
+    let err = Nmf::params(0).fit(&noisy(5, 5, 0).view()).unwrap_err();
+    assert!(err.to_string().starts_with("rank:"), "{err}");
+}
+
+#[test]
+fn rank_above_min_dimension_is_rejected_for_nndsvd_inits_only() {
+    let x = noisy(10, 4, 0);
+    for init in [Init::Nndsvd, Init::Nndsvda, Init::Nndsvdar, Init::Spa] {
+        let err = Nmf::params(5).init(init).fit(&x.view()).unwrap_err();
+        assert!(err.to_string().contains("min(pixels, images) = 4"), "{err}");
+    }
+    assert!(
+        Nmf::params(5)
+            .init(Init::Random)
+            .max_iter(5)
+            .fit(&x.view())
+            .is_ok()
+    );
+}
+
+#[test]
+fn negative_nan_infinite_and_blank_input_is_rejected() {
+    let error = |x: &Array2<f64>| Nmf::params(2).fit(&x.view()).unwrap_err().to_string();
+    let mut x = noisy(6, 5, 0);
+    for (bad, says) in [
+        (-0.5, "nonnegative"),
+        (f64::NAN, "finite"),
+        (f64::INFINITY, "finite"),
+    ] {
+        x[[2, 3]] = bad;
+        let message = error(&x);
+        assert!(
+            message.contains(says) && message.contains("(2, 3)"),
+            "{message}"
+        );
+    }
+    assert!(error(&Array2::zeros((6, 5))).contains("blank"));
+    let empty = Array2::<f64>::zeros((0, 5));
+    assert!(matches!(
+        Nmf::params(1).fit(&empty.view()),
+        Err(Error::InvalidInput { .. })
+    ));
+}
+
+#[test]
+fn an_image_shape_that_does_not_match_x_is_rejected() {
+    let err = Nmf::params(2)
+        .image_shape(5, 5)
+        .fit(&noisy(24, 10, 0).view())
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("5x5 images have 25 pixels, but X has 24 rows"),
+        "{err}"
+    );
+}
+
+#[test]
+fn negative_tolerance_is_rejected() {
+    let err = Nmf::params(2)
+        .tol(-1.0)
+        .fit(&noisy(6, 5, 0).view())
+        .unwrap_err();
+    assert!(err.to_string().starts_with("tol:"), "{err}");
+}
+
+#[test]
+fn names_round_trip_through_from_str() {
+    for solver in ALL_SOLVERS {
+        assert_eq!(solver.to_string().parse::<Solver>().unwrap(), solver);
+    }
+    for init in ALL_INITS {
+        assert_eq!(init.to_string().parse::<Init>().unwrap(), init);
+    }
+    assert!(
+        "kl".parse::<Solver>()
+            .unwrap_err()
+            .to_string()
+            .contains("expected hals")
+    );
+}
