@@ -25,10 +25,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A file looked like an image but could not be decoded.
-    #[error(
-        "{}: cannot decode image: {reason} (pass --skip-unreadable to leave such files out)",
-        path.display()
-    )]
+    #[error("{}: cannot decode image: {reason}", path.display())]
     Undecodable {
         /// The offending file.
         path: PathBuf,
@@ -52,7 +49,7 @@ pub enum Error {
     /// Images of different sizes were found and no common size was requested.
     #[error(
         "{}: image is {found_w}x{found_h} but {} is {first_w}x{first_h}; \
-         all images must have one size (pass --resize WxH to resample them)",
+         all images must have one size (resize them to one)",
         path.display(),
         first.display()
     )]
@@ -70,10 +67,18 @@ pub enum Error {
         /// Its height.
         found_h: u32,
     },
+    /// A mask folder does not match the faces.
+    #[error("{}: {reason}", path.display())]
+    Mask {
+        /// The mask folder or the missing mask.
+        path: PathBuf,
+        /// What does not match.
+        reason: String,
+    },
     /// A parameter is out of its valid range.
     #[error("{name}: {reason}")]
     InvalidParameter {
-        /// The parameter (as the CLI names it).
+        /// The parameter, as the builder method that sets it is named (`alpha_w`).
         name: &'static str,
         /// What is wrong with it.
         reason: String,

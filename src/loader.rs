@@ -39,6 +39,8 @@ pub struct Loader {
 pub struct Faces<T> {
     /// X, m x n: one image per column, pixels row-major, values in [0, 1].
     pub x: Array2<T>,
+    /// The folder the images were loaded from.
+    pub root: PathBuf,
     /// Image height in pixels.
     pub height: usize,
     /// Image width in pixels.
@@ -47,6 +49,63 @@ pub struct Faces<T> {
     pub paths: Vec<PathBuf>,
     /// Files that were left out, with the reason.
     pub skipped: Vec<Skipped>,
+}
+
+impl<T: Float> Faces<T> {
+    /// The name of the image in column `j`: its path relative to [`Faces::root`] with `/`
+    /// separators, the key of the column order.
+    ///
+    /// # Panics
+    /// If `j` is not a column of X.
+    pub fn name(&self, j: usize) -> String {
+        slash_string(&self.paths[j])
+    }
+
+    /// The known entries of X from a folder of masks at the same relative paths as the faces:
+    /// a mask pixel above 0 marks the face's pixel known, 0 unknown (an occlusion, missing
+    /// data). Masks load as faces do, so any image format works.
+    ///
+    /// # Errors
+    /// The mask folder cannot be loaded, its images are not the faces' size, or a face has no
+    /// mask.
+    pub fn known_from_masks(&self, dir: &Path) -> Result<Array2<bool>> {
+        let masks: Faces<f32> = Loader::new(dir).load()?;
+        if (masks.height, masks.width) != (self.height, self.width) {
+            return Err(Error::Mask {
+                path: dir.to_path_buf(),
+                reason: format!(
+                    "masks are {}x{} but the faces are {}x{}",
+                    masks.width, masks.height, self.width, self.height
+                ),
+            });
+        }
+        let column: std::collections::HashMap<&Path, usize> = masks
+            .paths
+            .iter()
+            .enumerate()
+            .map(|(j, p)| (p.as_path(), j))
+            .collect();
+        let mut known = Array2::from_elem(self.x.dim(), true);
+        for (j, face) in self.paths.iter().enumerate() {
+            let Some(&k) = column.get(face.as_path()) else {
+                return Err(Error::Mask {
+                    path: dir.join(face),
+                    reason: format!("no mask for face {}", face.display()),
+                });
+            };
+            known
+                .column_mut(j)
+                .zip_mut_with(&masks.x.column(k), |known, &m| *known = m > 0.0);
+        }
+        Ok(known)
+    }
+}
+
+impl Skipped {
+    /// The file's path relative to the folder, with `/` separators.
+    pub fn name(&self) -> String {
+        slash_string(&self.path)
+    }
 }
 
 /// A file the loader left out.
@@ -124,7 +183,7 @@ impl Loader {
             && (w == 0 || h == 0)
         {
             return Err(Error::param(
-                "--resize",
+                "resize",
                 "width and height must be at least 1",
             ));
         }
@@ -191,6 +250,7 @@ impl Loader {
         let paths = images.into_iter().map(|(p, _)| p).collect();
         Ok(Faces {
             x,
+            root: self.dir.clone(),
             height: height as usize,
             width: width as usize,
             paths,
@@ -252,7 +312,7 @@ fn list_files(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// A relative path as a string with `/` separators, the sort key of the column order.
-pub(crate) fn slash_string(path: &Path) -> String {
+fn slash_string(path: &Path) -> String {
     let parts: Vec<_> = path
         .components()
         .map(|c| c.as_os_str().to_string_lossy())

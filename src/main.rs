@@ -11,8 +11,6 @@ use ndarray::Array2;
 
 use facenmf::{Faces, Factorization, Float, Init, Loader, Nmf, Solver, render, synth};
 
-mod bench;
-
 /// Learn the parts of faces: nonnegative matrix factorization of a folder of images, drawn as
 /// PNG grids.
 ///
@@ -32,9 +30,6 @@ enum Command {
     Learn(LearnArgs),
     /// Generate the synthetic demo set (faces built from known parts, and the parts).
     Synth(SynthArgs),
-    /// Time facenmf against scikit-learn on the same images (time to a target error,
-    /// per-iteration roofline, peak memory) and plot error against time for both.
-    Bench(bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -189,18 +184,47 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Learn(args)) => learn(args),
         Some(Command::Synth(args)) => run_synth(&args),
-        Some(Command::Bench(args)) => bench::run(&args),
         None => learn(demo_args()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err}");
-            for cause in err.chain().skip(1) {
+            let mut lines = err.chain().map(in_cli_terms);
+            eprintln!("error: {}", lines.next().unwrap_or_default());
+            for cause in lines {
                 eprintln!("caused by: {cause}");
             }
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A library error as a command-line user reads it: parameters by their flags, and the flag
+/// that would get past the problem where there is one.
+fn in_cli_terms(err: &(dyn std::error::Error + 'static)) -> String {
+    let Some(err) = err.downcast_ref::<facenmf::Error>() else {
+        return err.to_string();
+    };
+    match err {
+        facenmf::Error::InvalidParameter { name, reason } => {
+            format!("{}: {reason}", flag(name))
+        }
+        facenmf::Error::Undecodable { .. } => {
+            format!("{err} (pass --skip-unreadable to leave such files out)")
+        }
+        facenmf::Error::MixedSizes { .. } => {
+            format!("{err} (pass --resize WxH to resample them)")
+        }
+        _ => err.to_string(),
+    }
+}
+
+/// The flag of a library parameter (the builder method's name).
+fn flag(parameter: &str) -> String {
+    match parameter {
+        "rank" => "--rank".into(),
+        "image_shape" => "image size".into(),
+        other => format!("--{}", other.replace('_', "-")),
     }
 }
 
@@ -340,7 +364,11 @@ fn learn_as<T: Float>(args: &LearnArgs) -> Result<()> {
             Some(facenmf::nmf::random_mask(faces.x.dim(), p, args.seed))
         }
         (Some(p), _) => bail!("--hide-fraction: {p} must be in [0, 1)"),
-        (None, Some(dir)) => Some(load_masks(dir, &faces)?),
+        (None, Some(dir)) => Some(
+            faces
+                .known_from_masks(dir)
+                .with_context(|| format!("cannot use the masks in {}", dir.display()))?,
+        ),
         (None, None) => None,
     };
     if known.is_some() && (start.is_some() || args.runs > 1) {
@@ -359,47 +387,9 @@ fn learn_as<T: Float>(args: &LearnArgs) -> Result<()> {
     bar.finish_and_clear();
 
     let threads = rayon::current_num_threads();
-    let written = render::write_outputs(&args.out, &args.dir, &faces, &fit, args.samples, threads)?;
+    let written = render::write_outputs(&args.out, &faces, &fit, args.samples, threads)?;
     summarise(args, &faces, &fit, &written);
     Ok(())
-}
-
-/// The known entries of X from a folder of masks: mask pixel > 0 means known. Every face needs
-/// a mask at the same relative path, of the same size.
-fn load_masks<T: Float>(dir: &Path, faces: &Faces<T>) -> Result<Array2<bool>> {
-    let masks: Faces<f32> = Loader::new(dir)
-        .load()
-        .with_context(|| format!("cannot load the masks in {}", dir.display()))?;
-    if (masks.height, masks.width) != (faces.height, faces.width) {
-        bail!(
-            "{}: masks are {}x{} but the faces are {}x{}",
-            dir.display(),
-            masks.width,
-            masks.height,
-            faces.width,
-            faces.height
-        );
-    }
-    let column: std::collections::HashMap<&Path, usize> = masks
-        .paths
-        .iter()
-        .enumerate()
-        .map(|(j, p)| (p.as_path(), j))
-        .collect();
-    let mut known = Array2::from_elem(faces.x.dim(), true);
-    for (j, face) in faces.paths.iter().enumerate() {
-        let Some(&k) = column.get(face.as_path()) else {
-            bail!(
-                "{}: no mask for face {}",
-                dir.join(face).display(),
-                face.display()
-            );
-        };
-        known
-            .column_mut(j)
-            .zip_mut_with(&masks.x.column(k), |known, &m| *known = m > 0.0);
-    }
-    Ok(known)
 }
 
 /// Rank when neither --rank nor --init-from gives one.

@@ -220,6 +220,22 @@ fn bad_input_exits_non_zero_with_a_message_naming_the_problem() {
         root,
         &["--max-time"],
     );
+    // The library names its parameters; the command line names them by their flags.
+    assert_clean_failure(
+        &["learn", "d/faces", "-r", "2", "--alpha-w=-1"],
+        root,
+        &["error: --alpha-w: -1 must be a finite number >= 0"],
+    );
+    assert_clean_failure(
+        &["learn", "d/faces", "-r", "2", "--sparsity-h", "1.5"],
+        root,
+        &["error: --sparsity-h: 1.5 must be in [0, 1]"],
+    );
+    assert_clean_failure(
+        &["learn", "d/faces", "-r", "2", "--loss", "kl"],
+        root,
+        &["error: --loss: ", "use the mu solver for kl"],
+    );
 
     std::fs::write(
         root.join("d/faces/broken.png"),

@@ -126,7 +126,6 @@ struct ReconstructionRecord {
 /// The folder cannot be created or a file cannot be written; files already written stay whole.
 pub fn write_outputs<T: Float>(
     dir: &Path,
-    folder: &Path,
     faces: &Faces<T>,
     fit: &Factorization<T>,
     samples: usize,
@@ -156,10 +155,9 @@ pub fn write_outputs<T: Float>(
     npy::write(&path(OUTPUT_FILES[3]), &fit.w.view())?;
     npy::write(&path(OUTPUT_FILES[4]), &fit.h.view())?;
 
-    let name = |p: &Path| crate::loader::slash_string(p);
     let record = RunRecord {
         facenmf: env!("CARGO_PKG_VERSION"),
-        folder: folder.display().to_string(),
+        folder: faces.root.display().to_string(),
         images: faces.x.ncols(),
         height,
         width,
@@ -184,12 +182,12 @@ pub fn write_outputs<T: Float>(
         run_errors: &fit.run_errors,
         best_run: fit.best_run,
         coarse_levels: &fit.coarse_levels,
-        files: faces.paths.iter().map(|p| name(p)).collect(),
+        files: (0..faces.x.ncols()).map(|j| faces.name(j)).collect(),
         skipped: faces
             .skipped
             .iter()
             .map(|s| SkippedRecord {
-                file: name(&s.path),
+                file: s.name(),
                 reason: s.reason.to_string(),
             })
             .collect(),
@@ -198,7 +196,7 @@ pub fn write_outputs<T: Float>(
             .zip(&errors)
             .map(|(&index, &rel_error)| ReconstructionRecord {
                 index,
-                file: name(&faces.paths[index]),
+                file: faces.name(index),
                 rel_error,
             })
             .collect(),
