@@ -2,10 +2,10 @@
 //! from a fixed start, on synthetic matrices shaped like CBCL (361 x 2429) and ORL
 //! (10304 x 400), rank 49, f32. The solver benchmarks time `fit_from` with 10 iterations, which
 //! also includes one input scan, the scaling of the start and the final exact error (about two
-//! iterations' worth of products). `facenmf bench` gives the end-to-end comparison with
+//! iterations' worth of products). `benches/compare` gives the end-to-end comparison with
 //! scikit-learn and per-iteration times from the fit's own history.
 //!
-//! Run: `cargo bench`.
+//! Run: `cargo bench --bench solvers`.
 
 use facenmf::nmf::Products;
 use facenmf::{Nmf, Solver};

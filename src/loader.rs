@@ -1,7 +1,7 @@
 //! Stage 1: a folder of face images in, the data matrix X out.
 //!
 //! Files are found recursively and ordered by their path relative to the folder, compared as
-//! plain strings with `/` separators (the order `../shared/bench/sklearn_ref.py` uses), so that
+//! plain strings with `/` separators (the order the comparison script `benches/compare/sklearn_nmf.py` uses), so that
 //! column j of X is the same image in facenmf and in a scikit-learn script. Formats are
 //! recognised by content, so files without an extension load too. Hidden files and folders
 //! (names starting with `.`) are ignored; files whose content is not an image are skipped and

@@ -27,7 +27,7 @@ struct Cli {
 enum Command {
     /// Factorize the images of a folder and write basis.png, reconstructions.png,
     /// convergence.png, W.npy, H.npy and run.json.
-    Learn(LearnArgs),
+    Learn(Box<LearnArgs>),
     /// Generate the synthetic demo set (faces built from known parts, and the parts).
     Synth(SynthArgs),
 }
@@ -182,7 +182,7 @@ fn main() -> ExitCode {
     keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(Command::Learn(args)) => learn(args),
+        Some(Command::Learn(args)) => learn(*args),
         Some(Command::Synth(args)) => run_synth(&args),
         None => learn(demo_args()),
     };
@@ -231,9 +231,9 @@ fn flag(parameter: &str) -> String {
 /// Asks glibc's allocator to keep up to 32 MiB of freed memory at the top of its heap for reuse
 /// (default 128 KiB) instead of handing it back to the system at once. A fit allocates its buffers
 /// once, but a multilevel fit is two or three fits and the benchmark many, and each buffer taken
-/// back from the system came with fresh pages: their page faults cost ORL's fit 8 ms of 50 (time
-/// to scikit-learn's error). Large buffers still get their own mappings, returned when freed, so
-/// peak memory is unchanged (ORL 74 MB, Olivetti 45 MB in the benchmark).
+/// back from the system comes with fresh pages, whose page faults are a visible share of a short
+/// fit. Large buffers still get their own mappings, returned when freed, so peak memory is
+/// unchanged (README, "Performance").
 fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets an allocator parameter; called first thing in main, before any
@@ -255,7 +255,7 @@ fn demo_args() -> LearnArgs {
     match Cli::parse_from(argv).command {
         Some(Command::Learn(mut args)) => {
             args.rank = Some(synth::parts().len());
-            args
+            *args
         }
         _ => unreachable!("the demo command line is a learn command"),
     }

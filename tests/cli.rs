@@ -393,3 +393,14 @@ fn masks_leave_occluded_pixels_out_and_name_a_face_without_one() {
         &["no mask for face face-005.png"],
     );
 }
+
+#[test]
+fn help_lists_the_user_commands_and_no_benchmark() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = facenmf(&["--help"], tmp.path());
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("learn") && help.contains("synth"), "{help}");
+    // The comparison with scikit-learn is a bench target of the repository, not a command.
+    assert!(!help.contains("bench"), "{help}");
+}

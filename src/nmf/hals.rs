@@ -31,13 +31,13 @@ const ALPHA: f64 = 0.5;
 /// of what the first sweep changed (compared as squared norms: delta^2).
 const DELTA: f64 = 0.1;
 /// Rows updated together, one per SIMD lane: two AVX-512 registers of f32, so that two
-/// independent dependency chains interleave (measured 20% faster per sweep than one).
+/// independent dependency chains interleave.
 const LANES: usize = 32;
 /// Independent accumulators in the dot products of a sweep.
 const CHAINS: usize = 4;
 /// Rows per parallel task: one block, so that a short factor still splits evenly over the
-/// threads, its blocks stopping after different numbers of sweeps (CBCL's W, 12 blocks: with
-/// four blocks per task one thread got two of three tasks; W update 0.25 -> 0.18 ms).
+/// threads, its blocks stopping after different numbers of sweeps (with several blocks per
+/// task, a factor of a dozen blocks left one thread with most of the work).
 const CHUNK: usize = LANES;
 /// Rows whose inner sweeps stop together: a column block of images must hold whole groups to
 /// give the iterates of one block.
@@ -68,8 +68,8 @@ fn per_task(rank: usize) -> usize {
 /// `scratch` holds at least [`scratch_len`] elements.
 ///
 /// Returns `<A, F>` of the updated F, in f64: with A = X H^T it is the cross term of the error,
-/// taken here while each block is in cache instead of in another pass over two p x r arrays
-/// (0.18 ms per iteration on ORL). Summed block by block in order (`partials`, reused): the same
+/// taken here while each block is in cache instead of in another pass over two p x r arrays.
+/// Summed block by block in order (`partials`, reused): the same
 /// bits for any thread count.
 pub(crate) fn update<T: Float>(
     f: &mut [T],

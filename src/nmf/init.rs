@@ -75,13 +75,11 @@ impl FromStr for Init {
     }
 }
 
-/// Power iterations of the range finder for the HALS-type solvers: none. On the three face sets
-/// at rank 49, over seeds 0-4, the iterations E-A-HALS needs to reach scikit-learn's error were
-/// the same with 0, 1 and 2 (mean 24.4 / 16.8 / 21.0 against 24.6 / 17.2 / 21.4 for cbcl / orl
-/// / olivetti), while each costs two products with X (ORL's start: 29 -> 21 ms). Multiplicative
-/// updates keep much of their start's structure, so for them the SVD is as accurate as
-/// scikit-learn's (7 power iterations when r < min(m, n) / 10, else 4): on olivetti, KL after
-/// 200 iterations moved by 0.6% between 2 and 7.
+/// Power iterations of the range finder for the HALS-type solvers: none. HALS soon forgets the
+/// fine structure of its start, so a more accurate SVD did not lower the iterations to
+/// scikit-learn's error on the face sets, while each power iteration costs two products with
+/// X. Multiplicative updates keep much of their start's structure, so for them the SVD is as
+/// accurate as scikit-learn's (7 power iterations when r < min(m, n) / 10, else 4).
 const POWER_ITERATIONS: usize = 0;
 
 /// scikit-learn's number of power iterations for rank `rank` of an m x n matrix.
@@ -305,8 +303,7 @@ fn part_norms(vectors: &Array2<f64>) -> (Vec<f64>, Vec<f64>) {
     let r = vectors.ncols();
     let mut positive = vec![0.0; r];
     let mut negative = vec![0.0; r];
-    // Branch-free: the signs are random, and a branch on them mispredicted every other entry
-    // (0.55 ms on CBCL's 2790 x 49).
+    // Branch-free: the signs are random, and a branch on them mispredicts every other entry.
     for row in vectors.rows() {
         for ((&t, p), q) in row.iter().zip(&mut positive).zip(&mut negative) {
             let (up, down) = (t.max(0.0), t.min(0.0));

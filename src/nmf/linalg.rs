@@ -58,7 +58,7 @@ pub(crate) fn matmul_into<T: Float>(
 ///
 /// A tall output is split into one slab of rows per thread, each a sequential product on a
 /// rayon thread: with two cores, faer's own parallel split hands every call to a second
-/// thread pool, and waking and parking it cost 10-15% of an iteration on CBCL.
+/// thread pool, and waking and parking it costs a visible share of a short iteration.
 pub(crate) fn matmul<T: Float>(out: &mut Array2<T>, lhs: MatRef<'_, T>, rhs: MatRef<'_, T>) {
     let threads = rayon::current_num_threads();
     let rows = out.nrows();
@@ -85,8 +85,8 @@ pub(crate) fn matmul<T: Float>(out: &mut Array2<T>, lhs: MatRef<'_, T>, rhs: Mat
     faer::linalg::matmul::matmul(dst, Accum::Replace, lhs, rhs, T::one(), par);
 }
 
-/// Products below this many flops run on the calling thread: waking a second one costs more
-/// (CBCL's W^T W, 1.7 Mflop, twice per iteration: 0.07 -> 0.011 ms).
+/// Products below this many flops (an r x r Gram matrix of a short factor) run on the calling
+/// thread: waking a second one costs more than it saves.
 const SEQUENTIAL_FLOPS: usize = 4_000_000;
 
 /// The fewest output rows per thread worth splitting a product for.

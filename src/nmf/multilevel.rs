@@ -18,10 +18,9 @@ use crate::Float;
 pub(crate) const MIN_PIXELS_PER_PART: usize = 16;
 
 /// A coarse level stops when its best relative error fell by less than this fraction over the
-/// last [`super::TOL_WINDOW`] iterations (0.4% per iteration). Measured on ORL and Olivetti at
-/// rank 49 (time to scikit-learn's error, 0.01 to 0.2 tried): tighter, the coarse level keeps
-/// polishing detail it cannot hold; looser, the fine level must make up more at four times the
-/// cost per iteration.
+/// last [`super::TOL_WINDOW`] iterations (0.4% per iteration), the best of the values tried on
+/// the face sets (README): tighter, the coarse level keeps polishing detail it cannot hold;
+/// looser, the fine level must make up more at four times the cost per iteration.
 pub(crate) const COARSE_TOL: f64 = 0.04;
 
 /// Height and width of the images, whose pixels are the rows of X (index = y * width + x).

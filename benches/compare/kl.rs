@@ -1,0 +1,245 @@
+//! The Kullback-Leibler run of the comparison: multiplicative updates for the KL divergence
+//! against scikit-learn's `mu` with `beta_loss='kullback-leibler'`, on the same X, same init
+//! (nndsvda), same rank and iteration count.
+//!
+//! `sklearn_nmf.py` reads X as `.npy` (written by facenmf's loader, so both fit exactly the
+//! same matrix), fits it once untimed for one iteration (warm-up), then times `fit_transform`,
+//! and reports scikit-learn's own divergence (`_beta_divergence`, float64) of the result. Every configuration (float32/float64 x 1/2 threads) runs once; the fastest then
+//! alternates with facenmf `repeat` times.
+
+use std::path::Path;
+
+use anyhow::{Result, bail};
+use serde::Serialize;
+
+use facenmf::{Faces, Loader, Loss, Nmf, Solver, render};
+
+use super::median;
+use super::sklearn::Python;
+
+/// The setting: rank 20, 200 iterations, nndsvda.
+pub(super) const RANK: usize = 20;
+const ITERATIONS: usize = 200;
+
+/// One scikit-learn KL fit.
+#[derive(Debug, Clone, Serialize)]
+pub(super) struct SklearnKl {
+    config: String,
+    dtype: String,
+    threads: usize,
+    seconds: f64,
+    divergence: f64,
+    rel_error: f64,
+}
+
+/// One facenmf KL fit.
+#[derive(Debug, Clone, Serialize)]
+struct FacenmfKl {
+    precision: String,
+    seconds: f64,
+    divergence: f64,
+    rel_error: f64,
+}
+
+/// Results of the KL comparison.
+#[derive(Debug, Serialize)]
+pub(super) struct KlResult {
+    dataset: String,
+    m: usize,
+    n: usize,
+    rank: usize,
+    iterations: usize,
+    facenmf: Vec<FacenmfKl>,
+    sklearn_configs: Vec<SklearnKl>,
+    sklearn_fastest: Option<String>,
+    facenmf_seconds: Vec<f64>,
+    sklearn_seconds: Vec<f64>,
+}
+
+/// Runs the comparison on the images in `dir`; `python` is None when scikit-learn is absent.
+pub(super) fn run(
+    name: &str,
+    dir: &Path,
+    python: Option<&Python>,
+    repeat: usize,
+    scratch: &Path,
+) -> Result<KlResult> {
+    let faces: Faces<f64> = Loader::new(dir).load()?;
+    let (m, n) = faces.x.dim();
+    let x_sum: f64 = faces.x.sum();
+    let x32 = faces.x.mapv(|v| v as f32);
+    let params = Nmf::params(RANK)
+        .solver(Solver::Mu)
+        .loss(Loss::KullbackLeibler)
+        .max_iter(ITERATIONS)
+        .tol(0.0);
+    let fit32 = params.fit(&x32.view())?; // also the warm-up
+    let fit64 = params.fit(&faces.x.view())?;
+    let facenmf = vec![
+        FacenmfKl {
+            precision: "f32 (default)".into(),
+            seconds: fit32.seconds,
+            divergence: fit32.divergence.unwrap_or(f64::NAN),
+            rel_error: fit32.rel_error,
+        },
+        FacenmfKl {
+            precision: "f64".into(),
+            seconds: fit64.seconds,
+            divergence: fit64.divergence.unwrap_or(f64::NAN),
+            rel_error: fit64.rel_error,
+        },
+    ];
+    for f in &facenmf {
+        eprintln!(
+            "  facenmf KL {}: divergence {:.6}, {:.3} s",
+            f.precision, f.divergence, f.seconds
+        );
+    }
+
+    let mut configs = Vec::new();
+    let mut fastest = None;
+    let x_path = scratch.join(format!("kl-{name}-X.npy"));
+    if let Some(python) = python {
+        render::npy::write(&x_path, &faces.x.view())?;
+        let result = (|| -> Result<()> {
+            for dtype in ["float32", "float64"] {
+                for threads in [1, 2] {
+                    let run = sklearn_kl(python, &x_path, dtype, threads, x_sum)?;
+                    eprintln!(
+                        "  scikit-learn KL {}: divergence {:.6}, {:.3} s",
+                        run.config, run.divergence, run.seconds
+                    );
+                    configs.push(run);
+                }
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&x_path);
+        }
+        result?;
+        fastest = configs
+            .iter()
+            .min_by(|a, b| a.seconds.total_cmp(&b.seconds))
+            .cloned();
+    }
+
+    // facenmf's default precision and scikit-learn's fastest configuration, alternating.
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    for _ in 0..repeat {
+        params.clone().max_iter(1).fit(&x32.view())?; // warm-up, as scikit-learn's
+        ours.push(params.fit(&x32.view())?.seconds);
+        if let (Some(python), Some(best)) = (python, &fastest) {
+            theirs.push(sklearn_kl(python, &x_path, &best.dtype, best.threads, x_sum)?.seconds);
+        }
+    }
+    if python.is_some() {
+        let _ = std::fs::remove_file(&x_path);
+    }
+    Ok(KlResult {
+        dataset: name.to_string(),
+        m,
+        n,
+        rank: RANK,
+        iterations: ITERATIONS,
+        facenmf,
+        sklearn_configs: configs,
+        sklearn_fastest: fastest.map(|f| f.config),
+        facenmf_seconds: ours,
+        sklearn_seconds: theirs,
+    })
+}
+
+fn sklearn_kl(
+    python: &Python,
+    x_path: &Path,
+    dtype: &str,
+    threads: usize,
+    x_sum: f64,
+) -> Result<SklearnKl> {
+    let mut cmd = python.command(&["--npy", &x_path.to_string_lossy()]);
+    cmd.args([
+        "--rank",
+        &RANK.to_string(),
+        "--max-iter",
+        &ITERATIONS.to_string(),
+    ])
+    .args([
+        "--solver",
+        "mu",
+        "--beta-loss",
+        "kullback-leibler",
+        "--init",
+        "nndsvda",
+    ])
+    .args(["--dtype", dtype, "--threads", &threads.to_string()]);
+    let json = python.json(cmd)?;
+    let num = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+    let theirs = num(&json["data"]["x_sum"]);
+    if (theirs - x_sum).abs() > 1e-9 * x_sum.abs().max(1.0) {
+        bail!("scikit-learn read another X (x_sum {theirs} vs {x_sum})");
+    }
+    Ok(SklearnKl {
+        config: format!("mu/{dtype}/{threads}t"),
+        dtype: dtype.to_string(),
+        threads,
+        seconds: num(&json["fit_seconds"]),
+        divergence: num(&json["divergence"]),
+        rel_error: num(&json["rel_error"]),
+    })
+}
+
+/// The report section.
+pub(super) fn report(kl: &KlResult, repeat: usize) -> String {
+    let mut s = format!(
+        "\nKullback-Leibler multiplicative updates ({}, {} x {}, rank {}, {} iterations, nndsvda):\n\n",
+        kl.dataset, kl.m, kl.n, kl.rank, kl.iterations
+    );
+    let reference = kl
+        .sklearn_configs
+        .iter()
+        .find(|c| c.dtype == "float64")
+        .map(|c| c.divergence);
+    s.push_str("| run | KL divergence | vs scikit-learn float64 | relative error | fit (s) |\n|---|---|---|---|---|\n");
+    let versus =
+        |d: f64| reference.map_or("-".into(), |r: f64| format!("{:+.3}%", 100.0 * (d - r) / r));
+    let rows = kl
+        .facenmf
+        .iter()
+        .map(|f| {
+            (
+                format!("facenmf {}", f.precision),
+                f.divergence,
+                f.rel_error,
+                f.seconds,
+            )
+        })
+        .chain(kl.sklearn_configs.iter().map(|c| {
+            (
+                format!("scikit-learn {}", c.config),
+                c.divergence,
+                c.rel_error,
+                c.seconds,
+            )
+        }));
+    for (label, divergence, rel_error, seconds) in rows {
+        s.push_str(&format!(
+            "| {label} | {divergence:.6} | {} | {rel_error:.6} | {seconds:.3} |\n",
+            versus(divergence)
+        ));
+    }
+    let ours = median(&mut kl.facenmf_seconds.clone());
+    s.push_str(&format!(
+        "\nfacenmf f32, median of {repeat} alternating runs: {ours:.3} s"
+    ));
+    if let Some(best) = &kl.sklearn_fastest {
+        let theirs = median(&mut kl.sklearn_seconds.clone());
+        s.push_str(&format!(
+            "; scikit-learn {best} (its fastest): {theirs:.3} s; speed-up {:.1}x",
+            theirs / ours
+        ));
+    }
+    s.push('\n');
+    s
+}
