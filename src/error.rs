@@ -32,6 +32,22 @@ pub enum Error {
         /// What the decoder said.
         reason: String,
     },
+    /// An image's header gives more pixels than the loader's limit.
+    #[error(
+        "{}: image is {width}x{height} ({} pixels), above the limit of {max_pixels} pixels per image",
+        path.display(),
+        u64::from(*width) * u64::from(*height)
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its width, from its header.
+        width: u32,
+        /// Its height, from its header.
+        height: u32,
+        /// The limit ([`crate::Loader::max_pixels`]).
+        max_pixels: u64,
+    },
     /// The folder held no image at all.
     #[error("{}: no images found ({skipped} other files skipped)", path.display())]
     NoImages {

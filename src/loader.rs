@@ -13,7 +13,9 @@
 
 use std::path::{Path, PathBuf};
 
-use image::{DynamicImage, ImageBuffer, ImageFormat, Luma, imageops::FilterType};
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageBuffer, ImageFormat, Limits, Luma, imageops::FilterType};
 use ndarray::Array2;
 use rayon::prelude::*;
 use walkdir::WalkDir;
@@ -32,7 +34,12 @@ pub struct Loader {
     dir: PathBuf,
     resize: Option<(u32, u32)>,
     skip_unreadable: bool,
+    max_pixels: u64,
 }
+
+/// The default limit on the pixels of one image: 64 megapixels (8192 x 8192), far above any
+/// face set and far below what would exhaust memory.
+pub const DEFAULT_MAX_PIXELS: u64 = 1 << 26;
 
 /// The images of a folder as a data matrix.
 #[derive(Debug, Clone)]
@@ -123,7 +130,8 @@ pub struct Skipped {
 pub enum SkipReason {
     /// Its content is not an image format facenmf recognises.
     NotAnImage,
-    /// It looked like an image but could not be decoded (only with `skip_unreadable`).
+    /// It could not be read, or looked like an image but could not be decoded or is above the
+    /// pixel limit (only with `skip_unreadable`).
     Unreadable(String),
 }
 
@@ -143,9 +151,22 @@ struct Gray<T> {
     pixels: Vec<T>,
 }
 
-enum Outcome<T> {
-    Image(Gray<T>),
+/// A file whose header was read: its bytes, format and size.
+struct Header {
+    bytes: Vec<u8>,
+    format: ImageFormat,
+    width: u32,
+    height: u32,
+}
+
+enum Probe {
+    Image(Header),
     Skip(SkipReason),
+}
+
+enum Outcome<T> {
+    Image(PathBuf, Gray<T>),
+    Skip(PathBuf, SkipReason),
 }
 
 impl Loader {
@@ -156,6 +177,7 @@ impl Loader {
             dir: dir.into(),
             resize: None,
             skip_unreadable: false,
+            max_pixels: DEFAULT_MAX_PIXELS,
         }
     }
 
@@ -173,32 +195,81 @@ impl Loader {
         self
     }
 
+    /// The most pixels one image may have. Sizes are read from each file's header before
+    /// anything is decoded, so a file that claims more (a faked header, or a huge image) is
+    /// refused without allocating for it. Default: [`DEFAULT_MAX_PIXELS`].
+    pub fn max_pixels(mut self, max_pixels: u64) -> Self {
+        self.max_pixels = max_pixels;
+        self
+    }
+
     /// Finds, decodes and stacks the images.
     ///
+    /// Every file is first probed (its header only): sizes above [`Loader::max_pixels`] and,
+    /// unless resizing, sizes that disagree are reported before anything large is decoded.
+    /// Decoding is bounded by the same limit, and a decoder that fails in any way, a panic
+    /// included, makes the file undecodable rather than ending the process.
+    ///
     /// # Errors
-    /// A missing folder, an unreadable or undecodable file (unless skipped), images of mixed
-    /// sizes (unless resized), and a folder with fewer than two images.
+    /// A missing folder, an unreadable, undecodable or oversized file (unless skipped), images of
+    /// mixed sizes (unless resized), and a folder with fewer than two images.
     pub fn load<T: Float>(&self) -> Result<Faces<T>> {
-        if let Some((w, h)) = self.resize
-            && (w == 0 || h == 0)
-        {
-            return Err(Error::param(
-                "resize",
-                "width and height must be at least 1",
-            ));
-        }
-        let files = list_files(&self.dir)?;
-        let outcomes: Vec<Result<Outcome<T>>> =
-            files.par_iter().map(|rel| self.load_one(rel)).collect();
-
-        let mut skipped = Vec::new();
-        let mut images: Vec<(PathBuf, Gray<T>)> = Vec::with_capacity(files.len());
-        for (rel, outcome) in files.into_iter().zip(outcomes) {
-            match outcome? {
-                Outcome::Image(gray) => images.push((rel, gray)),
-                Outcome::Skip(reason) => skipped.push(Skipped { path: rel, reason }),
+        if let Some((w, h)) = self.resize {
+            if w == 0 || h == 0 {
+                return Err(Error::param(
+                    "resize",
+                    "width and height must be at least 1",
+                ));
+            }
+            if u64::from(w) * u64::from(h) > self.max_pixels {
+                return Err(Error::param(
+                    "resize",
+                    format!(
+                        "{w}x{h} is {} pixels, above the limit of {} per image",
+                        u64::from(w) * u64::from(h),
+                        self.max_pixels
+                    ),
+                ));
             }
         }
+        let (files, mut skipped) = list_files(&self.dir, self.skip_unreadable)?;
+        let probes: Vec<Result<Probe>> = files.par_iter().map(|rel| self.probe(rel)).collect();
+        let mut found = Vec::with_capacity(files.len());
+        for (rel, probe) in files.into_iter().zip(probes) {
+            match probe? {
+                Probe::Image(header) => found.push((rel, header)),
+                Probe::Skip(reason) => skipped.push(Skipped { path: rel, reason }),
+            }
+        }
+        if self.resize.is_none()
+            && let Some((first_path, first)) = found.first()
+            && let Some((path, odd)) = found
+                .iter()
+                .find(|(_, h)| (h.width, h.height) != (first.width, first.height))
+        {
+            return Err(Error::MixedSizes {
+                first: self.dir.join(first_path),
+                first_w: first.width,
+                first_h: first.height,
+                path: self.dir.join(path),
+                found_w: odd.width,
+                found_h: odd.height,
+            });
+        }
+        let outcomes: Vec<Result<Outcome<T>>> = found
+            .par_iter()
+            .map(|(rel, header)| self.decode_one(rel, header))
+            .collect();
+        drop(found);
+
+        let mut images: Vec<(PathBuf, Gray<T>)> = Vec::with_capacity(outcomes.len());
+        for outcome in outcomes {
+            match outcome? {
+                Outcome::Image(rel, gray) => images.push((rel, gray)),
+                Outcome::Skip(rel, reason) => skipped.push(Skipped { path: rel, reason }),
+            }
+        }
+        skipped.sort_by_cached_key(|s| slash_string(&s.path));
         match images.len() {
             0 => {
                 return Err(Error::NoImages {
@@ -216,6 +287,7 @@ impl Loader {
 
         let (first_path, first) = &images[0];
         let (width, height) = (first.width, first.height);
+        // A file whose pixels disagree with its header.
         if let Some((path, odd)) = images
             .iter()
             .find(|(_, g)| g.width != width || g.height != height)
@@ -258,46 +330,156 @@ impl Loader {
         })
     }
 
-    fn load_one<T: Float>(&self, rel: &Path) -> Result<Outcome<T>> {
+    /// Reads a file and its image header: its format and size, nothing decoded.
+    fn probe(&self, rel: &Path) -> Result<Probe> {
         let path = self.dir.join(rel);
-        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        let Ok(format) = image::guess_format(&bytes) else {
-            return Ok(Outcome::Skip(SkipReason::NotAnImage));
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if self.skip_unreadable => {
+                return Ok(Probe::Skip(SkipReason::Unreadable(e.to_string())));
+            }
+            Err(e) => return Err(Error::io(&path, e)),
         };
-        let decoded = match decode(&bytes, format) {
+        let Ok(format) = image::guess_format(&bytes) else {
+            return Ok(Probe::Skip(SkipReason::NotAnImage));
+        };
+        let failed = |reason: String| {
+            if self.skip_unreadable {
+                Ok(Probe::Skip(SkipReason::Unreadable(reason)))
+            } else {
+                Err(Error::Undecodable {
+                    path: path.clone(),
+                    reason,
+                })
+            }
+        };
+        let (width, height) = match contained(|| {
+            let mut reader = image::ImageReader::with_format(Cursor::new(&bytes[..]), format);
+            reader.limits(self.limits());
+            reader.into_dimensions().map_err(|e| e.to_string())
+        }) {
+            Ok(size) => size,
+            Err(reason) => return failed(reason),
+        };
+        let pixels = u64::from(width) * u64::from(height);
+        if pixels > self.max_pixels {
+            if self.skip_unreadable {
+                let reason = format!(
+                    "image is {width}x{height}, above the limit of {} pixels",
+                    self.max_pixels
+                );
+                return Ok(Probe::Skip(SkipReason::Unreadable(reason)));
+            }
+            return Err(Error::TooLarge {
+                path,
+                width,
+                height,
+                max_pixels: self.max_pixels,
+            });
+        }
+        Ok(Probe::Image(Header {
+            bytes,
+            format,
+            width,
+            height,
+        }))
+    }
+
+    fn decode_one<T: Float>(&self, rel: &Path, header: &Header) -> Result<Outcome<T>> {
+        let decoded = contained(|| {
+            let mut reader =
+                image::ImageReader::with_format(Cursor::new(&header.bytes[..]), header.format);
+            reader.limits(self.limits());
+            reader.decode().map_err(|e| e.to_string())
+        });
+        let decoded = match decoded {
             Ok(img) => img,
             Err(reason) if self.skip_unreadable => {
-                return Ok(Outcome::Skip(SkipReason::Unreadable(reason)));
+                return Ok(Outcome::Skip(
+                    rel.to_path_buf(),
+                    SkipReason::Unreadable(reason),
+                ));
             }
-            Err(reason) => return Err(Error::Undecodable { path, reason }),
+            Err(reason) => {
+                return Err(Error::Undecodable {
+                    path: self.dir.join(rel),
+                    reason,
+                });
+            }
         };
         let mut gray = to_gray::<T>(&decoded);
+        drop(decoded);
         if let Some((w, h)) = self.resize
             && (gray.width, gray.height) != (w, h)
         {
             gray = resample(&gray, w, h);
         }
-        Ok(Outcome::Image(gray))
+        Ok(Outcome::Image(rel.to_path_buf(), gray))
+    }
+
+    /// The decoders' limits: no side above the pixel limit, and no more memory than the
+    /// largest pixel format (four 32-bit channels) needs for an image at the limit.
+    fn limits(&self) -> Limits {
+        let side = u32::try_from(self.max_pixels).unwrap_or(u32::MAX);
+        let mut limits = Limits::default();
+        limits.max_image_width = Some(side);
+        limits.max_image_height = Some(side);
+        limits.max_alloc = Some(self.max_pixels.saturating_mul(16).max(1 << 20));
+        limits
     }
 }
 
-/// All regular, non-hidden files under `dir`, relative to it, in plain-string path order.
-fn list_files(dir: &Path) -> Result<Vec<PathBuf>> {
+/// Runs a decoder, turning a panic inside it into an error: no input file may end the process.
+fn contained<R>(
+    f: impl FnOnce() -> std::result::Result<R, String>,
+) -> std::result::Result<R, String> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(result) => result,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown cause".into());
+            Err(format!("the decoder failed ({what})"))
+        }
+    }
+}
+
+/// All regular, non-hidden files under `dir`, relative to it, in plain-string path order, and
+/// (when `skip_unreadable`) the entries that could not be visited: permission denied, a
+/// dangling link, a link loop, a name too long.
+fn list_files(dir: &Path, skip_unreadable: bool) -> Result<(Vec<PathBuf>, Vec<Skipped>)> {
     if !dir.is_dir() {
         return Err(Error::NoSuchFolder {
             path: dir.to_path_buf(),
         });
     }
     let mut files = Vec::new();
+    let mut skipped = Vec::new();
     let walker = WalkDir::new(dir)
         .follow_links(true)
         .into_iter()
         .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
     for entry in walker {
-        let entry = entry.map_err(|e| {
-            let path = e.path().unwrap_or(dir).to_path_buf();
-            Error::io(path, e.into())
-        })?;
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                let path = e.path().unwrap_or(dir).to_path_buf();
+                let rel = path.strip_prefix(dir).unwrap_or(&path).to_path_buf();
+                if skip_unreadable && e.depth() > 0 {
+                    let reason = e
+                        .io_error()
+                        .map_or_else(|| e.to_string(), |io| io.to_string());
+                    skipped.push(Skipped {
+                        path: rel,
+                        reason: SkipReason::Unreadable(reason),
+                    });
+                    continue;
+                }
+                return Err(Error::io(path, e.into()));
+            }
+        };
         if entry.file_type().is_file() {
             let rel = entry
                 .path()
@@ -308,7 +490,7 @@ fn list_files(dir: &Path) -> Result<Vec<PathBuf>> {
         }
     }
     files.sort_by_cached_key(|p| slash_string(p));
-    Ok(files)
+    Ok((files, skipped))
 }
 
 /// A relative path as a string with `/` separators, the sort key of the column order.
@@ -318,12 +500,6 @@ fn slash_string(path: &Path) -> String {
         .map(|c| c.as_os_str().to_string_lossy())
         .collect();
     parts.join("/")
-}
-
-fn decode(bytes: &[u8], format: ImageFormat) -> std::result::Result<DynamicImage, String> {
-    let mut reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
-    reader.no_limits();
-    reader.decode().map_err(|e| e.to_string())
 }
 
 /// Pillow's `convert('L')` luma for 8-bit RGB: (19595 R + 38470 G + 7471 B + 2^15) >> 16.

@@ -114,9 +114,13 @@ struct LearnArgs {
     /// Resample every image to WIDTHxHEIGHT (needed when sizes differ).
     #[arg(long, value_name = "WxH", value_parser = parse_size)]
     resize: Option<(u32, u32)>,
-    /// Leave out files that cannot be decoded (and list them) instead of stopping.
+    /// Leave out files that cannot be read or decoded, or are above --max-image-pixels (and
+    /// list them) instead of stopping.
     #[arg(long)]
     skip_unreadable: bool,
+    /// Refuse images with more pixels than this, read from their headers before decoding.
+    #[arg(long, value_name = "N", default_value_t = facenmf::loader::DEFAULT_MAX_PIXELS)]
+    max_image_pixels: u64,
     /// Output folder.
     #[arg(short, long, default_value = "output")]
     out: PathBuf,
@@ -215,6 +219,9 @@ fn in_cli_terms(err: &(dyn std::error::Error + 'static)) -> String {
         facenmf::Error::MixedSizes { .. } => {
             format!("{err} (pass --resize WxH to resample them)")
         }
+        facenmf::Error::TooLarge { .. } => {
+            format!("{err} (raise --max-image-pixels, or --skip-unreadable to leave it out)")
+        }
         _ => err.to_string(),
     }
 }
@@ -280,7 +287,9 @@ fn learn_as<T: Float>(args: &LearnArgs) -> Result<()> {
             eprintln!("{line}");
         }
     };
-    let mut loader = Loader::new(&args.dir).skip_unreadable(args.skip_unreadable);
+    let mut loader = Loader::new(&args.dir)
+        .skip_unreadable(args.skip_unreadable)
+        .max_pixels(args.max_image_pixels);
     if let Some((w, h)) = args.resize {
         loader = loader.resize(w, h);
     }
