@@ -105,6 +105,18 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// The iterates overflowed: a NaN or infinite value appeared during the fit.
+    #[error(
+        "the fit produced non-finite values in {what} at iteration {iteration}; the numbers \
+         overflow at this precision and setting (more precision, or a milder loss or \
+         constraint, avoids it)"
+    )]
+    NonFinite {
+        /// The iteration (0: the start).
+        iteration: usize,
+        /// What was not finite.
+        what: &'static str,
+    },
     /// A linear-algebra routine failed (an SVD that did not converge).
     #[error("linear algebra: {0}")]
     Linalg(String),

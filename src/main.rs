@@ -219,6 +219,7 @@ fn in_cli_terms(err: &(dyn std::error::Error + 'static)) -> String {
         facenmf::Error::MixedSizes { .. } => {
             format!("{err} (pass --resize WxH to resample them)")
         }
+        facenmf::Error::NonFinite { .. } => format!("{err} (try --precision f64)"),
         facenmf::Error::TooLarge { .. } => {
             format!("{err} (raise --max-image-pixels, or --skip-unreadable to leave it out)")
         }

@@ -404,3 +404,23 @@ fn help_lists_the_user_commands_and_no_benchmark() {
     // The comparison with scikit-learn is a bench target of the repository, not a command.
     assert!(!help.contains("bench"), "{help}");
 }
+
+#[test]
+fn an_overflowing_fit_is_an_error_not_a_perfect_score() {
+    // beta = 1000 overflows at once: it used to exit 0 with H mostly NaN, "relative error
+    // 0.000000" and converged: true.
+    let tmp = tempfile::tempdir().unwrap();
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/faces");
+    for beta in ["beta:1000", "beta:-100", "beta:1e308"] {
+        let out = facenmf(
+            &[
+                "learn", demo, "-r", "12", "--solver", "mu", "--loss", beta, "-o", "o",
+            ],
+            tmp.path(),
+        );
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{beta}: {err}");
+        assert!(err.contains("non-finite values"), "{beta}: {err}");
+        assert!(!err.contains("relative error 0.000000"), "{beta}: {err}");
+    }
+}

@@ -223,3 +223,23 @@ fn multilevel_start_reaches_scikit_learns_orl_error_in_a_few_full_iterations() {
         full.rel_error
     );
 }
+
+/// In f32 a strong sparseness constraint on CBCL once made the Gram products overflow while the
+/// factors stayed finite: the history held infinities and drawing it never finished.
+#[test]
+fn strong_sparseness_in_f32_keeps_a_finite_history_and_plots() {
+    let Some(faces) = common::faces::<f32>("cbcl") else {
+        return;
+    };
+    let fit = Nmf::params(49)
+        .sparsity_w(Some(0.9))
+        .max_iter(200)
+        .tol(0.0)
+        .fit(&faces.x.view())
+        .unwrap();
+    assert_eq!(fit.n_iter, 200);
+    assert!(fit.history.iter().all(|p| p.rel_error.is_finite()));
+    assert!(fit.w.iter().chain(fit.h.iter()).all(|v| v.is_finite()));
+    let plot = facenmf::render::convergence_plot(&[("fit", &fit.history)], None).unwrap();
+    assert!(plot.width() > 0);
+}

@@ -39,7 +39,9 @@ impl Nmf {
     ///
     /// # Errors
     /// Rank 0; rank above min(m, n) for the NNDSVD inits; an empty, negative, NaN, infinite or
-    /// all-zero X; a negative or NaN `tol`.
+    /// all-zero X; a negative or NaN `tol`; [`Error::NonFinite`] when the iterates overflow
+    /// (an extreme beta, or f32 under strong constraints), rather than a result that is not a
+    /// number.
     pub fn fit_with<T: Float>(
         &self,
         x: &ArrayView2<T>,
@@ -298,6 +300,12 @@ impl Nmf {
                 rel(err_sq)
             }
         };
+        if !err_sq.is_finite() || start_divergence.is_some_and(|d| !d.is_finite()) {
+            return Err(Error::NonFinite {
+                iteration: 0,
+                what: "the error of the start",
+            });
+        }
         let mut history = Vec::with_capacity(self.max_iter.min(100_000) + 1);
         let first = Iteration {
             iter: 0,
@@ -345,6 +353,20 @@ impl Nmf {
                     None
                 }
             };
+            if !err_sq.is_finite() || divergence.is_some_and(|d| !d.is_finite()) {
+                // The Gram products can overflow in f32 while the factors stay finite (a
+                // sparseness constraint shrinks W and grows H): then measure directly.
+                let finite = w.iter().chain(ht.iter()).all(|v| v.to_f64().is_finite());
+                if finite && beta_mu.is_none() && missing.is_none() {
+                    err_sq = residual_sq(&x, &w, &ht);
+                }
+                if !err_sq.is_finite() || divergence.is_some_and(|d| !d.is_finite()) {
+                    return Err(Error::NonFinite {
+                        iteration: iter,
+                        what: if finite { "the error" } else { "the factors" },
+                    });
+                }
+            }
             let error = rel(err_sq);
             let current = score(err_sq, &w, &ht, divergence);
             scores.push(current);

@@ -37,21 +37,28 @@ fn register_font() {
     });
 }
 
+/// A point the log axis can show: a finite positive error at a finite time.
+fn plottable(p: &Iteration) -> bool {
+    p.rel_error.is_finite() && p.rel_error > 0.0 && p.seconds.is_finite()
+}
+
 /// Two panels, relative error against iteration (left) and against seconds (right), one line
 /// per labelled history, log-scaled error axis. With a `target` error, it is drawn as a
 /// horizontal line and the error axis stops at three times it, so that the approach to the
 /// target stays readable when a start is far off.
 ///
+/// Points with a zero, infinite or NaN error are left out, so any history draws.
+///
 /// # Errors
-/// A history with no point, or a drawing failure.
+/// A history with no plottable point, or a drawing failure.
 pub fn convergence_plot(series: &[(&str, &[Iteration])], target: Option<f64>) -> Result<RgbImage> {
     register_font();
-    let points = series.iter().flat_map(|(_, h)| h.iter());
+    let points = series
+        .iter()
+        .flat_map(|(_, h)| h.iter().filter(|p| plottable(p)));
     let (mut lo, mut hi, mut max_iter, mut max_sec) = (f64::MAX, 0.0f64, 1usize, 0.0f64);
     for p in points {
-        if p.rel_error > 0.0 {
-            lo = lo.min(p.rel_error);
-        }
+        lo = lo.min(p.rel_error);
         hi = hi.max(p.rel_error);
         max_iter = max_iter.max(p.iter);
         max_sec = max_sec.max(p.seconds);
@@ -62,11 +69,12 @@ pub fn convergence_plot(series: &[(&str, &[Iteration])], target: Option<f64>) ->
             "nothing to plot: no positive error recorded",
         ));
     }
-    if let Some(t) = target {
+    if let Some(t) = target.filter(|t| t.is_finite() && *t > 0.0) {
         lo = lo.min(t);
         hi = hi.min(3.0 * t);
     }
-    let (lo, hi) = (lo / 1.1, hi * 1.1);
+    // At most 15 decades: the log axis places ticks per decade.
+    let (lo, hi) = (lo.max(hi * 1e-15) / 1.1, hi * 1.1);
     let max_sec = if max_sec > 0.0 { max_sec * 1.02 } else { 1.0 };
 
     let mut buf = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
@@ -117,9 +125,9 @@ pub fn convergence_plot(series: &[(&str, &[Iteration])], target: Option<f64>) ->
             }
             for (k, (label, history)) in series.iter().enumerate() {
                 let colour = COLOURS[k % COLOURS.len()];
-                let line = history.iter().filter(|p| p.rel_error > 0.0).map(|p| {
+                let line = history.iter().filter(|p| plottable(p)).map(|p| {
                     let x = if by_time { p.seconds } else { p.iter as f64 };
-                    (x, p.rel_error.min(hi))
+                    (x, p.rel_error.clamp(lo, hi))
                 });
                 chart
                     .draw_series(LineSeries::new(line, colour.stroke_width(2)))
@@ -140,4 +148,34 @@ pub fn convergence_plot(series: &[(&str, &[Iteration])], target: Option<f64>) ->
         root.present().map_err(|e| fail(&e))?;
     }
     Ok(RgbImage::from_raw(WIDTH, HEIGHT, buf).expect("buffer sized for the image"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(iter: usize, seconds: f64, rel_error: f64) -> Iteration {
+        Iteration {
+            iter,
+            seconds,
+            rel_error,
+            divergence: None,
+        }
+    }
+
+    #[test]
+    fn any_history_draws_or_says_why_not() {
+        let odd = [
+            point(0, 0.0, 0.5),
+            point(1, 0.001, f64::INFINITY),
+            point(2, 0.002, f64::NAN),
+            point(3, 0.003, 0.0),
+            point(4, f64::NAN, 0.4),
+            point(5, 0.004, 1e-300),
+            point(6, 0.005, 1e300),
+        ];
+        assert!(convergence_plot(&[("odd", &odd)], Some(f64::NAN)).is_ok());
+        let empty = [point(0, 0.0, 0.0), point(1, 0.1, f64::NAN)];
+        assert!(convergence_plot(&[("empty", &empty)], None).is_err());
+    }
 }
