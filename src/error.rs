@@ -128,6 +128,14 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// The output folder cannot take a run's outputs.
+    #[error("{}: {reason}", path.display())]
+    Output {
+        /// The output folder.
+        path: PathBuf,
+        /// Why not.
+        reason: String,
+    },
     /// Encoding an output image failed.
     #[error("{}: cannot encode image: {reason}", path.display())]
     Encode {

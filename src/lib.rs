@@ -11,4 +11,6 @@ pub mod synth;
 pub use error::{Error, Result};
 pub use float::Float;
 pub use loader::{Faces, Loader, SkipReason, Skipped};
-pub use nmf::{CoarseLevel, Factorization, ImageShape, Init, Iteration, Loss, Nmf, Solver, Stop};
+pub use nmf::{
+    CoarseLevel, Factorization, ImageShape, Init, Interrupt, Iteration, Loss, Nmf, Solver, Stop,
+};

@@ -35,6 +35,7 @@ pub struct Loader {
     resize: Option<(u32, u32)>,
     skip_unreadable: bool,
     max_pixels: u64,
+    exclude: Vec<PathBuf>,
 }
 
 /// The default limit on the pixels of one image: 64 megapixels (8192 x 8192), far above any
@@ -178,6 +179,7 @@ impl Loader {
             resize: None,
             skip_unreadable: false,
             max_pixels: DEFAULT_MAX_PIXELS,
+            exclude: Vec::new(),
         }
     }
 
@@ -200,6 +202,15 @@ impl Loader {
     /// refused without allocating for it. Default: [`DEFAULT_MAX_PIXELS`].
     pub fn max_pixels(mut self, max_pixels: u64) -> Self {
         self.max_pixels = max_pixels;
+        self
+    }
+
+    /// Leave the folder `dir` out of the walk, when it lies inside the image folder: an output
+    /// folder, whose pictures are not faces. Default: nothing left out.
+    pub fn exclude(mut self, dir: impl AsRef<Path>) -> Self {
+        if let Ok(dir) = dir.as_ref().canonicalize() {
+            self.exclude.push(dir);
+        }
         self
     }
 
@@ -232,7 +243,7 @@ impl Loader {
                 ));
             }
         }
-        let (files, mut skipped) = list_files(&self.dir, self.skip_unreadable)?;
+        let (files, mut skipped) = list_files(&self.dir, self.skip_unreadable, &self.exclude)?;
         let probes: Vec<Result<Probe>> = files.par_iter().map(|rel| self.probe(rel)).collect();
         let mut found = Vec::with_capacity(files.len());
         for (rel, probe) in files.into_iter().zip(probes) {
@@ -446,10 +457,15 @@ fn contained<R>(
     }
 }
 
-/// All regular, non-hidden files under `dir`, relative to it, in plain-string path order, and
+/// All regular, non-hidden files under `dir` outside the `exclude`d folders, relative to it,
+/// in plain-string path order, and
 /// (when `skip_unreadable`) the entries that could not be visited: permission denied, a
 /// dangling link, a link loop, a name too long.
-fn list_files(dir: &Path, skip_unreadable: bool) -> Result<(Vec<PathBuf>, Vec<Skipped>)> {
+fn list_files(
+    dir: &Path,
+    skip_unreadable: bool,
+    exclude: &[PathBuf],
+) -> Result<(Vec<PathBuf>, Vec<Skipped>)> {
     if !dir.is_dir() {
         return Err(Error::NoSuchFolder {
             path: dir.to_path_buf(),
@@ -460,7 +476,13 @@ fn list_files(dir: &Path, skip_unreadable: bool) -> Result<(Vec<PathBuf>, Vec<Sk
     let walker = WalkDir::new(dir)
         .follow_links(true)
         .into_iter()
-        .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
+        .filter_entry(|e| {
+            let hidden = e.file_name().to_string_lossy().starts_with('.');
+            let excluded = e.file_type().is_dir()
+                && !exclude.is_empty()
+                && e.path().canonicalize().is_ok_and(|p| exclude.contains(&p));
+            e.depth() == 0 || !(hidden || excluded)
+        });
     for entry in walker {
         let entry = match entry {
             Ok(entry) => entry,

@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::Array2;
 
-use facenmf::{Faces, Factorization, Float, Init, Loader, Nmf, Solver, render, synth};
+use facenmf::{Faces, Factorization, Float, Init, Interrupt, Loader, Nmf, Solver, render, synth};
 
 /// Learn the parts of faces: nonnegative matrix factorization of a folder of images, drawn as
 /// PNG grids.
@@ -187,11 +187,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Learn(args)) => learn(*args),
-        Some(Command::Synth(args)) => run_synth(&args),
+        Some(Command::Synth(args)) => run_synth(&args).map(|()| ExitCode::SUCCESS),
         None => learn(demo_args()),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             let mut lines = err.chain().map(in_cli_terms);
             eprintln!("error: {}", lines.next().unwrap_or_default());
@@ -269,7 +269,7 @@ fn demo_args() -> LearnArgs {
     }
 }
 
-fn learn(args: LearnArgs) -> Result<()> {
+fn learn(args: LearnArgs) -> Result<ExitCode> {
     if args.threads > 0 {
         rayon::ThreadPoolBuilder::new()
             .num_threads(args.threads)
@@ -282,19 +282,29 @@ fn learn(args: LearnArgs) -> Result<()> {
     }
 }
 
-fn learn_as<T: Float>(args: &LearnArgs) -> Result<()> {
+fn learn_as<T: Float>(args: &LearnArgs) -> Result<ExitCode> {
     let say = |line: String| {
         if !args.quiet {
             eprintln!("{line}");
         }
     };
+    let interrupt = Interrupt::new();
+    let signal = watch_signals(&interrupt)?;
+    // Before any work: an output folder that cannot take the outputs is found now, not after
+    // the fit; and when it lies inside the image folder its pictures are not faces.
+    render::prepare_output_dir(&args.out)?;
     let mut loader = Loader::new(&args.dir)
         .skip_unreadable(args.skip_unreadable)
-        .max_pixels(args.max_image_pixels);
+        .max_pixels(args.max_image_pixels)
+        .exclude(&args.out);
     if let Some((w, h)) = args.resize {
         loader = loader.resize(w, h);
     }
     let faces: Faces<T> = loader.load()?;
+    if interrupt.is_raised() {
+        eprintln!("interrupted while loading; nothing was written");
+        return Ok(signal.exit_code());
+    }
     let (m, n) = faces.x.dim();
     say(format!(
         "loaded {n} images of {}x{} from {} (X is {m} x {n})",
@@ -335,7 +345,8 @@ fn learn_as<T: Float>(args: &LearnArgs) -> Result<()> {
         .l1_ratio(args.l1_ratio)
         .sparsity_w(args.sparsity_w)
         .sparsity_h(args.sparsity_h)
-        .image_shape(faces.height, faces.width);
+        .image_shape(faces.height, faces.width)
+        .interrupt(interrupt.clone());
     if let Some(on) = args.extrapolate {
         params = params.extrapolate(on);
     }
@@ -399,7 +410,61 @@ fn learn_as<T: Float>(args: &LearnArgs) -> Result<()> {
     let threads = rayon::current_num_threads();
     let written = render::write_outputs(&args.out, &faces, &fit, args.samples, threads)?;
     summarise(args, &faces, &fit, &written);
-    Ok(())
+    if interrupt.is_raised() {
+        eprintln!(
+            "interrupted ({}): wrote the best iterate so far ({} iterations, relative error \
+             {:.6}) to {}",
+            signal.name(),
+            fit.n_iter,
+            fit.rel_error,
+            args.out.display()
+        );
+        return Ok(signal.exit_code());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Which signal stopped the run, if one did.
+#[derive(Debug, Clone, Default)]
+struct Signal(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Signal {
+    /// The shell's convention, 128 + the signal number.
+    fn exit_code(&self) -> ExitCode {
+        let number = self.0.load(std::sync::atomic::Ordering::SeqCst);
+        ExitCode::from(128u8.saturating_add(number as u8))
+    }
+
+    fn name(&self) -> &'static str {
+        match self.0.load(std::sync::atomic::Ordering::SeqCst) {
+            1 => "SIGHUP",
+            2 => "SIGINT",
+            15 => "SIGTERM",
+            _ => "signal",
+        }
+    }
+}
+
+/// The first SIGINT, SIGTERM or SIGHUP raises `interrupt`: the fit finishes its iteration and
+/// the best iterate is written. A second ends the process at once (128 + its number), before
+/// any output is renamed into place, so the previous files stay whole.
+#[cfg(unix)]
+fn watch_signals(interrupt: &Interrupt) -> Result<Signal> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let signal = Signal::default();
+    for sig in [SIGINT, SIGTERM, SIGHUP] {
+        // The shutdown check first: it sees the flag only from the second signal on.
+        signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, interrupt.flag())
+            .and_then(|_| signal_hook::flag::register_usize(sig, signal.0.clone(), sig as usize))
+            .and_then(|_| signal_hook::flag::register(sig, interrupt.flag()))
+            .context("cannot watch for signals")?;
+    }
+    Ok(signal)
+}
+
+#[cfg(not(unix))]
+fn watch_signals(_: &Interrupt) -> Result<Signal> {
+    Ok(Signal::default())
 }
 
 /// Rank when neither --rank nor --init-from gives one.

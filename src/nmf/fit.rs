@@ -53,6 +53,9 @@ impl Nmf {
         let mut best: Option<Factorization<T>> = None;
         let mut errors = Vec::with_capacity(self.runs);
         for run in 0..self.runs {
+            if run > 0 && self.interrupt.is_raised() {
+                break;
+            }
             let params = Nmf {
                 seed: seed::run_seed(self.seed, run),
                 ..self.clone()
@@ -330,6 +333,12 @@ impl Nmf {
 
         let mut stop = Stop::MaxIter;
         for iter in 1..=self.max_iter {
+            // Checked before each iteration: raised during the start (a multilevel level, say),
+            // the start is the result.
+            if self.interrupt.is_raised() {
+                stop = Stop::Interrupted;
+                break;
+            }
             let divergence = match &mut beta_mu {
                 Some(b) => {
                     let (frobenius_sq, d) = b.iterate(&x, &mut w, &mut ht);

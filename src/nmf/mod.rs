@@ -54,5 +54,5 @@ pub use init::Init;
 pub use linalg::Products;
 pub use missing::random_mask;
 pub use multilevel::ImageShape;
-pub use params::{Loss, Nmf, Solver};
+pub use params::{Interrupt, Loss, Nmf, Solver};
 pub use result::{CoarseLevel, Factorization, Iteration, Stop};

@@ -4,6 +4,8 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use ndarray::ArrayView2;
@@ -148,6 +150,43 @@ pub struct Nmf {
     /// Images per column block of the H half-step (see `blocks.rs`); `None`: all in one.
     #[serde(skip)]
     pub(crate) column_block: Option<usize>,
+    #[serde(skip)]
+    pub(crate) interrupt: Interrupt,
+}
+
+/// A flag another thread (or a signal handler) raises to stop a fit after its current
+/// iteration; the fit then returns its best iterate with [`Stop::Interrupted`](super::Stop).
+/// Clones share the flag.
+#[derive(Debug, Clone, Default)]
+pub struct Interrupt(Arc<AtomicBool>);
+
+impl Interrupt {
+    /// A lowered flag.
+    pub fn new() -> Self {
+        Interrupt::default()
+    }
+
+    /// Asks every fit holding this flag to stop after its current iteration.
+    pub fn raise(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the flag was raised.
+    pub fn is_raised(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// The shared flag itself, for a signal handler to set.
+    pub fn flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.0)
+    }
+}
+
+impl PartialEq for Interrupt {
+    /// Two parameter sets are equal whatever flag they watch.
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 fn as_string<S: serde::Serializer, D: fmt::Display>(
@@ -179,7 +218,15 @@ impl Nmf {
             image_shape: None,
             multilevel: None,
             column_block: None,
+            interrupt: Interrupt::default(),
         }
+    }
+
+    /// Stop after the current iteration once `interrupt` is raised (from a signal handler or
+    /// another thread), returning the best iterate so far. Default: a flag nobody raises.
+    pub fn interrupt(mut self, interrupt: Interrupt) -> Self {
+        self.interrupt = interrupt;
+        self
     }
 
     /// The update rule. Default: [`Solver::Hals`].

@@ -20,6 +20,8 @@ pub enum Stop {
     MaxIter,
     /// `max_time` was reached.
     MaxTime,
+    /// The [`Interrupt`](super::Interrupt) was raised; the result is the best iterate so far.
+    Interrupted,
 }
 
 /// One point of the convergence history, also what the progress callback receives.
@@ -117,6 +119,7 @@ impl fmt::Display for Stop {
             Stop::Tolerance => "tolerance reached",
             Stop::MaxIter => "max-iter reached",
             Stop::MaxTime => "max-time reached",
+            Stop::Interrupted => "interrupted",
         })
     }
 }

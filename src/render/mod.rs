@@ -8,6 +8,7 @@
 //! Every file is written atomically: to a temporary name in the same folder, then renamed, so an
 //! interrupted run never leaves a half-written file where a good one was.
 
+mod folder;
 mod montage;
 pub mod npy;
 mod plot;
@@ -15,6 +16,7 @@ mod plot;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+pub use folder::prepare_output_dir;
 pub use montage::{Grid, basis_grid, reconstruction_grid, sample_indices};
 pub use plot::convergence_plot;
 
@@ -122,8 +124,11 @@ struct ReconstructionRecord {
 /// `reconstructions.png` (`samples` faces), `convergence.png`, `W.npy` (m x r), `H.npy` (r x n)
 /// and `run.json`. `threads` is recorded in `run.json`. Returns the paths written.
 ///
+/// The six are written into a staging folder beside `dir` and swapped in as a set (see
+/// [`prepare_output_dir`]): `dir` holds the previous run's outputs or these, never a mix.
+///
 /// # Errors
-/// The folder cannot be created or a file cannot be written; files already written stay whole.
+/// The folder cannot take the outputs or a file cannot be written; `dir` is then untouched.
 pub fn write_outputs<T: Float>(
     dir: &Path,
     faces: &Faces<T>,
@@ -131,7 +136,25 @@ pub fn write_outputs<T: Float>(
     samples: usize,
     threads: usize,
 ) -> Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    folder::prepare_output_dir(dir)?;
+    let staged = folder::staging(dir)?;
+    let written = write_set(&staged, faces, fit, samples, threads)
+        .and_then(|()| folder::swap_in(&staged, dir));
+    if written.is_err() {
+        let _ = std::fs::remove_dir_all(&staged);
+    }
+    written?;
+    Ok(OUTPUT_FILES.iter().map(|n| dir.join(n)).collect())
+}
+
+/// The six outputs of [`write_outputs`], into `dir`.
+fn write_set<T: Float>(
+    dir: &Path,
+    faces: &Faces<T>,
+    fit: &Factorization<T>,
+    samples: usize,
+    threads: usize,
+) -> Result<()> {
     let path = |name: &str| dir.join(name);
     let (height, width) = (faces.height, faces.width);
 
@@ -203,6 +226,5 @@ pub fn write_outputs<T: Float>(
         history: &fit.history,
     };
     let json = serde_json::to_vec_pretty(&record).expect("run record serialises");
-    write_atomic(&path(OUTPUT_FILES[5]), &json)?;
-    Ok(OUTPUT_FILES.iter().map(|n| path(n)).collect())
+    write_atomic(&path(OUTPUT_FILES[5]), &json)
 }

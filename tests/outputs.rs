@@ -1,0 +1,233 @@
+//! No lost work: signals write the best iterate, outputs are replaced as a set, and an
+//! unusable output folder is found before the fit.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+
+fn facenmf(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_facenmf"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("the binary runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A synthetic face folder `d/faces` under `root`.
+fn faces(root: &Path, count: usize) {
+    let count = count.to_string();
+    let out = facenmf(&["synth", "--out", "d", "--count", &count], root);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// Reads run.json and checks that W.npy and H.npy belong to it: one complete set.
+fn complete_set(out: &Path) -> serde_json::Value {
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    let shape = |name: &str| {
+        let bytes = std::fs::read(out.join(name)).unwrap();
+        let len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+        let header = String::from_utf8_lossy(&bytes[10..10 + len]).into_owned();
+        let dims = header
+            .split("'shape': (")
+            .nth(1)
+            .unwrap()
+            .split(')')
+            .next()
+            .unwrap();
+        let dims: Vec<u64> = dims
+            .split(',')
+            .filter_map(|s| s.trim().parse().ok())
+            .collect();
+        (dims[0], dims[1])
+    };
+    let (pixels, images, rank) = (
+        run["height"].as_u64().unwrap() * run["width"].as_u64().unwrap(),
+        run["images"].as_u64().unwrap(),
+        run["rank"].as_u64().unwrap(),
+    );
+    assert_eq!(shape("W.npy"), (pixels, rank), "W.npy is not run.json's");
+    assert_eq!(shape("H.npy"), (rank, images), "H.npy is not run.json's");
+    for png in ["basis.png", "reconstructions.png", "convergence.png"] {
+        assert!(out.join(png).is_file(), "{png} missing");
+    }
+    run
+}
+
+/// Starts a long fit and returns once it is iterating.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn start_long_fit(root: &Path, out: &str) -> Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_facenmf"))
+        .args([
+            "learn", "d/faces", "-r", "8", "--solver", "cd", "--tol", "0",
+        ])
+        .args(["--max-iter", "100000000", "-o", out])
+        .current_dir(root)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let loaded = lines
+        .by_ref()
+        .map_while(|l| l.ok())
+        .any(|l| l.starts_with("loaded"));
+    assert!(loaded, "the fit did not start");
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    child
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn signal(child: &Child, sig: i32) {
+    // SAFETY: kill only sends a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn a_signal_finishes_the_iteration_and_writes_the_best_iterate() {
+    let tmp = tempfile::tempdir().unwrap();
+    faces(tmp.path(), 60);
+    for (sig, code) in [
+        (libc::SIGINT, 130),
+        (libc::SIGTERM, 143),
+        (libc::SIGHUP, 129),
+    ] {
+        let out = format!("out-{sig}");
+        let mut child = start_long_fit(tmp.path(), &out);
+        signal(&child, sig);
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(code), "signal {sig}");
+        let run = complete_set(&tmp.path().join(&out));
+        assert_eq!(run["stop"], "interrupted", "signal {sig}");
+        assert_eq!(run["converged"], false);
+        assert!(run["iterations"].as_u64().unwrap() > 0);
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn a_second_signal_ends_at_once_and_leaves_a_complete_set() {
+    let tmp = tempfile::tempdir().unwrap();
+    faces(tmp.path(), 60);
+    let first = facenmf(
+        &["learn", "d/faces", "-r", "3", "-q", "-o", "out"],
+        tmp.path(),
+    );
+    assert!(first.status.success(), "{}", stderr(&first));
+    let mut child = start_long_fit(tmp.path(), "out");
+    signal(&child, libc::SIGINT);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    signal(&child, libc::SIGINT);
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    // Whenever the second signal landed, the folder holds one run's files, not a mix.
+    let run = complete_set(&tmp.path().join("out"));
+    assert!([3, 8].contains(&run["rank"].as_u64().unwrap()));
+    // The next run cleans up whatever the killed one left beside or inside the folder.
+    let again = facenmf(
+        &["learn", "d/faces", "-r", "3", "-q", "-o", "out"],
+        tmp.path(),
+    );
+    assert!(again.status.success(), "{}", stderr(&again));
+    let names: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.contains("facenmf-")), "{names:?}");
+}
+
+#[test]
+fn an_unusable_output_folder_is_found_before_the_fit() {
+    let tmp = tempfile::tempdir().unwrap();
+    faces(tmp.path(), 10);
+    std::fs::write(tmp.path().join("file"), "not a folder").unwrap();
+    std::fs::create_dir_all(tmp.path().join("busy/inner")).unwrap();
+    for (out, expect) in [("file", "is a file"), ("busy", "holds a folder (inner)")] {
+        let run = facenmf(
+            &[
+                "learn",
+                "d/faces",
+                "-r",
+                "3",
+                "--max-iter",
+                "1000000",
+                "--tol",
+                "0",
+                "-o",
+                out,
+            ],
+            tmp.path(),
+        );
+        let err = stderr(&run);
+        assert_eq!(run.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(expect) && !err.contains("loaded"),
+            "{out}: {err}"
+        );
+    }
+}
+
+#[test]
+fn an_output_folder_inside_the_image_folder_is_not_read_as_faces() {
+    let tmp = tempfile::tempdir().unwrap();
+    faces(tmp.path(), 10);
+    let dir = tmp.path().join("d/faces");
+    for _ in 0..2 {
+        let out = facenmf(&["learn", ".", "-r", "3", "-q", "-o", "output"], &dir);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(complete_set(&dir.join("output"))["images"], 10);
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_disk_leaves_the_previous_outputs_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    faces(tmp.path(), 40);
+    let disk = tmp.path().join("disk");
+    std::fs::create_dir(&disk).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=250k", "tmpfs"])
+        .arg(&disk)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !mounted {
+        eprintln!(
+            "\n!!!!!!!! FULL-DISK TEST NOT RUN: cannot mount a tmpfs here (needs root) !!!!!!!!\n"
+        );
+        return;
+    }
+    let out = disk.join("out");
+    let out = out.to_str().unwrap();
+    let result = std::panic::catch_unwind(|| {
+        let small = facenmf(
+            &["learn", "d/faces", "-r", "2", "-q", "-o", out],
+            tmp.path(),
+        );
+        assert!(small.status.success(), "{}", stderr(&small));
+        // Rank 40 needs more room than is left beside the first set.
+        let big = facenmf(
+            &[
+                "learn", "d/faces", "-r", "40", "--init", "random", "-q", "-o", out,
+            ],
+            tmp.path(),
+        );
+        let err = stderr(&big);
+        assert_eq!(big.status.code(), Some(1), "{err}");
+        assert!(err.contains("No space left"), "{err}");
+        assert_eq!(complete_set(Path::new(out))["rank"], 2);
+        let left: Vec<_> = std::fs::read_dir(&disk).unwrap().collect();
+        assert_eq!(left.len(), 1, "staging left behind: {left:?}");
+    });
+    let _ = Command::new("umount").arg(&disk).status();
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
