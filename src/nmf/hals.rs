@@ -216,8 +216,12 @@ fn single_step<T: Float, const FMA: bool>(
     let rank = ft.len();
     let g_row = &g[k * rank..(k + 1) * rank];
     let gkk = g_row[k];
-    // A dead component of the other factor leaves this entry undetermined: keep it.
+    // A dead component of the other factor leaves this entry undetermined: keep it, projected,
+    // since an extrapolated start may have left it negative.
     if gkk <= T::MIN_POSITIVE {
+        for v in ft[k].iter_mut() {
+            *v = v.max_of(T::zero());
+        }
         return;
     }
     let inv = T::one() / gkk;
@@ -313,11 +317,28 @@ mod tests {
         for k in 0..r {
             let gkk = g[k * r + k];
             if gkk <= 0.0 {
+                f[k] = f[k].max(0.0);
                 continue;
             }
             let dot: f64 = (0..r).map(|l| f[l] * g[k * r + l]).sum();
             f[k] = (f[k] - (dot - a[k]) / gkk).max(0.0);
         }
+    }
+
+    #[test]
+    fn an_undetermined_entry_is_kept_but_never_left_negative() {
+        // Component 1 is dead in the other factor (G[1][1] = 0), and an extrapolated start
+        // left F's entries for it negative: they stay as they are, projected.
+        let (p, r) = (40, 3);
+        let mut f: Vec<f32> = (0..p * r)
+            .map(|i| if i % r == 1 { -0.76 } else { 0.5 })
+            .collect();
+        let a = vec![0.3f32; p * r];
+        let g = [1.0, 0.0, 0.2, 0.0, 0.0, 0.0, 0.2, 0.0, 1.0];
+        let mut scratch = vec![0.0; scratch_len(p, r)];
+        update(&mut f, &a, &g, r, 3, &mut scratch, &mut Vec::new());
+        assert!(f.iter().all(|&v| v >= 0.0), "{f:?}");
+        assert!(f.iter().skip(1).step_by(r).all(|&v| v == 0.0));
     }
 
     #[test]

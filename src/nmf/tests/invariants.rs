@@ -233,3 +233,30 @@ fn beta_divergence_updates_never_increase_their_divergence() {
         );
     }
 }
+
+#[test]
+fn factors_stay_nonnegative_on_degenerate_data_with_extrapolation() {
+    // Black images with one bright pixel each: components die (a zero row of H), and an entry
+    // HALS cannot determine used to keep its extrapolated, negative value.
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    for case in 0..40 {
+        let (m, n) = (240, 10);
+        let mut x = Array2::<f32>::zeros((m, n));
+        for j in 0..n {
+            x[[(rng.next_u64() % m as u64) as usize, j]] = 1.0;
+        }
+        for solver in ALL_SOLVERS {
+            for init in [Init::Nndsvda, Init::Random] {
+                let fit = Nmf::params(3)
+                    .solver(solver)
+                    .init(init)
+                    .extrapolate(true)
+                    .seed(case)
+                    .fit(&x.view())
+                    .unwrap();
+                let negative = fit.w.iter().chain(fit.h.iter()).filter(|&&v| v < 0.0).count();
+                assert_eq!(negative, 0, "case {case}, {solver}, {init}: {negative} negative entries");
+            }
+        }
+    }
+}
