@@ -270,6 +270,14 @@ fn demo_args() -> LearnArgs {
 }
 
 fn learn(args: LearnArgs) -> Result<ExitCode> {
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    if args.threads > cores {
+        eprintln!(
+            "warning: --threads {} is more than the {cores} cores here; the fit will run slower, \
+             not faster (0 uses one thread per core)",
+            args.threads
+        );
+    }
     if args.threads > 0 {
         rayon::ThreadPoolBuilder::new()
             .num_threads(args.threads)

@@ -424,3 +424,22 @@ fn an_overflowing_fit_is_an_error_not_a_perfect_score() {
         assert!(!err.contains("relative error 0.000000"), "{beta}: {err}");
     }
 }
+
+#[test]
+fn more_threads_than_cores_are_warned_about() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    assert!(
+        facenmf(&["synth", "--out", "d", "--count", "6"], root)
+            .status
+            .success()
+    );
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let threads = (cores + 3).to_string();
+    let out = facenmf(
+        &["learn", "d/faces", "-r", "2", "-q", "--threads", &threads],
+        root,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("more than the"), "{}", stderr(&out));
+}

@@ -111,6 +111,12 @@ impl Nmf {
                     format!("{name} holds a negative or non-finite value"),
                 ));
             }
+            if factor.iter().all(|v| *v == T::zero()) {
+                return Err(Error::param(
+                    "init",
+                    format!("{name} is all zero; the updates cannot leave a zero factor"),
+                ));
+            }
         }
         let start = (
             w0.as_standard_layout().into_owned(),

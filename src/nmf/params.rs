@@ -417,6 +417,17 @@ impl Nmf {
                 ),
             ));
         }
+        if self.rank > m.max(n) {
+            return Err(Error::param(
+                "rank",
+                format!(
+                    "{} is above max(pixels, images) = {}: more parts than pixels and than \
+                     images describe nothing more",
+                    self.rank,
+                    m.max(n)
+                ),
+            ));
+        }
         for (name, alpha) in [("alpha_w", self.alpha_w), ("alpha_h", self.alpha_h)] {
             if !(alpha.is_finite() && alpha >= 0.0) {
                 return Err(Error::param(

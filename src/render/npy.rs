@@ -1,6 +1,7 @@
 //! The `.npy` format: a magic string, a header dict padded so the data starts on a 64-byte
 //! boundary, then the raw values. Written as version 1.0, little-endian, C order; read in
-//! versions 1-3, `<f4` or `<f8`, C or Fortran order, two dimensions.
+//! versions 1-3, float32 or float64 of either byte order (`<f4`, `>f4`, `<f8`, `>f8`), C or
+//! Fortran order, two dimensions.
 
 use std::path::Path;
 
@@ -43,7 +44,7 @@ pub fn write<T: Float>(path: &Path, a: &ArrayView2<T>) -> Result<()> {
 /// Reads a two-dimensional float `.npy` file (as numpy's `np.save` writes it), converting to T.
 ///
 /// # Errors
-/// The file cannot be read, is not `.npy`, or holds something other than a 2-D `<f4`/`<f8`
+/// The file cannot be read, is not `.npy`, or holds something other than a 2-D float32/float64
 /// array; the message names the file.
 pub fn read<T: Float>(path: &Path) -> Result<Array2<T>> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
@@ -99,14 +100,24 @@ fn parse<T: Float>(bytes: &[u8]) -> std::result::Result<Array2<T>, String> {
         ));
     };
     let data = &bytes[start + header_len..];
+    let four = |c: &[u8]| -> [u8; 4] { c.try_into().expect("4 bytes") };
+    let eight = |c: &[u8]| -> [u8; 8] { c.try_into().expect("8 bytes") };
     let values: Vec<f64> = match descr {
         "<f4" => data
             .chunks_exact(4)
-            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")) as f64)
+            .map(|c| f32::from_le_bytes(four(c)) as f64)
+            .collect(),
+        ">f4" => data
+            .chunks_exact(4)
+            .map(|c| f32::from_be_bytes(four(c)) as f64)
             .collect(),
         "<f8" => data
             .chunks_exact(8)
-            .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .map(|c| f64::from_le_bytes(eight(c)))
+            .collect(),
+        ">f8" => data
+            .chunks_exact(8)
+            .map(|c| f64::from_be_bytes(eight(c)))
             .collect(),
         other => {
             return Err(format!(
@@ -134,6 +145,21 @@ fn parse<T: Float>(bytes: &[u8]) -> std::result::Result<Array2<T>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn big_endian_floats_read_as_numpy_saves_them() {
+        // np.save of a '>f8' array: [[1.5, -2.0], [3.0, 0.25]].
+        let dict = "{'descr': '>f8', 'fortran_order': False, 'shape': (2, 2), }";
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        let padded = format!("{dict:<117}\n");
+        bytes.extend((padded.len() as u16).to_le_bytes());
+        bytes.extend(padded.as_bytes());
+        for v in [1.5f64, -2.0, 3.0, 0.25] {
+            bytes.extend(v.to_be_bytes());
+        }
+        let a: Array2<f64> = parse(&bytes).unwrap();
+        assert_eq!(a, ndarray::array![[1.5, -2.0], [3.0, 0.25]]);
+    }
 
     #[test]
     fn written_files_read_back() {

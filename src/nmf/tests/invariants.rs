@@ -254,8 +254,16 @@ fn factors_stay_nonnegative_on_degenerate_data_with_extrapolation() {
                     .seed(case)
                     .fit(&x.view())
                     .unwrap();
-                let negative = fit.w.iter().chain(fit.h.iter()).filter(|&&v| v < 0.0).count();
-                assert_eq!(negative, 0, "case {case}, {solver}, {init}: {negative} negative entries");
+                let negative = fit
+                    .w
+                    .iter()
+                    .chain(fit.h.iter())
+                    .filter(|&&v| v < 0.0)
+                    .count();
+                assert_eq!(
+                    negative, 0,
+                    "case {case}, {solver}, {init}: {negative} negative entries"
+                );
             }
         }
     }

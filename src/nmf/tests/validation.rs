@@ -27,6 +27,47 @@ fn given_factors_of_the_wrong_shape_or_sign_are_rejected() {
 }
 
 #[test]
+fn a_zero_start_or_one_that_overflows_is_rejected() {
+    let x = noisy(30, 20, 12).mapv(|v| v as f32);
+    let (w, h) = (Array2::<f32>::ones((30, 3)), Array2::<f32>::ones((3, 20)));
+    let zero_w = Array2::<f32>::zeros((30, 3));
+    let err = Nmf::params(3)
+        .fit_from(&x.view(), &zero_w.view(), &h.view(), |_| {})
+        .unwrap_err();
+    assert!(err.to_string().contains("W0 is all zero"), "{err}");
+    // 1e38 fits in f32, but its products do not: an error, not a plot of nothing.
+    let huge = w.mapv(|_| 1e38f32);
+    let err = Nmf::params(3)
+        .fit_from(&x.view(), &huge.view(), &h.view(), |_| {})
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::NonFinite { iteration: 0, .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_rank_above_both_dimensions_is_rejected_for_every_init() {
+    let x = noisy(30, 20, 12);
+    let err = Nmf::params(100_000)
+        .init(Init::Random)
+        .fit(&x.view())
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("above max(pixels, images) = 30"),
+        "{err}"
+    );
+    // Over-complete but below the larger side is allowed with a random start.
+    assert!(
+        Nmf::params(25)
+            .init(Init::Random)
+            .max_iter(2)
+            .fit(&x.view())
+            .is_ok()
+    );
+}
+
+#[test]
 fn divergence_losses_need_multiplicative_updates() {
     let x = noisy(10, 8, 21);
     for solver in [Solver::Hals, Solver::Cd, Solver::Fpgm, Solver::Anls] {
