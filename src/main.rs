@@ -501,7 +501,10 @@ fn summarise<T: Float>(
     fit: &Factorization<T>,
     written: &[PathBuf],
 ) {
-    if args.tol > 0.0 && !fit.converged() {
+    for warning in &fit.warnings {
+        eprintln!("warning: {warning}");
+    }
+    if args.tol > 0.0 && !fit.converged() && fit.stop != facenmf::Stop::Interrupted {
         eprintln!(
             "warning: stopped before the tolerance was met ({}); raise --max-iter or --max-time \
              for a tighter fit",

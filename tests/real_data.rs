@@ -243,3 +243,27 @@ fn strong_sparseness_in_f32_keeps_a_finite_history_and_plots() {
     let plot = facenmf::render::convergence_plot(&[("fit", &fit.history)], None).unwrap();
     assert!(plot.width() > 0);
 }
+
+/// At sparseness 1 every basis image is one pixel: the fit is poor, but never worse than
+/// W = 0 (relative error 1; it was 1.28 on ORL), it is not stopped as "converged" against the
+/// unconstrained start it cannot reach, and it says that the constraint cost fit.
+#[test]
+fn a_strong_sparseness_constraint_never_fits_worse_than_zero_and_says_so() {
+    let Some(faces) = common::faces::<f32>("orl") else {
+        return;
+    };
+    let fit = Nmf::params(49)
+        .sparsity_w(Some(1.0))
+        .fit(&faces.x.view())
+        .unwrap();
+    assert!(fit.rel_error <= 1.0, "{}", fit.rel_error);
+    assert!(fit.history[1..].iter().all(|p| p.rel_error <= 1.0 + 1e-6));
+    assert!(fit.n_iter > facenmf::nmf::TOL_WINDOW);
+    assert!(
+        fit.warnings
+            .iter()
+            .any(|w| w.contains("sparseness constraint costs fit")),
+        "{:?}",
+        fit.warnings
+    );
+}

@@ -333,7 +333,15 @@ impl Nmf {
             .then(|| Extrapolated::new(&w, &ht, policy.multiplicative));
         let mut scores = Vec::with_capacity(history.capacity());
         scores.push(score(err_sq, &w, &ht, first.divergence));
-        let mut best = scores[0];
+        // Under a sparseness constraint the start does not satisfy it: the first iterate that
+        // does is the reference of the stopping rule, not the start.
+        let constrained = self.sparsity_w.is_some() || self.sparsity_h.is_some();
+        let first_feasible = usize::from(constrained);
+        let mut best = if constrained {
+            f64::INFINITY
+        } else {
+            scores[0]
+        };
         let mut best_by_iter = Vec::with_capacity(history.capacity());
         best_by_iter.push(best);
 
@@ -402,7 +410,7 @@ impl Nmf {
             progress(&record);
             history.push(record);
 
-            if self.tol > 0.0 && iter >= TOL_WINDOW {
+            if self.tol > 0.0 && iter >= first_feasible + TOL_WINDOW {
                 let before = best_by_iter[iter - TOL_WINDOW];
                 if before - best <= self.tol * before {
                     stop = Stop::Tolerance;
@@ -440,6 +448,14 @@ impl Nmf {
             b.measure(&x).1
         });
         let objective = divergence.unwrap_or(0.5 * residual + penalty.value(&w.view(), &ht.view()));
+        let mut warnings = Vec::new();
+        if constrained && rel_error > history[0].rel_error {
+            warnings.push(format!(
+                "the sparseness constraint costs fit: relative error {rel_error:.6} against \
+                 {:.6} for the unconstrained start",
+                history[0].rel_error
+            ));
+        }
         let h = ht.t().as_standard_layout().into_owned();
         Ok(Factorization {
             w,
@@ -457,6 +473,7 @@ impl Nmf {
             run_errors: vec![rel_error],
             best_run: 0,
             coarse_levels,
+            warnings,
         })
     }
 

@@ -306,7 +306,20 @@ impl<T: Float> Step<T> {
         }
         if let Some(target) = self.sparsity_w {
             sparseness::project_columns(w, target);
-            cross = None;
+            self.refresh_gram_w(w);
+            // The projection turns the columns, so W H can fit worse than W = 0. Sparseness is
+            // scale-free: the best multiple of the projected W keeps the constraint and never
+            // fits worse than zero.
+            let cross = dot(&self.xh, w, &mut self.partials);
+            let quad = dot(&self.hh, &self.ww, &mut self.partials);
+            let alpha = cross / quad;
+            if alpha.is_finite() && alpha > 0.0 {
+                let a = T::from_f64(alpha);
+                w.mapv_inplace(|v| v * a);
+                self.ww.mapv_inplace(|v| v * a * a);
+                return Some(alpha * cross);
+            }
+            return None;
         }
         self.refresh_gram_w(w);
         cross
