@@ -2,20 +2,9 @@
 
 mod common;
 
+use common::{facenmf, stderr};
+
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn facenmf(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_facenmf"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("the binary runs")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// Shape of a `.npy` file, read from its header.
 fn npy_shape(path: &Path) -> (usize, usize, String) {

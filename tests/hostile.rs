@@ -2,25 +2,16 @@
 //! read. None may end the process with a panic or an abort, or allocate without bound; each
 //! is an error naming the file, or with `--skip-unreadable` a listed skip.
 
+mod common;
+
+use common::{facenmf, stderr};
+
 use std::path::Path;
-use std::process::{Command, Output};
 
 use facenmf::{Error, Loader};
 use image::{GrayImage, ImageFormat};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
-
-fn facenmf(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_facenmf"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("the binary runs")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// Three good 4x4 faces in `dir`.
 fn good_faces(dir: &Path) {

@@ -3,21 +3,11 @@
 
 mod common;
 
+use common::{facenmf, stderr};
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-
-fn facenmf(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_facenmf"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("the binary runs")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use std::process::{Child, Command, Stdio};
 
 /// A synthetic face folder `d/faces` under `root`.
 fn faces(root: &Path, count: usize) {

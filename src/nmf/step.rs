@@ -169,39 +169,14 @@ impl<T: Float> Step<T> {
         ht: &mut Array2<T>,
         mut then: impl FnMut(Range<usize>, ArrayViewMut2<'_, T>),
     ) {
-        let (l1, l2) = (self.penalty.l1_h, self.penalty.l2_h);
         if images.is_one_block() {
             images.for_each(|rows, x| {
-                let (solver, sweeps, keep_a) = (self.solver, self.sweeps_h, self.multiplicative);
-                let buf = &mut self.blocks[0];
                 if !self.xtw_ready {
+                    let buf = &mut self.blocks[0];
                     buf.product.compute(&mut buf.xtw, &x, &w.view());
                 }
                 self.xtw_ready = false;
-                let (a, g) = if self.penalty.is_active() {
-                    penalty::penalize(
-                        &buf.xtw,
-                        &self.ww,
-                        l1,
-                        l2,
-                        keep_a,
-                        &mut buf.a_pen,
-                        &mut self.g_pen,
-                    );
-                    (&buf.a_pen, &self.g_pen)
-                } else {
-                    (&buf.xtw, &self.ww)
-                };
-                kernel(
-                    solver,
-                    ht,
-                    a,
-                    g,
-                    sweeps,
-                    &mut buf.scratch,
-                    l1,
-                    &mut self.partials,
-                );
+                self.update_block(0, Some(&mut *ht));
                 if let Some(target) = self.sparsity_h {
                     sparseness::project_columns(ht, target);
                 }
@@ -217,35 +192,13 @@ impl<T: Float> Step<T> {
         );
         let mut first = true;
         images.for_each(|rows, xb| {
-            let (solver, sweeps, keep_a) = (self.solver, self.sweeps_h, self.multiplicative);
             let width = self.blocks[0].xtw.nrows();
-            let buf = &mut self.blocks[usize::from(rows.len() != width)];
+            let which = usize::from(rows.len() != width);
+            let buf = &mut self.blocks[which];
             buf.product.compute(&mut buf.xtw, &xb, &w.view());
             buf.ht.assign(&ht.slice(s![rows.clone(), ..]));
-            let (a, g) = if self.penalty.is_active() {
-                penalty::penalize(
-                    &buf.xtw,
-                    &self.ww,
-                    l1,
-                    l2,
-                    keep_a,
-                    &mut buf.a_pen,
-                    &mut self.g_pen,
-                );
-                (&buf.a_pen, &self.g_pen)
-            } else {
-                (&buf.xtw, &self.ww)
-            };
-            kernel(
-                solver,
-                &mut buf.ht,
-                a,
-                g,
-                sweeps,
-                &mut buf.scratch,
-                l1,
-                &mut self.partials,
-            );
+            self.update_block(which, None);
+            let buf = &self.blocks[which];
             let mut ht_b = ht.slice_mut(s![rows.clone(), ..]);
             ht_b.assign(&buf.ht);
             then(rows, ht_b.view_mut());
@@ -261,6 +214,38 @@ impl<T: Float> Step<T> {
                 self.hh += &self.hh_part;
             }
         });
+    }
+
+    /// One block's coefficients from the X^T W in `blocks[which]`, penalised if asked: `f`, or
+    /// with `None` the block's own copy of its rows of H^T.
+    fn update_block(&mut self, which: usize, f: Option<&mut Array2<T>>) {
+        let Step {
+            solver,
+            multiplicative,
+            penalty: weights,
+            sweeps_h,
+            blocks,
+            ww,
+            g_pen,
+            partials,
+            ..
+        } = self;
+        let BlockBuffers {
+            xtw,
+            ht,
+            a_pen,
+            scratch,
+            ..
+        } = &mut blocks[which];
+        let f = f.unwrap_or(ht);
+        let (l1, l2) = (weights.l1_h, weights.l2_h);
+        let (a, g) = if weights.is_active() {
+            penalty::penalize(xtw, ww, l1, l2, *multiplicative, a_pen, g_pen);
+            (&*a_pen, &*g_pen)
+        } else {
+            (&*xtw, &*ww)
+        };
+        kernel(*solver, f, a, g, *sweeps_h, scratch, l1, partials);
     }
 
     /// The W half-step: updates W (m x r) from the sums of the H half-step. Returns

@@ -2,6 +2,21 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Runs the real binary with `args` in `cwd` and waits for it.
+pub fn facenmf(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_facenmf"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("the binary runs")
+}
+
+/// What the binary printed to stderr.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
 
 /// The folder of a real face dataset (`cbcl`, `orl`, `olivetti`) under `../shared/data`, or
 /// `$FACENMF_DATA` if set.
