@@ -367,7 +367,7 @@ impl Nmf {
                                 e.extrapolate_h(rows, ht_block);
                             }
                         });
-                        step.update_w(&mut w)
+                        step.update_w(&mut w, &mut ht)
                     };
                     err_sq = match &mut missing {
                         Some(mi) => mi.refresh(&x, &w, &ht),

@@ -250,7 +250,7 @@ impl<T: Float> Step<T> {
 
     /// The W half-step: updates W (m x r) from the sums of the H half-step. Returns
     /// `<X H^T, W>` of the new W when the kernel found it on the way (for the error).
-    pub(crate) fn update_w(&mut self, w: &mut Array2<T>) -> Option<f64> {
+    pub(crate) fn update_w(&mut self, w: &mut Array2<T>, ht: &mut Array2<T>) -> Option<f64> {
         let (l1, l2) = (self.penalty.l1_w, self.penalty.l2_w);
         let (solver, sweeps) = (self.solver, self.sweeps_w);
         let mut cross = None;
@@ -298,16 +298,42 @@ impl<T: Float> Step<T> {
             let cross = dot(&self.xh, w, &mut self.partials);
             let quad = dot(&self.hh, &self.ww, &mut self.partials);
             let alpha = cross / quad;
-            if alpha.is_finite() && alpha > 0.0 {
+            let scaled = alpha.is_finite() && alpha > 0.0;
+            if scaled {
                 let a = T::from_f64(alpha);
                 w.mapv_inplace(|v| v * a);
                 self.ww.mapv_inplace(|v| v * a * a);
-                return Some(alpha * cross);
             }
-            return None;
+            if !self.penalty.is_active() {
+                self.balance(w, ht);
+            }
+            return scaled.then_some(alpha * cross);
         }
         self.refresh_gram_w(w);
         cross
+    }
+
+    /// Unit columns of W, their norms moved into H's rows: W H, the sparseness and the error are
+    /// unchanged, but W cannot shrink (nor H grow) from one projection to the next until H H^T
+    /// overflows.
+    fn balance(&mut self, w: &mut Array2<T>, ht: &mut Array2<T>) {
+        let r = w.ncols();
+        let norms: Vec<f64> = (0..r)
+            .map(|k| self.ww[[k, k]].to_f64().max(0.0).sqrt())
+            .collect();
+        for (k, &norm) in norms.iter().enumerate() {
+            if norm > 0.0 && norm.is_finite() {
+                let (down, up) = (T::from_f64(1.0 / norm), T::from_f64(norm));
+                w.column_mut(k).mapv_inplace(|v| v * down);
+                ht.column_mut(k).mapv_inplace(|v| v * up);
+            }
+        }
+        for ((k, l), v) in self.hh.indexed_iter_mut() {
+            let scale =
+                [norms[k], norms[l]].map(|n| if n > 0.0 && n.is_finite() { n } else { 1.0 });
+            *v = T::from_f64(v.to_f64() * scale[0] * scale[1]);
+        }
+        self.refresh_gram_w(w);
     }
 
     /// `W^T W` for the next H half-step, after the loop moved W.
