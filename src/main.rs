@@ -454,8 +454,9 @@ impl Signal {
 }
 
 /// The first SIGINT, SIGTERM or SIGHUP raises `interrupt`: the fit finishes its iteration and
-/// the best iterate is written. A second ends the process at once (128 + its number), before
-/// any output is renamed into place, so the previous files stay whole.
+/// the best iterate is written. A second ends the process at once (128 + its number); the
+/// outputs are swapped in as one set, so the folder then holds the previous run's files or
+/// this one's, whole.
 #[cfg(unix)]
 fn watch_signals(interrupt: &Interrupt) -> Result<Signal> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
