@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{facenmf, stderr};
+use common::{facenmf, npy_shape, stderr};
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -21,21 +21,8 @@ fn complete_set(out: &Path) -> serde_json::Value {
     let run: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
     let shape = |name: &str| {
-        let bytes = std::fs::read(out.join(name)).unwrap();
-        let len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-        let header = String::from_utf8_lossy(&bytes[10..10 + len]).into_owned();
-        let dims = header
-            .split("'shape': (")
-            .nth(1)
-            .unwrap()
-            .split(')')
-            .next()
-            .unwrap();
-        let dims: Vec<u64> = dims
-            .split(',')
-            .filter_map(|s| s.trim().parse().ok())
-            .collect();
-        (dims[0], dims[1])
+        let (rows, cols, _) = npy_shape(&out.join(name));
+        (rows as u64, cols as u64)
     };
     let (pixels, images, rank) = (
         run["height"].as_u64().unwrap() * run["width"].as_u64().unwrap(),

@@ -111,3 +111,36 @@ pub fn cosine(a: &[f64], b: &[f64]) -> f64 {
         dot / (na * nb)
     }
 }
+
+/// Shape of a `.npy` file, read from its header.
+pub fn npy_shape(path: &Path) -> (usize, usize, String) {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(&bytes[..6], b"\x93NUMPY");
+    let len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    let header = std::str::from_utf8(&bytes[10..10 + len]).unwrap();
+    let shape = header
+        .split("'shape': (")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap();
+    let dims: Vec<usize> = shape
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let descr = header
+        .split("'descr': '")
+        .nth(1)
+        .unwrap()
+        .split('\'')
+        .next()
+        .unwrap();
+    let itemsize = descr[2..].parse::<usize>().unwrap();
+    assert_eq!(
+        bytes.len(),
+        10 + len + dims[0] * dims[1] * itemsize,
+        "data size"
+    );
+    (dims[0], dims[1], descr.to_string())
+}
