@@ -134,15 +134,28 @@ struct LearnArgs {
 
 #[derive(Debug, Args)]
 struct SynthArgs {
+    /// Which set: demo (the bundled faces, 12 parts), outlined (the demo faces with the head's
+    /// outline in every face, 13 parts), swimmer (Donoho & Stodden: 256 images, a torso and 16
+    /// limb positions; learn at rank 17) or bars (Foldiak: 12 x 12, 24 bars).
+    #[arg(long, value_enum, default_value = "demo")]
+    set: SynthSet,
     /// Output folder (faces/ and parts/ are made inside).
     #[arg(short, long, default_value = "assets")]
     out: PathBuf,
-    /// Number of faces.
+    /// Number of images (demo, outlined and bars; the swimmer always has 256).
     #[arg(long, default_value_t = 300)]
     count: usize,
     /// Seed of the random choices.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SynthSet {
+    Demo,
+    Outlined,
+    Swimmer,
+    Bars,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -560,13 +573,24 @@ fn run_synth(args: &SynthArgs) -> Result<()> {
             args.count
         );
     }
-    let files = synth::write(&args.out, args.count, args.seed)
-        .with_context(|| format!("cannot write the demo set to {}", args.out.display()))?;
+    let written = match args.set {
+        SynthSet::Demo => synth::write(&args.out, args.count, args.seed)
+            .map(|files| (files, args.count, synth::parts().len())),
+        set => {
+            let set = match set {
+                SynthSet::Outlined => synth::with_outline(args.count, args.seed),
+                SynthSet::Swimmer => synth::swimmer(),
+                _ => synth::bars(12, args.count, args.seed),
+            };
+            let (n, p) = (set.coefficients.ncols(), set.parts.ncols());
+            set.write(&args.out).map(|files| (files, n, p))
+        }
+    };
+    let (files, images, parts) =
+        written.with_context(|| format!("cannot write the set to {}", args.out.display()))?;
     eprintln!(
-        "wrote {files} files: {} faces in {}, {} parts in {}",
-        args.count,
+        "wrote {files} files: {images} images in {}, {parts} parts in {}",
         args.out.join("faces").display(),
-        synth::parts().len(),
         args.out.join("parts").display()
     );
     Ok(())

@@ -4,14 +4,17 @@
 //! independently per group, one variant with probability 0.85 (or none) and gives it a random
 //! intensity in [0.4, 1]. So X = W0 H0 exactly (up to 8-bit rounding), no part is in every face,
 //! and NMF at rank 12 should find each part as one basis image. `facenmf synth` writes the faces
-//! and, beside them, the ground-truth parts.
+//! and, beside them, the ground-truth parts. [`with_outline`] adds a thirteenth part, the outline
+//! of the head, present in every face: the case where a part can hide inside the others.
 
 use std::path::Path;
 
 use image::GrayImage;
+use ndarray::{Array2, ArrayView1};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 
+use super::PartsSet;
 use crate::render::write_png;
 use crate::{Error, Result};
 
@@ -137,7 +140,7 @@ impl Shape {
     }
 }
 
-fn segment_distance(x: f64, y: f64, a: (f64, f64), b: (f64, f64)) -> f64 {
+pub(super) fn segment_distance(x: f64, y: f64, a: (f64, f64), b: (f64, f64)) -> f64 {
     let (vx, vy) = (b.0 - a.0, b.1 - a.1);
     let len2 = vx * vx + vy * vy;
     let t = if len2 > 0.0 {
@@ -201,6 +204,60 @@ fn to_image(pixels: &[f64]) -> GrayImage {
         .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
         .collect();
     GrayImage::from_raw(SIZE as u32, SIZE as u32, bytes).expect("SIZE x SIZE pixels")
+}
+
+/// The least intensity of the outline in [`with_outline`].
+const OUTLINE_FAINTEST: f64 = 0.02;
+
+/// The head's outline: cheeks and hairline, clear of every other part.
+fn outline() -> Part {
+    use Shape::Stroke;
+    Part {
+        name: "outline",
+        shapes: vec![
+            Stroke([(1.5, 7.0), (1.5, 16.0), (1.5, 26.0)], 1.4),
+            Stroke([(30.5, 7.0), (30.5, 16.0), (30.5, 26.0)], 1.4),
+            Stroke([(5.0, 1.5), (16.0, 1.5), (27.0, 1.5)], 1.4),
+        ],
+    }
+}
+
+/// The demo faces with a thirteenth part, the head's outline, in every face with an intensity
+/// of its own in [0.02, 1]: a part present everywhere, which NMF may hide inside the others.
+/// Other parts as in [`generate`]. The outline must sometimes be faint: were it never below
+/// 0.4, then `part + c outline` for any c up to 0.4 would serve as a basis image with the same
+/// product W H (the outline's coefficients lowered to match), and the set would have no unique
+/// parts to find.
+pub fn with_outline(count: usize, seed: u64) -> PartsSet {
+    let demo = generate(count, seed);
+    let mut all = demo.parts;
+    all.push(outline());
+    let m = SIZE * SIZE;
+    let mut parts = Array2::<f64>::zeros((m, all.len()));
+    for (k, part) in all.iter().enumerate() {
+        parts
+            .column_mut(k)
+            .assign(&ArrayView1::from(&part.render()));
+    }
+    // A stream of its own, so that the other parts' coefficients are the demo's.
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x006f_7574_6c69_6e65);
+    let mut coefficients = Array2::<f64>::zeros((all.len(), count));
+    for (j, coef) in demo.coefficients.iter().enumerate() {
+        for (k, &c) in coef.iter().enumerate() {
+            coefficients[[k, j]] = c;
+        }
+        let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        coefficients[[all.len() - 1, j]] = OUTLINE_FAINTEST + (1.0 - OUTLINE_FAINTEST) * u;
+    }
+    PartsSet {
+        name: "outlined",
+        height: SIZE,
+        width: SIZE,
+        part_names: all.iter().map(|p| p.name.to_string()).collect(),
+        parts,
+        coefficients,
+        identifiable: vec![true; all.len()],
+    }
 }
 
 /// Writes a demo set: `dir/faces/face-NNN.png` and `dir/parts/NAME.png`. Returns the number of

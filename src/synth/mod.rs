@@ -1,0 +1,101 @@
+//! Data with known parts: the bundled demo faces and the classic parts benchmarks, and the score
+//! of a learned basis against the truth.
+//!
+//! - [`demo`]: the bundled demo faces (`assets/faces`), and a variant with the outline of the
+//!   head in every face.
+//! - [`swimmer`]: Donoho & Stodden's swimmer, a torso and four limbs in four positions each.
+//! - [`bars`]: Foldiak's horizontal and vertical bars, each present with small probability.
+//!
+//! Each set is a [`PartsSet`]: the parts, the coefficients that mix them into images, and a
+//! writer for `facenmf synth`. [`match_parts`] pairs every true part with its own basis image
+//! (optimal assignment by cosine) and reports how well each was found.
+
+pub mod bars;
+pub mod demo;
+mod matching;
+pub mod swimmer;
+
+use std::path::Path;
+
+use image::GrayImage;
+use ndarray::Array2;
+
+pub use bars::bars;
+pub use demo::{Demo, Part, generate, parts, with_outline, write};
+pub use matching::{PartsMatch, match_parts};
+pub use swimmer::swimmer;
+
+use crate::render::write_png;
+use crate::{Error, Result};
+
+/// A synthetic data set built from known parts: image j is `sum_k coefficients[k, j] * part k`.
+#[derive(Debug, Clone)]
+pub struct PartsSet {
+    /// Short name, used in file names (`swimmer-017.png`).
+    pub name: &'static str,
+    /// Image height in pixels.
+    pub height: usize,
+    /// Image width in pixels.
+    pub width: usize,
+    /// One name per part, as in `left-arm-2`.
+    pub part_names: Vec<String>,
+    /// The parts as columns (pixels x parts, row-major pixels), values in [0, 1].
+    pub parts: Array2<f64>,
+    /// How much of each part each image holds (parts x images).
+    pub coefficients: Array2<f64>,
+    /// The parts a learned basis must find. A part with the same coefficient in every image (the
+    /// swimmer's torso) can be merged into others without changing the product, so no method
+    /// is bound to find it on its own.
+    pub identifiable: Vec<bool>,
+}
+
+impl PartsSet {
+    /// The images as the columns of X (pixels x images), exactly `parts * coefficients`.
+    pub fn x(&self) -> Array2<f64> {
+        self.parts.dot(&self.coefficients)
+    }
+
+    /// The images as 8-bit grayscale, as [`PartsSet::write`] stores them. The sets are built so
+    /// that their values are multiples of 1/255 where they can be (swimmer, bars), so that the
+    /// loader reads back X itself.
+    pub fn images(&self) -> Vec<GrayImage> {
+        self.x()
+            .columns()
+            .into_iter()
+            .map(|c| self.to_image(c.iter().copied()))
+            .collect()
+    }
+
+    fn to_image(&self, values: impl Iterator<Item = f64>) -> GrayImage {
+        let bytes = values
+            .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+            .collect();
+        GrayImage::from_raw(self.width as u32, self.height as u32, bytes)
+            .expect("width x height pixels")
+    }
+
+    /// Writes `dir/faces/NAME-NNN.png` (the images) and `dir/parts/PART.png` (the truth).
+    /// Returns the number of files written.
+    ///
+    /// # Errors
+    /// A folder or file cannot be written.
+    pub fn write(&self, dir: &Path) -> Result<usize> {
+        let faces_dir = dir.join("faces");
+        let parts_dir = dir.join("parts");
+        for d in [&faces_dir, &parts_dir] {
+            std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+        }
+        let images = self.images();
+        let digits = images.len().to_string().len().max(3);
+        for (j, face) in images.iter().enumerate() {
+            let path = faces_dir.join(format!("{}-{j:0digits$}.png", self.name));
+            write_png(&path, &face.clone().into())?;
+        }
+        let digits = self.part_names.len().to_string().len();
+        for (k, (name, part)) in self.part_names.iter().zip(self.parts.columns()).enumerate() {
+            let path = parts_dir.join(format!("{k:0digits$}-{name}.png"));
+            write_png(&path, &self.to_image(part.iter().copied()).into())?;
+        }
+        Ok(images.len() + self.part_names.len())
+    }
+}
