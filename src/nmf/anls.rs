@@ -19,6 +19,16 @@
 //! C. L. Lawson and R. J. Hanson (*Solving Least Squares Problems*, 1974, chapter 23), which
 //! keeps its passive block well-posed and ends in finitely many steps.
 //!
+//! Each subproblem carries a small proximal term, `mu/2 ||f - f_prev||^2` with mu = [`PROXIMAL`]
+//! times the mean diagonal entry of G (proximal alternating minimisation: H. Attouch, J. Bolte,
+//! P. Redont and A. Soubeyran, Math. Oper. Res. 35(2), 2010; it leaves the stationary points
+//! unchanged). Where the other factor has dependent rows the exact subproblem has a whole set
+//! of minimisers, and BPP returns any of them: on the swimmer, whose coefficient of the torso
+//! equals the sum of each limb's four positions, it shared the torso out among the limbs
+//! (min cosine to the true parts 0.00-0.65). The proximal term picks the minimiser nearest the
+//! current factor, as a coordinate method does: min cosine 0.97 at 1e-3 (0.70 at 1e-6), while
+//! the error after 100 iterations on CBCL moves from 0.08320 to 0.08335.
+//!
 //! All arithmetic is in f64, whatever T is: the passive blocks of G can be ill-conditioned.
 
 use std::cell::RefCell;
@@ -38,21 +48,32 @@ const ROWS_PER_TASK: usize = 16;
 /// passive block as singular.
 const SINGULAR: f64 = 1e-12;
 
-/// Solves every row of `f` (p x r, row-major) exactly, starting from its current passive set.
-/// `a` is p x r and `g` r x r, both row-major.
-pub(crate) fn update<T: Float>(f: &mut [T], a: &[T], g: &[T], rank: usize) {
+/// Weight of the proximal term, relative to the mean diagonal entry of G.
+pub(crate) const PROXIMAL: f64 = 1e-3;
+
+/// Solves every row of `f` (p x r, row-major) exactly, with a proximal term of weight
+/// `proximal` times the mean diagonal entry of G (0: the plain subproblem), starting from its
+/// current passive set. `a` is p x r and `g` r x r, both row-major.
+pub(crate) fn update<T: Float>(f: &mut [T], a: &[T], g: &[T], rank: usize, proximal: f64) {
     let kernel = kernel::<T>();
+    let mean_diag = (0..rank).map(|k| g[k * rank + k].to_f64()).sum::<f64>() / rank as f64;
+    let mu = proximal * mean_diag;
+    let mut g_prox = g.to_vec();
+    for k in 0..rank {
+        g_prox[k * rank + k] = T::from_f64(g[k * rank + k].to_f64() + mu);
+    }
+    let g = &g_prox[..];
     f.par_chunks_mut(ROWS_PER_TASK * rank)
         .zip(a.par_chunks(ROWS_PER_TASK * rank))
         .for_each(|(f, a)| {
             WORKSPACE.with_borrow_mut(|ws| {
                 ws.resize(rank);
-                kernel(ws, f, a, g);
+                kernel(ws, f, a, g, mu);
             });
         });
 }
 
-type Kernel<T> = fn(&mut Workspace, &mut [T], &[T], &[T]);
+type Kernel<T> = fn(&mut Workspace, &mut [T], &[T], &[T], f64);
 
 /// The row solver compiled for the widest vectors this CPU has (chosen at run time, so the
 /// binary stays portable): the Cholesky updates are most of the time and vectorise.
@@ -60,15 +81,15 @@ fn kernel<T: Float>() -> Kernel<T> {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
-            return |ws, f, a, g| {
+            return |ws, f, a, g, mu| {
                 // SAFETY: the CPU supports AVX-512F, checked just above.
-                unsafe { solve_rows_avx512(ws, f, a, g) }
+                unsafe { solve_rows_avx512(ws, f, a, g, mu) }
             };
         }
         if std::arch::is_x86_feature_detected!("avx2") {
-            return |ws, f, a, g| {
+            return |ws, f, a, g, mu| {
                 // SAFETY: the CPU supports AVX2, checked just above.
-                unsafe { solve_rows_avx2(ws, f, a, g) }
+                unsafe { solve_rows_avx2(ws, f, a, g, mu) }
             };
         }
     }
@@ -77,22 +98,25 @@ fn kernel<T: Float>() -> Kernel<T> {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2")]
-fn solve_rows_avx512<T: Float>(ws: &mut Workspace, f: &mut [T], a: &[T], g: &[T]) {
-    solve_rows(ws, f, a, g);
+fn solve_rows_avx512<T: Float>(ws: &mut Workspace, f: &mut [T], a: &[T], g: &[T], mu: f64) {
+    solve_rows(ws, f, a, g, mu);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn solve_rows_avx2<T: Float>(ws: &mut Workspace, f: &mut [T], a: &[T], g: &[T]) {
-    solve_rows(ws, f, a, g);
+fn solve_rows_avx2<T: Float>(ws: &mut Workspace, f: &mut [T], a: &[T], g: &[T], mu: f64) {
+    solve_rows(ws, f, a, g, mu);
 }
 
 /// Solves each row of `f` in turn: BPP, or the active-set method where BPP gives up.
 #[inline(always)]
-fn solve_rows<T: Float>(ws: &mut Workspace, f: &mut [T], a: &[T], g: &[T]) {
+fn solve_rows<T: Float>(ws: &mut Workspace, f: &mut [T], a: &[T], g: &[T], mu: f64) {
     let rank = ws.rhs.len();
     for (f, a) in f.chunks_exact_mut(rank).zip(a.chunks_exact(rank)) {
         ws.load(f, a);
+        for (r, &v) in ws.rhs.iter_mut().zip(f.iter()) {
+            *r += mu * v.to_f64();
+        }
         if !ws.block_principal_pivoting(g) {
             ws.active_set(g);
         }
@@ -413,7 +437,7 @@ mod tests {
             let exact = brute_force(&g, &a, r);
             // BPP from a random start, through `update`, and the active-set method alone.
             let mut f: Vec<f64> = (0..r).map(|_| uniform(&mut rng) - 0.5).collect();
-            update(&mut f, &a, &g, r);
+            update(&mut f, &a, &g, r, 0.0);
             let mut ws = Workspace::default();
             ws.resize(r);
             ws.load(&vec![0.0; r], &a);
@@ -439,7 +463,7 @@ mod tests {
         let g = [1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0];
         let a = [2.0, 2.0, 1.0];
         let mut f = [1.0f64, 1.0, 1.0];
-        update(&mut f, &a, &g, 3);
+        update(&mut f, &a, &g, 3, 0.0);
         assert!(
             (f[0] + f[1] - 2.0).abs() < 1e-6 && f[0] >= 0.0 && f[1] >= 0.0,
             "{f:?}"
@@ -455,7 +479,7 @@ mod tests {
         let rows = 3 * ROWS_PER_TASK + 5;
         let a: Vec<f64> = (0..rows * r).map(|_| uniform(&mut rng) - 0.3).collect();
         let mut f = vec![0.0; rows * r];
-        update(&mut f, &a, &g, r);
+        update(&mut f, &a, &g, r, 0.0);
         for i in 0..rows {
             let exact = brute_force(&g, &a[i * r..(i + 1) * r], r);
             for k in 0..r {

@@ -23,6 +23,16 @@ const ETA: f64 = 1.5;
 const GAMMA: f64 = 1.01;
 /// Growth of beta's ceiling after a decrease.
 const GAMMA_BAR: f64 = 1.005;
+/// Iterations over which beta ramps up from 0 to [`BETA0`] after a start from an init. Where X
+/// has exact factorizations other than its parts (a part in every image, such as the
+/// swimmer's torso or the outlined faces' outline, can be shared out among the others at no
+/// cost), pushing the iterates along their steps before the parts have formed carries them
+/// along that flat valley into a mixture. Measured with `cargo bench --bench parts` (E-A-HALS,
+/// min cosine to the true parts, swimmer and outlined at two ranks, f32 and f64):
+/// 0.79-0.93 with no ramp-up, every fit >= 0.99 with this one, 0.86 with a 3-iteration ramp,
+/// and 0.99 with 5 iterations with no extrapolation at all, which cost CBCL three iterations to
+/// reach scikit-learn's error where this ramp costs two.
+pub(crate) const WARMUP: usize = 5;
 
 /// The step-size state of the scheme.
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +50,15 @@ impl Extrapolation {
         Extrapolation {
             beta: BETA0,
             previous: BETA0,
+            ceiling: 1.0,
+        }
+    }
+
+    /// No extrapolation (beta stays 0: accepted steps grow it by a factor) until replaced.
+    fn off() -> Self {
+        Extrapolation {
+            beta: 0.0,
+            previous: 0.0,
             ceiling: 1.0,
         }
     }
@@ -66,6 +85,8 @@ impl Extrapolation {
 #[derive(Debug)]
 pub(crate) struct Extrapolated<T> {
     scheme: Extrapolation,
+    /// Plain iterations still to run before the scheme starts.
+    warmup: usize,
     w: Array2<T>,
     ht: Array2<T>,
     w_new: Array2<T>,
@@ -79,10 +100,17 @@ pub(crate) struct Extrapolated<T> {
 }
 
 impl<T: Float> Extrapolated<T> {
-    /// Starts from the factors W and H^T; `keeps_sign` for a multiplicative update.
-    pub(crate) fn new(w: &Array2<T>, ht: &Array2<T>, keeps_sign: bool) -> Self {
+    /// Starts from the factors W and H^T; `keeps_sign` for a multiplicative update; `warm_up`
+    /// for [`WARMUP`] plain iterations first (a start from an init, not from factors that have
+    /// already formed parts).
+    pub(crate) fn new(w: &Array2<T>, ht: &Array2<T>, keeps_sign: bool, warm_up: bool) -> Self {
         Extrapolated {
-            scheme: Extrapolation::new(),
+            scheme: if warm_up {
+                Extrapolation::off()
+            } else {
+                Extrapolation::new()
+            },
+            warmup: if warm_up { WARMUP } else { 0 },
             w: w.clone(),
             ht: ht.clone(),
             w_new: w.clone(),
@@ -114,7 +142,16 @@ impl<T: Float> Extrapolated<T> {
         best: f64,
     ) -> bool {
         let beta = self.scheme.beta;
-        if !self.scheme.judge(current, previous) {
+        let accepted = self.scheme.judge(current, previous);
+        if self.warmup > 0 {
+            self.warmup -= 1;
+            if self.warmup == 0 {
+                self.scheme = Extrapolation::new();
+            } else {
+                self.scheme.beta = BETA0 * (WARMUP - self.warmup) as f64 / WARMUP as f64;
+            }
+        }
+        if !accepted {
             w.assign(&self.w);
             ht.assign(&self.ht);
             return false;

@@ -17,6 +17,7 @@ use super::multilevel::{self, ImageShape};
 use super::params::Nmf;
 use super::penalty::Penalty;
 use super::result::{CoarseLevel, Factorization, Iteration, Stop};
+use super::revive::Revival;
 use super::seed;
 use super::step::Step;
 use crate::{Error, Float, Result};
@@ -250,6 +251,7 @@ impl Nmf {
             (None, None) => self.coarse_start(&x, &mut coarse_levels)?,
             _ => None,
         };
+        let from_init = !given && coarse.is_none();
         let (mut w, mut ht) = match start_factors.or(coarse) {
             Some(factors) => factors,
             None => init::initialize_with(
@@ -330,7 +332,7 @@ impl Nmf {
         // monotone.
         let mut extrapolation = self
             .extrapolates()
-            .then(|| Extrapolated::new(&w, &ht, policy.multiplicative));
+            .then(|| Extrapolated::new(&w, &ht, policy.multiplicative, from_init));
         let mut scores = Vec::with_capacity(history.capacity());
         scores.push(score(err_sq, &w, &ht, first.divergence));
         // Under a sparseness constraint the start does not satisfy it: the first iterate that
@@ -345,6 +347,8 @@ impl Nmf {
         let mut best_by_iter = Vec::with_capacity(history.capacity());
         best_by_iter.push(best);
 
+        // Penalties and sparseness constraints zero components on purpose.
+        let mut revival = (!constrained && !penalty.is_active()).then(|| Revival::new(self.rank));
         let mut stop = Stop::MaxIter;
         for iter in 1..=self.max_iter {
             // Checked before each iteration: raised during the start (a multilevel level, say),
@@ -352,6 +356,15 @@ impl Nmf {
             if self.interrupt.is_raised() {
                 stop = Stop::Interrupted;
                 break;
+            }
+            // After an iteration's measurement rather than before the first one (the start's
+            // residual is a worse guide than the first iterate's: min cosine 0.58-0.90 on the
+            // swimmer against >= 0.97), and only when another iteration follows, so that
+            // every iterate the loop returns is one it measured.
+            if let Some(r) = revival.as_mut().filter(|_| iter > 1)
+                && r.revive(&data(&x, &missing), &mut w, &mut ht)
+            {
+                step.refresh_gram_w(&w);
             }
             let divergence = match &mut beta_mu {
                 Some(b) => {

@@ -294,7 +294,19 @@ fn nndsvd<T: Float>(
             keep_v.push(Part::signed(sign, scale / nv));
         }
     }
-    Ok((fill(&svd.u, &keep_u, zero), fill(&svd.v, &keep_v, zero)))
+    let (mut w, mut ht) = (fill(&svd.u, &keep_u, zero), fill(&svd.v, &keep_v, zero));
+    // Beyond the numerical rank of X (the swimmer has 13 at rank 17) the singular pairs are
+    // rounding noise, and NNDSVDa's fill would make those components identical, which no
+    // simultaneous update (MU, FPGM) can ever tell apart. They start at zero instead, as dead
+    // components the loop restarts one by one from the residual (`revive.rs`).
+    let null = svd.s[0] * T::EPSILON.to_f64().sqrt();
+    for (j, &s) in svd.s.iter().enumerate().take(rank) {
+        if j > 0 && s <= null {
+            w.column_mut(j).fill(T::zero());
+            ht.column_mut(j).fill(T::zero());
+        }
+    }
+    Ok((w, ht))
 }
 
 /// Norms of the positive and of the negative part of each column, in one pass over the rows.

@@ -41,6 +41,7 @@ mod multilevel;
 mod params;
 mod penalty;
 mod result;
+mod revive;
 mod seed;
 mod sparseness;
 mod step;

@@ -338,6 +338,8 @@ impl<T: Float> Step<T> {
 
     /// `W^T W` for the next H half-step, after the loop moved W.
     pub(crate) fn refresh_gram_w(&mut self, w: &Array2<T>) {
+        // W changed, so an X^T W the start kept is stale too.
+        self.xtw_ready = false;
         self.gram_w.compute(&mut self.ww, &w.view(), &w.view());
     }
 
@@ -384,7 +386,7 @@ fn kernel<T: Float>(
         }
         Solver::Anls => {
             let f = f.as_slice_mut().expect("standard layout");
-            anls::update(f, slice(a), slice(g), rank);
+            anls::update(f, slice(a), slice(g), rank, anls::PROXIMAL);
             None
         }
     }

@@ -79,6 +79,16 @@ mod naive {
     }
 
     /// The exact NNLS solution of each row by trying every passive set (r <= 4).
+    /// The subproblem with ANLS's proximal term `mu/2 ||f - f_prev||^2`, written out:
+    /// G + mu I and A + mu F, solved exactly.
+    pub(super) fn proximal_nnls(f: &mut Array2<f64>, a: &Array2<f64>, g: &Array2<f64>) {
+        let r = g.nrows();
+        let mu = crate::nmf::anls::PROXIMAL * (0..r).map(|k| g[[k, k]]).sum::<f64>() / r as f64;
+        let g = g + &(Array2::<f64>::eye(r) * mu);
+        let a = a + &(&*f * mu);
+        nnls(f, &a, &g);
+    }
+
     pub(super) fn nnls(f: &mut Array2<f64>, a: &Array2<f64>, g: &Array2<f64>) {
         let r = f.ncols();
         let objective = |x: &[f64], i: usize| {
@@ -232,7 +242,7 @@ fn one_iteration_of_each_solver_matches_its_textbook_formula() {
     close(
         "anls",
         &one(Solver::Anls, Loss::Frobenius),
-        &frobenius_step(naive::nnls),
+        &frobenius_step(naive::proximal_nnls),
     );
     // A divergence starts from the given factors unscaled.
     let mut w = w0.clone();

@@ -1,0 +1,209 @@
+//! Dead components and their restart.
+//!
+//! A component whose basis image or coefficient row is zero (or contributes less than rounding
+//! to W H) is a saddle the updates cannot leave: the gradient of each of its two factors is a
+//! multiple of the other, zero. HALS and ANLS set entries to exact zeros, and in f32 a shrinking
+//! component reaches them where f64 keeps a denormal from which the next update recovers; an
+//! NNDSVD start beyond the numerical rank of X (the swimmer's 13 at rank 17) begins with such
+//! components. Gillis' reference codes floor the entries of such a column at a tiny positive
+//! value (N. Gillis, *Nonnegative Matrix Factorization*, SIAM 2020, section 8.3.3).
+//!
+//! Here a dead component k restarts as the positive part of the residual of the image worst
+//! explained, `W[:, k] = max(0, x_j - W h_j)`, and each image's coefficient on it is its
+//! least-squares value given the others, `max(0, r_i^T w_k) / ||w_k||^2`: the error can only
+//! fall, every image whose residual points the same way takes a share, and a multiplicative
+//! update (which cannot leave a zero) starts from nonzero coefficients. A constant image (the mean residual) was tried first and fails on sparse data:
+//! where W H overshoots the background, every image's residual sums to less than zero and the
+//! component dies again at once. One component per iteration, each seeing the residual the
+//! previous one left. A budget bounds the restarts, so that a component the data has no use for
+//! (an over-complete rank) does not restart for ever; finding the worst image costs one product
+//! W H, about one iteration, so the budget also bounds the cost.
+
+use ndarray::{Array2, ArrayView2, Axis, Zip};
+use rayon::prelude::*;
+
+use crate::Float;
+
+/// How many restarts a fit may make, per component of its rank.
+const RESTARTS_PER_COMPONENT: usize = 2;
+
+/// The restarts of one fit.
+#[derive(Debug)]
+pub(crate) struct Revival {
+    budget: usize,
+    /// Restarts made so far.
+    pub(crate) count: usize,
+}
+
+impl Revival {
+    /// The budget for a fit of rank `rank`.
+    pub(crate) fn new(rank: usize) -> Self {
+        Revival {
+            budget: RESTARTS_PER_COMPONENT * rank,
+            count: 0,
+        }
+    }
+
+    /// Restarts the first dead component of W (m x r) and H^T (n x r) from X (m x n), if there
+    /// is one and the budget allows; returns whether it did.
+    pub(crate) fn revive<T: Float>(
+        &mut self,
+        x: &ArrayView2<'_, T>,
+        w: &mut Array2<T>,
+        ht: &mut Array2<T>,
+    ) -> bool {
+        if self.count >= self.budget {
+            return false;
+        }
+        let Some(k) = first_dead(w, ht) else {
+            return false;
+        };
+        let residual = worst_residual(x, w, ht);
+        if residual.iter().all(|&v| v <= T::zero()) {
+            // Nothing left to explain.
+            return false;
+        }
+        // The new column, then each image's least-squares coefficient on it given the
+        // others: max(0, r_j^T w_k) / ||w_k||^2, which can only lower the error.
+        ht.column_mut(k).fill(T::zero());
+        w.column_mut(k)
+            .iter_mut()
+            .zip(&residual)
+            .for_each(|(wk, &r)| *wk = r.max_of(T::zero()));
+        let wk = w.column(k);
+        let norm_sq: f64 = wk.iter().map(|v| v.to_f64() * v.to_f64()).sum();
+        let xtw = x.t().dot(&wk);
+        let gram = w.t().dot(&wk);
+        let explained = ht.dot(&gram);
+        let inv = 1.0 / norm_sq;
+        Zip::from(ht.column_mut(k))
+            .and(&xtw)
+            .and(&explained)
+            .for_each(|h, &a, &e| *h = T::from_f64(((a.to_f64() - e.to_f64()) * inv).max(0.0)));
+        self.count += 1;
+        true
+    }
+}
+
+/// The residual `x_j - W h_j` of the image with the largest residual norm (the first of
+/// equals), found block by block so that W H is never held whole.
+fn worst_residual<T: Float>(x: &ArrayView2<'_, T>, w: &Array2<T>, ht: &Array2<T>) -> Vec<T> {
+    const BLOCK: usize = 256;
+    let n = x.ncols();
+    let norms: Vec<f64> = (0..n.div_ceil(BLOCK))
+        .into_par_iter()
+        .flat_map_iter(|b| {
+            let cols = b * BLOCK..((b + 1) * BLOCK).min(n);
+            let approx = w.dot(&ht.slice(ndarray::s![cols.clone(), ..]).t());
+            let xb = x.slice(ndarray::s![.., cols]);
+            let mut norms = vec![0.0f64; approx.ncols()];
+            Zip::from(approx.axis_iter(Axis(1)))
+                .and(xb.axis_iter(Axis(1)))
+                .and(&mut norms)
+                .for_each(|a, xc, norm| {
+                    *norm = a
+                        .iter()
+                        .zip(xc)
+                        .map(|(&a, &v)| (v.to_f64() - a.to_f64()).powi(2))
+                        .sum();
+                });
+            norms
+        })
+        .collect();
+    let worst = (0..n)
+        .max_by(|&a, &b| norms[a].total_cmp(&norms[b]).then(b.cmp(&a)))
+        .unwrap_or(0);
+    let fitted = w.dot(&ht.row(worst));
+    x.column(worst)
+        .iter()
+        .zip(&fitted)
+        .map(|(&v, &f)| v - f)
+        .collect()
+}
+
+/// The first component whose share of W H (the product of its two norms) is below rounding
+/// of the largest share.
+fn first_dead<T: Float>(w: &Array2<T>, ht: &Array2<T>) -> Option<usize> {
+    let norm =
+        |v: ndarray::ArrayView1<'_, T>| v.iter().map(|x| x.to_f64() * x.to_f64()).sum::<f64>();
+    let shares: Vec<f64> = w
+        .columns()
+        .into_iter()
+        .zip(ht.columns())
+        .map(|(wk, hk)| (norm(wk) * norm(hk)).sqrt())
+        .collect();
+    let largest = shares.iter().copied().fold(0.0, f64::max);
+    let threshold = largest * T::EPSILON.to_f64();
+    shares.iter().position(|&s| s <= threshold)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    /// X holds two disjoint parts; the fit has found the first and lost the second.
+    fn half_found() -> (Array2<f64>, Array2<f64>, Array2<f64>) {
+        let x = array![
+            [1.0, 0.0, 2.0],
+            [1.0, 0.0, 2.0],
+            [0.0, 3.0, 1.0],
+            [0.0, 3.0, 1.0]
+        ];
+        let w = array![[1.0, 0.0], [1.0, 0.0], [0.0, 0.0], [0.0, 0.0]];
+        let ht = array![[1.0, 0.0], [0.0, 0.0], [2.0, 0.0]];
+        (x, w, ht)
+    }
+
+    fn error(x: &Array2<f64>, w: &Array2<f64>, ht: &Array2<f64>) -> f64 {
+        (x - &w.dot(&ht.t())).mapv(|v| v * v).sum()
+    }
+
+    #[test]
+    fn a_dead_component_restarts_as_the_worst_residual() {
+        let (x, mut w, mut ht) = half_found();
+        let before = error(&x, &w, &ht);
+        let mut revival = Revival::new(2);
+        assert!(revival.revive(&x.view(), &mut w, &mut ht));
+        // Image 1 is worst explained: its residual is the second part, three times over.
+        assert_eq!(w.column(1).to_vec(), vec![0.0, 0.0, 3.0, 3.0]);
+        // Least-squares coefficients: image 1 all of it, image 2 a third, image 0 none.
+        let h: Vec<f64> = ht.column(1).to_vec();
+        assert!(
+            (h[0]).abs() < 1e-12 && (h[1] - 1.0).abs() < 1e-12 && (h[2] - 1.0 / 3.0).abs() < 1e-12,
+            "{h:?}"
+        );
+        assert!(error(&x, &w, &ht) < before * 1e-12);
+        // Alive now, so nothing more to do.
+        assert!(!revival.revive(&x.view(), &mut w, &mut ht));
+        assert_eq!(revival.count, 1);
+    }
+
+    #[test]
+    fn the_budget_bounds_restarts() {
+        let mut revival = Revival::new(1);
+        for round in 0..5 {
+            let (x, mut w, mut ht) = half_found();
+            assert_eq!(
+                revival.revive(&x.view(), &mut w, &mut ht),
+                round < RESTARTS_PER_COMPONENT,
+                "round {round}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_living_or_exact_factorization_is_left_alone() {
+        let (x, mut w, mut ht) = half_found();
+        w[[2, 1]] = 1e-3;
+        ht[[1, 1]] = 1.0;
+        let before = (w.clone(), ht.clone());
+        assert!(!Revival::new(2).revive(&x.view(), &mut w, &mut ht));
+        assert_eq!((w, ht), before);
+        // A dead component where nothing is left to explain stays as it is.
+        let x = array![[1.0, 2.0], [1.0, 2.0]];
+        let mut w = array![[1.0, 0.0], [1.0, 0.0]];
+        let mut ht = array![[1.0, 0.0], [2.0, 0.0]];
+        assert!(!Revival::new(2).revive(&x.view(), &mut w, &mut ht));
+    }
+}
