@@ -24,14 +24,14 @@ const GAMMA: f64 = 1.01;
 /// Growth of beta's ceiling after a decrease.
 const GAMMA_BAR: f64 = 1.005;
 /// Iterations over which beta ramps up from 0 to [`BETA0`] after a start from an init. Where X
-/// has exact factorizations other than its parts (a part in every image, such as the
-/// swimmer's torso or the outlined faces' outline, can be shared out among the others at no
-/// cost), pushing the iterates along their steps before the parts have formed carries them
-/// along that flat valley into a mixture. Measured with `cargo bench --bench parts` (E-A-HALS,
-/// min cosine to the true parts, swimmer and outlined at two ranks, f32 and f64):
-/// 0.79-0.93 with no ramp-up, every fit >= 0.99 with this one, 0.86 with a 3-iteration ramp,
-/// and 0.99 with 5 iterations with no extrapolation at all, which cost CBCL three iterations to
-/// reach scikit-learn's error where this ramp costs two.
+/// has exact factorizations other than its parts (the swimmer's torso, in every image with
+/// coefficient 1, can be shared out among the limbs at no cost), pushing the iterates along
+/// their steps before the parts have formed carries them along that flat valley into a
+/// mixture. Measured with `cargo bench --bench parts` (E-A-HALS, swimmer at ranks 17 and 20,
+/// f32 and f64, least cosine to the true limbs): 0.64-0.94 with no ramp, 0.970-0.992 with a
+/// 3-iteration ramp, 0.989-0.996 with this one; five iterations with no extrapolation at all
+/// also found the parts but cost CBCL three iterations to scikit-learn's error where this ramp
+/// costs two.
 pub(crate) const WARMUP: usize = 5;
 
 /// The step-size state of the scheme.
@@ -105,7 +105,7 @@ impl<T: Float> Extrapolated<T> {
     /// already formed parts).
     pub(crate) fn new(w: &Array2<T>, ht: &Array2<T>, keeps_sign: bool, warm_up: bool) -> Self {
         Extrapolated {
-            scheme: if warm_up {
+            scheme: if warm_up && WARMUP > 0 {
                 Extrapolation::off()
             } else {
                 Extrapolation::new()

@@ -152,6 +152,9 @@ pub struct Nmf {
     pub(crate) column_block: Option<usize>,
     #[serde(skip)]
     pub(crate) interrupt: Interrupt,
+    /// This fit is a coarse level of a multilevel start.
+    #[serde(skip)]
+    pub(crate) coarse_level: bool,
 }
 
 /// A flag another thread (or a signal handler) raises to stop a fit after its current
@@ -219,6 +222,7 @@ impl Nmf {
             multilevel: None,
             column_block: None,
             interrupt: Interrupt::default(),
+            coarse_level: false,
         }
     }
 
