@@ -124,17 +124,24 @@ fn worst_residual<T: Float>(x: &ArrayView2<'_, T>, w: &Array2<T>, ht: &Array2<T>
 /// The first component whose share of W H (the product of its two norms) is below rounding
 /// of the largest share.
 fn first_dead<T: Float>(w: &Array2<T>, ht: &Array2<T>) -> Option<usize> {
-    let norm =
-        |v: ndarray::ArrayView1<'_, T>| v.iter().map(|x| x.to_f64() * x.to_f64()).sum::<f64>();
-    let shares: Vec<f64> = w
-        .columns()
-        .into_iter()
-        .zip(ht.columns())
-        .map(|(wk, hk)| (norm(wk) * norm(hk)).sqrt())
-        .collect();
+    let (wn, hn) = (column_norms_sq(w), column_norms_sq(ht));
+    let shares: Vec<f64> = wn.iter().zip(&hn).map(|(a, b)| (a * b).sqrt()).collect();
     let largest = shares.iter().copied().fold(0.0, f64::max);
     let threshold = largest * T::EPSILON.to_f64();
     shares.iter().position(|&s| s <= threshold)
+}
+
+/// Squared norms of the columns of a row-major factor, in one pass along its rows (not down
+/// each column, which strides through memory).
+fn column_norms_sq<T: Float>(f: &Array2<T>) -> Vec<f64> {
+    let mut sums = vec![0.0f64; f.ncols()];
+    for row in f.rows() {
+        for (s, v) in sums.iter_mut().zip(row) {
+            let v = v.to_f64();
+            *s += v * v;
+        }
+    }
+    sums
 }
 
 #[cfg(test)]
