@@ -85,7 +85,7 @@ impl Extrapolation {
 #[derive(Debug)]
 pub(crate) struct Extrapolated<T> {
     scheme: Extrapolation,
-    /// Plain iterations still to run before the scheme starts.
+    /// Iterations of the ramp still to run before the scheme runs on its own.
     warmup: usize,
     w: Array2<T>,
     ht: Array2<T>,
@@ -101,8 +101,8 @@ pub(crate) struct Extrapolated<T> {
 
 impl<T: Float> Extrapolated<T> {
     /// Starts from the factors W and H^T; `keeps_sign` for a multiplicative update; `warm_up`
-    /// for [`WARMUP`] plain iterations first (a start from an init, not from factors that have
-    /// already formed parts).
+    /// to ramp beta up over [`WARMUP`] iterations first (a start from an init, not from factors
+    /// that have already formed parts).
     pub(crate) fn new(w: &Array2<T>, ht: &Array2<T>, keeps_sign: bool, warm_up: bool) -> Self {
         Extrapolated {
             scheme: if warm_up && WARMUP > 0 {

@@ -490,6 +490,7 @@ impl Nmf {
             run_errors: vec![rel_error],
             best_run: 0,
             coarse_levels,
+            restarts: revival.map_or(0, |r| r.count),
             warnings,
         })
     }

@@ -75,6 +75,9 @@ pub struct Factorization<T> {
     /// The coarse levels of a multilevel start ([`Nmf::multilevel`]), coarsest first; empty
     /// when the fit started at full resolution.
     pub coarse_levels: Vec<CoarseLevel>,
+    /// Dead components (a zero basis image or coefficient row, a saddle no update leaves) the
+    /// loop restarted from the worst-explained image, in this run.
+    pub restarts: usize,
     /// What the caller should know about this result (a constrained fit that ends worse than
     /// its unconstrained start, say); empty when there is nothing to say.
     pub warnings: Vec<String>,

@@ -101,6 +101,7 @@ struct RunRecord<'a> {
     run_errors: &'a [f64],
     best_run: usize,
     coarse_levels: &'a [CoarseLevel],
+    restarts: usize,
     warnings: &'a [String],
     files: Vec<String>,
     skipped: Vec<SkippedRecord>,
@@ -206,6 +207,7 @@ fn write_set<T: Float>(
         run_errors: &fit.run_errors,
         best_run: fit.best_run,
         coarse_levels: &fit.coarse_levels,
+        restarts: fit.restarts,
         warnings: &fit.warnings,
         files: (0..faces.x.ncols()).map(|j| faces.name(j)).collect(),
         skipped: faces
