@@ -399,3 +399,47 @@ fn more_threads_than_cores_are_warned_about() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("more than the"), "{}", stderr(&out));
 }
+
+#[test]
+fn synth_writes_each_parts_set_and_never_mixes_two_in_one_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let out = facenmf(&["synth", "--set", "swimmer", "--out", "s"], root);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let count = |d: &str| std::fs::read_dir(root.join(d)).unwrap().count();
+    assert_eq!((count("s/faces"), count("s/parts")), (256, 17));
+    // The same set again into its own folder is a regeneration, not a mixture.
+    let out = facenmf(&["synth", "--set", "swimmer", "--out", "s"], root);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_clean_failure(
+        &["synth", "--set", "bars", "--out", "s", "--count", "50"],
+        root,
+        &[
+            "error:",
+            "s/faces",
+            "256 file(s) this set would not write",
+            "empty folder",
+        ],
+    );
+    assert_eq!(count("s/faces"), 256, "the refused set wrote files");
+    let out = facenmf(
+        &["synth", "--set", "bars", "--out", "b", "--count", "50"],
+        root,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!((count("b/faces"), count("b/parts")), (50, 24));
+    let out = facenmf(
+        &[
+            "learn",
+            "b/faces",
+            "-r",
+            "24",
+            "-o",
+            "fit",
+            "--max-iter",
+            "20",
+        ],
+        root,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+}

@@ -5,19 +5,20 @@
 //! multiple of the other, zero. HALS and ANLS set entries to exact zeros, and in f32 a shrinking
 //! component reaches them where f64 keeps a denormal from which the next update recovers; an
 //! NNDSVD start beyond the numerical rank of X (the swimmer's 13 at rank 17) begins with such
-//! components. Gillis' reference codes floor the entries of such a column at a tiny positive
-//! value (N. Gillis, *Nonnegative Matrix Factorization*, SIAM 2020, section 8.3.3).
+//! components.
 //!
 //! Here a dead component k restarts as the positive part of the residual of the image worst
 //! explained, `W[:, k] = max(0, x_j - W h_j)`, and each image's coefficient on it is its
 //! least-squares value given the others, `max(0, r_i^T w_k) / ||w_k||^2`: the error can only
 //! fall, every image whose residual points the same way takes a share, and a multiplicative
-//! update (which cannot leave a zero) starts from nonzero coefficients. A constant image (the mean residual) was tried first and fails on sparse data:
-//! where W H overshoots the background, every image's residual sums to less than zero and the
-//! component dies again at once. One component per iteration, each seeing the residual the
-//! previous one left. A budget bounds the restarts, so that a component the data has no use for
-//! (an over-complete rank) does not restart for ever; finding the worst image costs one product
-//! W H, about one iteration, so the budget also bounds the cost.
+//! update (which cannot leave a zero) starts from nonzero coefficients. Flooring the component
+//! at a tiny constant, as Gillis' codes do, was tried first and fails on sparse data: where
+//! W H overshoots the background, every image's residual sums to less than zero and the
+//! component died again at once (34 restarts in 34 iterations on the swimmer). One component
+//! per iteration, each seeing the residual the previous one left. A budget bounds the
+//! restarts, so that a component the data has no use for (an over-complete rank) does not
+//! restart for ever; finding the worst image costs one product W H, about one iteration, so
+//! the budget also bounds the cost.
 
 use ndarray::{Array2, ArrayView2, Axis, Zip};
 use rayon::prelude::*;

@@ -15,8 +15,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 
 use super::PartsSet;
+use crate::Result;
 use crate::render::write_png;
-use crate::{Error, Result};
 
 /// Side of the demo images in pixels; the parts are drawn in these coordinates.
 pub const SIZE: usize = 32;
@@ -264,22 +264,25 @@ pub fn with_outline(count: usize, seed: u64) -> PartsSet {
 /// files written.
 ///
 /// # Errors
-/// A folder or file cannot be written.
+/// A folder or file cannot be written, or `faces/` or `parts/` holds files this set would not
+/// write.
 pub fn write(dir: &Path, count: usize, seed: u64) -> Result<usize> {
     let demo = generate(count, seed);
-    let faces_dir = dir.join("faces");
-    let parts_dir = dir.join("parts");
-    for d in [&faces_dir, &parts_dir] {
-        std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
-    }
     let digits = count.max(1).to_string().len().max(3);
-    for (j, face) in demo.faces.iter().enumerate() {
-        let path = faces_dir.join(format!("face-{j:0digits$}.png"));
-        write_png(&path, &face.clone().into())?;
+    let face_names: Vec<String> = (0..count)
+        .map(|j| format!("face-{j:0digits$}.png"))
+        .collect();
+    let part_names: Vec<String> = demo
+        .parts
+        .iter()
+        .map(|p| format!("{}.png", p.name))
+        .collect();
+    let (faces_dir, parts_dir) = super::prepare(dir, &face_names, &part_names)?;
+    for (face, name) in demo.faces.iter().zip(&face_names) {
+        write_png(&faces_dir.join(name), &face.clone().into())?;
     }
-    for part in &demo.parts {
-        let path = parts_dir.join(format!("{}.png", part.name));
-        write_png(&path, &to_image(&part.render()).into())?;
+    for (part, name) in demo.parts.iter().zip(&part_names) {
+        write_png(&parts_dir.join(name), &to_image(&part.render()).into())?;
     }
     Ok(demo.faces.len() + demo.parts.len())
 }

@@ -78,24 +78,64 @@ impl PartsSet {
     /// Returns the number of files written.
     ///
     /// # Errors
-    /// A folder or file cannot be written.
+    /// A folder or file cannot be written, or `faces/` or `parts/` holds files this set would
+    /// not write.
     pub fn write(&self, dir: &Path) -> Result<usize> {
-        let faces_dir = dir.join("faces");
-        let parts_dir = dir.join("parts");
-        for d in [&faces_dir, &parts_dir] {
-            std::fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
-        }
         let images = self.images();
         let digits = images.len().to_string().len().max(3);
-        for (j, face) in images.iter().enumerate() {
-            let path = faces_dir.join(format!("{}-{j:0digits$}.png", self.name));
-            write_png(&path, &face.clone().into())?;
-        }
+        let face_names: Vec<String> = (0..images.len())
+            .map(|j| format!("{}-{j:0digits$}.png", self.name))
+            .collect();
         let digits = self.part_names.len().to_string().len();
-        for (k, (name, part)) in self.part_names.iter().zip(self.parts.columns()).enumerate() {
-            let path = parts_dir.join(format!("{k:0digits$}-{name}.png"));
-            write_png(&path, &self.to_image(part.iter().copied()).into())?;
+        let part_files: Vec<String> = (self.part_names.iter().enumerate())
+            .map(|(k, name)| format!("{k:0digits$}-{name}.png"))
+            .collect();
+        let (faces_dir, parts_dir) = prepare(dir, &face_names, &part_files)?;
+        for (face, name) in images.iter().zip(&face_names) {
+            write_png(&faces_dir.join(name), &face.clone().into())?;
+        }
+        for (part, name) in self.parts.columns().into_iter().zip(&part_files) {
+            write_png(
+                &parts_dir.join(name),
+                &self.to_image(part.iter().copied()).into(),
+            )?;
         }
         Ok(images.len() + self.part_names.len())
     }
+}
+
+/// Makes `dir/faces` and `dir/parts`, refusing folders that hold files other than the ones a
+/// set is about to write: two sets in one folder would be loaded as one (and fail on their
+/// different sizes, or worse, not).
+pub(crate) fn prepare(
+    dir: &Path,
+    faces: &[String],
+    parts: &[String],
+) -> Result<(std::path::PathBuf, std::path::PathBuf)> {
+    let pairs = [(dir.join("faces"), faces), (dir.join("parts"), parts)];
+    for (sub, names) in &pairs {
+        std::fs::create_dir_all(sub).map_err(|e| Error::io(sub, e))?;
+        let entries = std::fs::read_dir(sub).map_err(|e| Error::io(sub, e))?;
+        let mut foreign = 0usize;
+        let mut first = None;
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(sub, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !names.contains(&name) {
+                foreign += 1;
+                first.get_or_insert(name);
+            }
+        }
+        if let Some(first) = first {
+            return Err(Error::Output {
+                path: sub.clone(),
+                reason: format!(
+                    "holds {foreign} file(s) this set would not write (such as {first}); \
+                     write it to an empty folder"
+                ),
+            });
+        }
+    }
+    let [(faces_dir, _), (parts_dir, _)] = pairs;
+    Ok((faces_dir, parts_dir))
 }
