@@ -298,7 +298,8 @@ fn nndsvd<T: Float>(
     // Beyond the numerical rank of X (the swimmer has 13 at rank 17) the singular pairs are
     // rounding noise, and NNDSVDa's fill would make those components identical, which no
     // simultaneous update (MU, FPGM) can ever tell apart. They start at zero instead, as dead
-    // components the loop restarts one by one from the residual (`revive.rs`).
+    // components the loop restarts one by one from the residual (`revive.rs`); NNDSVDar's
+    // random fill, applied after this, makes them small and distinct.
     let null = svd.s[0] * T::EPSILON.to_f64().sqrt();
     for (j, &s) in svd.s.iter().enumerate().take(rank) {
         if j > 0 && s <= null {

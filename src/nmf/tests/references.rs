@@ -46,6 +46,34 @@ fn nndsvda_fills_zeros_with_the_mean_and_nndsvdar_with_small_values() {
     assert!(w[[0, 1]] > 0.0 && w[[0, 1]] < 0.75 / 10.0);
 }
 
+#[test]
+fn nndsvd_components_beyond_the_numerical_rank_start_at_zero() {
+    // Rank 2 (two disjoint patterns), asked for 4: the last two singular values are rounding.
+    let x = array![
+        [1.0f32, 2.0, 0.0, 0.0, 1.0],
+        [1.0, 2.0, 0.0, 0.0, 1.0],
+        [0.0, 0.0, 3.0, 1.0, 1.0],
+        [0.0, 0.0, 3.0, 1.0, 1.0],
+        [0.0, 0.0, 3.0, 1.0, 1.0]
+    ];
+    let mean = x.mean().unwrap() as f64;
+    for init in [Init::Nndsvd, Init::Nndsvda] {
+        let (w, ht) = init::initialize(init, &x.view(), 4, 0, mean).unwrap();
+        for k in 0..4 {
+            let zero = w.column(k).iter().chain(ht.column(k)).all(|&v| v == 0.0);
+            assert_eq!(zero, k >= 2, "{init}: component {k}: {w:?}");
+        }
+    }
+    // NNDSVDar's random fill then makes them small and distinct, as for its other zeros.
+    let (w, _) = init::initialize(Init::Nndsvdar, &x.view(), 4, 0, mean).unwrap();
+    assert!(
+        w.slice(ndarray::s![.., 2..])
+            .iter()
+            .all(|&v| v > 0.0 && f64::from(v) < mean / 10.0)
+    );
+    assert_ne!(w.column(2), w.column(3));
+}
+
 /// Textbook formulas for one iteration of each solver, entry by entry, on a small problem:
 /// H^T (n x r) first, then W, as the loop does.
 mod naive {
