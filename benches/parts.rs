@@ -87,13 +87,8 @@ fn run<T: Float>(set: &PartsSet, solver: Solver, rank: usize, o: &Options) -> St
     let start = Instant::now();
     match params.fit(&x.view()) {
         Ok(fit) => {
-            let found = synth::match_parts(&set.parts.view(), &fit.w.view());
-            let missed = found
-                .cosine
-                .iter()
-                .zip(&set.identifiable)
-                .filter(|(c, i)| **i && **c < 0.95)
-                .count();
+            let found = set.match_basis(&fit.w.view());
+            let missed = found.below(&set.part_names, &set.identifiable, 0.95);
             let dead = fit
                 .w
                 .columns()
@@ -106,17 +101,14 @@ fn run<T: Float>(set: &PartsSet, solver: Solver, rank: usize, o: &Options) -> St
             format!(
                 "{:>7.3} {:>7} {:>10.6} {:>6} {:>10} {:>8.2} {dead:>5} {}",
                 found.min_cosine(&set.identifiable),
-                missed,
+                missed.len(),
                 fit.rel_error,
                 fit.n_iter,
                 format!("{:?}", fit.stop),
                 start.elapsed().as_secs_f64(),
-                found
-                    .cosine
+                missed
                     .iter()
-                    .zip(&set.part_names)
-                    .filter(|(c, _)| **c < 0.95)
-                    .map(|(c, n)| format!("{n}:{c:.2}"))
+                    .map(|(name, c)| format!("{name}:{c:.2}"))
                     .collect::<Vec<_>>()
                     .join(" ")
             )

@@ -21,14 +21,11 @@ fn missed<T: Float>(set: &PartsSet, solver: Solver, rank: usize) -> Vec<String> 
         .image_shape(set.height, set.width)
         .fit(&x.view())
         .unwrap_or_else(|e| panic!("{} {solver:?} rank {rank}: {e}", set.name));
-    let found = synth::match_parts(&set.parts.view(), &fit.w.view());
+    let found = set.match_basis(&fit.w.view());
     found
-        .cosine
-        .iter()
-        .zip(&set.identifiable)
-        .zip(&set.part_names)
-        .filter(|((c, identifiable), _)| **identifiable && **c < FOUND)
-        .map(|((c, _), name)| {
+        .below(&set.part_names, &set.identifiable, FOUND)
+        .into_iter()
+        .map(|(name, c)| {
             format!(
                 "{} {solver:?} {} rank {rank}: {name} cosine {c:.3} (rel. error {:.6}, {} iterations, {:?})",
                 set.name,

@@ -8,28 +8,28 @@
 
 use ndarray::{Array2, ArrayView1, Axis};
 
+use super::linalg::column_norms_sq;
 use crate::Float;
 
 /// Rescales (if `rescale`) and reorders W (m x r) and H^T (n x r) in place into the canonical
 /// form; WH is unchanged up to rounding.
 pub(crate) fn canonicalize<T: Float>(w: &mut Array2<T>, ht: &mut Array2<T>, rescale: bool) {
     let r = w.ncols();
-    let mut share = Vec::with_capacity(r);
-    for k in 0..r {
-        let max = w.column(k).iter().fold(T::zero(), |a, &v| a.max_of(v));
-        if rescale && max > T::zero() {
-            let inv = T::one() / max;
-            w.column_mut(k).mapv_inplace(|v| v * inv);
-            ht.column_mut(k).mapv_inplace(|v| v * max);
+    if rescale {
+        for k in 0..r {
+            let max = w.column(k).iter().fold(T::zero(), |a, &v| a.max_of(v));
+            if max > T::zero() {
+                let inv = T::one() / max;
+                w.column_mut(k).mapv_inplace(|v| v * inv);
+                ht.column_mut(k).mapv_inplace(|v| v * max);
+            }
         }
-        let norm = |c: ArrayView1<T>| {
-            c.iter()
-                .map(|v| v.to_f64() * v.to_f64())
-                .sum::<f64>()
-                .sqrt()
-        };
-        share.push(norm(w.column(k)) * norm(ht.column(k)));
     }
+    let share: Vec<f64> = column_norms_sq(w)
+        .iter()
+        .zip(column_norms_sq(ht))
+        .map(|(a, b)| a.sqrt() * b.sqrt())
+        .collect();
     let mut order: Vec<usize> = (0..r).collect();
     // Stable, so that equal shares keep their order and the result stays deterministic.
     order.sort_by(|&a, &b| share[b].total_cmp(&share[a]));

@@ -126,6 +126,19 @@ pub(crate) fn dot<T: Float>(a: &Array2<T>, b: &Array2<T>, partials: &mut Vec<f64
     partials.iter().sum()
 }
 
+/// Squared norms of the columns of a row-major factor, in one pass along its rows (not down
+/// each column, which strides through memory); each sum in row order.
+pub(crate) fn column_norms_sq<T: Float>(f: &Array2<T>) -> Vec<f64> {
+    let mut sums = vec![0.0f64; f.ncols()];
+    for row in f.rows() {
+        for (s, v) in sums.iter_mut().zip(row) {
+            let v = v.to_f64();
+            *s += v * v;
+        }
+    }
+    sums
+}
+
 /// `||X - W H||_F^2` formed directly (not through Gram matrices) in blocks of rows, accumulated
 /// in f64: exact to the precision of T, for final reports where the Gram formula's cancellation
 /// would hide errors below about 1e-3 in f32.

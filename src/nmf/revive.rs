@@ -23,6 +23,7 @@
 use ndarray::{Array2, ArrayView2, Axis, Zip};
 use rayon::prelude::*;
 
+use super::linalg::column_norms_sq;
 use crate::Float;
 
 /// How many restarts a fit may make, per component of its rank.
@@ -130,19 +131,6 @@ fn first_dead<T: Float>(w: &Array2<T>, ht: &Array2<T>) -> Option<usize> {
     let largest = shares.iter().copied().fold(0.0, f64::max);
     let threshold = largest * T::EPSILON.to_f64();
     shares.iter().position(|&s| s <= threshold)
-}
-
-/// Squared norms of the columns of a row-major factor, in one pass along its rows (not down
-/// each column, which strides through memory).
-fn column_norms_sq<T: Float>(f: &Array2<T>) -> Vec<f64> {
-    let mut sums = vec![0.0f64; f.ncols()];
-    for row in f.rows() {
-        for (s, v) in sums.iter_mut().zip(row) {
-            let v = v.to_f64();
-            *s += v * v;
-        }
-    }
-    sums
 }
 
 #[cfg(test)]

@@ -167,30 +167,19 @@ pub struct Demo {
 pub fn generate(count: usize, seed: u64) -> Demo {
     let parts = parts();
     let rendered: Vec<Vec<f64>> = parts.iter().map(Part::render).collect();
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut uniform = move || (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-    let groups = parts.len() / 3;
-    let mut faces = Vec::with_capacity(count);
-    let mut coefficients = Vec::with_capacity(count);
-    for _ in 0..count {
-        let mut coef = vec![0.0; parts.len()];
-        for group in 0..groups {
-            let present = uniform() < GROUP_PRESENCE;
-            let variant = ((uniform() * 3.0) as usize).min(2);
-            let intensity = 0.4 + 0.6 * uniform();
-            if present {
-                coef[group * 3 + variant] = intensity;
+    let coefficients = draw_coefficients(parts.len(), count, seed);
+    let faces = coefficients
+        .iter()
+        .map(|coef| {
+            let mut pixels = vec![0.0; SIZE * SIZE];
+            for (c, part) in coef.iter().zip(&rendered) {
+                for (p, v) in pixels.iter_mut().zip(part) {
+                    *p += c * v;
+                }
             }
-        }
-        let mut pixels = vec![0.0; SIZE * SIZE];
-        for (c, part) in coef.iter().zip(&rendered) {
-            for (p, v) in pixels.iter_mut().zip(part) {
-                *p += c * v;
-            }
-        }
-        faces.push(to_image(&pixels));
-        coefficients.push(coef);
-    }
+            to_image(&pixels)
+        })
+        .collect();
     Demo {
         parts,
         faces,
@@ -198,12 +187,29 @@ pub fn generate(count: usize, seed: u64) -> Demo {
     }
 }
 
+/// Each face's intensity of each of the `parts` parts: per group of three, one variant with
+/// probability [`GROUP_PRESENCE`], at an intensity in [0.4, 1].
+fn draw_coefficients(parts: usize, count: usize, seed: u64) -> Vec<Vec<f64>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut uniform = move || (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    (0..count)
+        .map(|_| {
+            let mut coef = vec![0.0; parts];
+            for group in 0..parts / 3 {
+                let present = uniform() < GROUP_PRESENCE;
+                let variant = ((uniform() * 3.0) as usize).min(2);
+                let intensity = 0.4 + 0.6 * uniform();
+                if present {
+                    coef[group * 3 + variant] = intensity;
+                }
+            }
+            coef
+        })
+        .collect()
+}
+
 fn to_image(pixels: &[f64]) -> GrayImage {
-    let bytes = pixels
-        .iter()
-        .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
-        .collect();
-    GrayImage::from_raw(SIZE as u32, SIZE as u32, bytes).expect("SIZE x SIZE pixels")
+    super::gray_image(SIZE, SIZE, pixels.iter().copied())
 }
 
 /// The least intensity of the outline in [`with_outline`].
@@ -229,8 +235,8 @@ fn outline() -> Part {
 /// product W H (the outline's coefficients lowered to match), and the set would have no unique
 /// parts to find.
 pub fn with_outline(count: usize, seed: u64) -> PartsSet {
-    let demo = generate(count, seed);
-    let mut all = demo.parts;
+    let mut all = parts();
+    let drawn = draw_coefficients(all.len(), count, seed);
     all.push(outline());
     let m = SIZE * SIZE;
     let mut parts = Array2::<f64>::zeros((m, all.len()));
@@ -242,7 +248,7 @@ pub fn with_outline(count: usize, seed: u64) -> PartsSet {
     // A stream of its own, so that the other parts' coefficients are the demo's.
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x006f_7574_6c69_6e65);
     let mut coefficients = Array2::<f64>::zeros((all.len(), count));
-    for (j, coef) in demo.coefficients.iter().enumerate() {
+    for (j, coef) in drawn.iter().enumerate() {
         for (k, &c) in coef.iter().enumerate() {
             coefficients[[k, j]] = c;
         }

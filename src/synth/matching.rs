@@ -26,6 +26,22 @@ impl PartsMatch {
             .map(|(c, _)| *c)
             .fold(f64::INFINITY, f64::min)
     }
+
+    /// The parts (named by `names`) where `required` is true whose cosine is below `threshold`, by name.
+    pub fn below<'s>(
+        &self,
+        names: &'s [String],
+        required: &[bool],
+        threshold: f64,
+    ) -> Vec<(&'s str, f64)> {
+        self.cosine
+            .iter()
+            .zip(required)
+            .zip(names)
+            .filter(|((c, r), _)| **r && **c < threshold)
+            .map(|((c, _), name)| (name.as_str(), *c))
+            .collect()
+    }
 }
 
 /// Pairs each column of `parts` (pixels x p) with a distinct column of `basis` (pixels x r),

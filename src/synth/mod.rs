@@ -18,7 +18,7 @@ pub mod swimmer;
 use std::path::Path;
 
 use image::GrayImage;
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView2};
 
 pub use bars::bars;
 pub use demo::{Demo, Part, generate, parts, with_outline, write};
@@ -26,7 +26,7 @@ pub use matching::{PartsMatch, match_parts};
 pub use swimmer::swimmer;
 
 use crate::render::write_png;
-use crate::{Error, Result};
+use crate::{Error, Float, Result};
 
 /// A synthetic data set built from known parts: image j is `sum_k coefficients[k, j] * part k`.
 #[derive(Debug, Clone)]
@@ -62,16 +62,13 @@ impl PartsSet {
         self.x()
             .columns()
             .into_iter()
-            .map(|c| self.to_image(c.iter().copied()))
+            .map(|c| gray_image(self.width, self.height, c.iter().copied()))
             .collect()
     }
 
-    fn to_image(&self, values: impl Iterator<Item = f64>) -> GrayImage {
-        let bytes = values
-            .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
-            .collect();
-        GrayImage::from_raw(self.width as u32, self.height as u32, bytes)
-            .expect("width x height pixels")
+    /// The matching of this set's parts with the columns of a learned basis W.
+    pub fn match_basis<T: Float>(&self, w: &ArrayView2<T>) -> PartsMatch {
+        match_parts(&self.parts.view(), w)
     }
 
     /// Writes `dir/faces/NAME-NNN.png` (the images) and `dir/parts/PART.png` (the truth).
@@ -95,13 +92,19 @@ impl PartsSet {
             write_png(&faces_dir.join(name), &face.clone().into())?;
         }
         for (part, name) in self.parts.columns().into_iter().zip(&part_files) {
-            write_png(
-                &parts_dir.join(name),
-                &self.to_image(part.iter().copied()).into(),
-            )?;
+            let image = gray_image(self.width, self.height, part.iter().copied());
+            write_png(&parts_dir.join(name), &image.into())?;
         }
         Ok(images.len() + self.part_names.len())
     }
+}
+
+/// Values in [0, 1] (clamped), row-major, as an 8-bit image.
+fn gray_image(width: usize, height: usize, values: impl Iterator<Item = f64>) -> GrayImage {
+    let bytes = values
+        .map(|v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+        .collect();
+    GrayImage::from_raw(width as u32, height as u32, bytes).expect("width x height pixels")
 }
 
 /// Makes `dir/faces` and `dir/parts`, refusing folders that hold files other than the ones a
