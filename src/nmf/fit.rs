@@ -353,6 +353,10 @@ impl Nmf {
 
         // Penalties and sparseness constraints zero components on purpose.
         let mut revival = (!constrained && !penalty.is_active()).then(|| Revival::new(self.rank));
+        // A stall with two alike components merges them at the next iteration's top and
+        // gives the fit another window before the stopping rule is asked again.
+        let mut merge_pending = false;
+        let mut quiet_until = 0;
         let mut stop = Stop::MaxIter;
         for iter in 1..=self.max_iter {
             // Checked before each iteration: raised during the start (a multilevel level, say),
@@ -366,7 +370,9 @@ impl Nmf {
             // swimmer against >= 0.97), and only when another iteration follows, so that
             // every iterate the loop returns is one it measured.
             if let Some(r) = revival.as_mut().filter(|_| iter > 1)
-                && r.revive(&data(&x, &missing), &mut w, &mut ht)
+                && (std::mem::take(&mut merge_pending)
+                    && r.merge_duplicate(&data(&x, &missing), &mut w, &mut ht)
+                    || r.revive(&data(&x, &missing), &mut w, &mut ht))
             {
                 step.refresh_gram_w(&w);
             }
@@ -427,11 +433,18 @@ impl Nmf {
             progress(&record);
             history.push(record);
 
-            if self.tol > 0.0 && iter >= first_feasible + TOL_WINDOW {
+            if self.tol > 0.0 && iter >= (first_feasible + TOL_WINDOW).max(quiet_until) {
                 let before = best_by_iter[iter - TOL_WINDOW];
                 if before - best <= self.tol * before {
-                    stop = Stop::Tolerance;
-                    break;
+                    // A plateau where one part is held twice (and so another part shares a
+                    // component) is a local minimum, not convergence.
+                    if revival.as_ref().is_some_and(|r| r.has_duplicate(&w)) {
+                        merge_pending = true;
+                        quiet_until = iter + TOL_WINDOW;
+                    } else {
+                        stop = Stop::Tolerance;
+                        break;
+                    }
                 }
             }
             if self
