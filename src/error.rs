@@ -136,6 +136,12 @@ pub enum Error {
         /// Why not.
         reason: String,
     },
+    /// A checkpoint cannot be read, or belongs to another fit.
+    #[error("checkpoint: {reason}")]
+    Checkpoint {
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Encoding an output image failed.
     #[error("{}: cannot encode image: {reason}", path.display())]
     Encode {

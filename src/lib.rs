@@ -12,5 +12,6 @@ pub use error::{Error, Result};
 pub use float::Float;
 pub use loader::{Faces, Loader, SkipReason, Skipped};
 pub use nmf::{
-    CoarseLevel, Factorization, ImageShape, Init, Interrupt, Iteration, Loss, Nmf, Solver, Stop,
+    Checkpoint, Checkpointing, CoarseLevel, Factorization, ImageShape, Init, Interrupt, Iteration,
+    Loss, Nmf, Solver, Stop,
 };

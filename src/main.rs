@@ -36,7 +36,8 @@ enum Command {
 struct LearnArgs {
     /// Folder of images, searched recursively (PGM/PNM, PNG, JPEG, GIF, BMP, TIFF, recognised
     /// by content).
-    dir: PathBuf,
+    #[arg(required_unless_present = "resume")]
+    dir: Option<PathBuf>,
     /// Number of parts (basis images) to learn.
     /// [default: 49, or the rank of --init-from's factors]
     #[arg(short, long)]
@@ -130,6 +131,67 @@ struct LearnArgs {
     /// Print only warnings and errors.
     #[arg(short, long)]
     quiet: bool,
+    /// Save the fit's state to OUT/checkpoint.facenmf every SECS seconds (atomically), for
+    /// --resume after a crash. An interrupted run (SIGINT, SIGTERM, SIGHUP) leaves one anyway.
+    #[arg(long, value_name = "SECS")]
+    checkpoint_every: Option<f64>,
+    /// Go on with the run whose output folder is OUT, from its checkpoint.facenmf, with the
+    /// arguments it was started with; ends with the same result as the run that never
+    /// stopped (at the same thread count).
+    #[arg(long, value_name = "OUT", conflicts_with_all = ["dir", "rank", "init_from", "mask", "hide_fraction"])]
+    resume: Option<PathBuf>,
+}
+
+impl LearnArgs {
+    /// The image folder (given unless resuming, and set from the checkpoint then).
+    fn dir(&self) -> &Path {
+        self.dir
+            .as_deref()
+            .expect("an image folder unless resuming")
+    }
+}
+
+/// What a checkpoint keeps of the command line, to rebuild the same run.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RunContext {
+    cwd: PathBuf,
+    argv: Vec<String>,
+}
+
+/// The arguments of the run a checkpoint in `out` belongs to, and the checkpoint's bytes. The
+/// working folder becomes the run's, so that its relative paths mean what they meant.
+fn resumed_args(out: &Path) -> Result<(LearnArgs, Vec<u8>, String)> {
+    let path = out.join(render::CHECKPOINT_FILE);
+    let bytes = std::fs::read(&path).with_context(|| {
+        format!(
+            "cannot resume from {}: no checkpoint there (an interrupted run leaves one, and a \
+             run with --checkpoint-every while it runs; a finished run has none)",
+            out.display()
+        )
+    })?;
+    let context = facenmf::nmf::checkpoint_context(&bytes)
+        .with_context(|| format!("cannot resume from {}", path.display()))?;
+    let run: RunContext = serde_json::from_str(&context)
+        .with_context(|| format!("{}: not a checkpoint of the command line", path.display()))?;
+    let out =
+        std::fs::canonicalize(out).with_context(|| format!("cannot find {}", out.display()))?;
+    std::env::set_current_dir(&run.cwd).with_context(|| {
+        format!(
+            "cannot resume: the run was started in {}, which is gone",
+            run.cwd.display()
+        )
+    })?;
+    let mut args = match Cli::try_parse_from(&run.argv)
+        .with_context(|| format!("{}: its command line does not parse", path.display()))?
+        .command
+    {
+        Some(Command::Learn(args)) => *args,
+        None => demo_args(),
+        Some(_) => bail!("{}: not a checkpoint of facenmf learn", path.display()),
+    };
+    args.out = out;
+    args.resume = None;
+    Ok((args, bytes, context))
 }
 
 #[derive(Debug, Args)]
@@ -282,7 +344,13 @@ fn demo_args() -> LearnArgs {
     }
 }
 
-fn learn(args: LearnArgs) -> Result<ExitCode> {
+fn learn(mut args: LearnArgs) -> Result<ExitCode> {
+    let mut resume = None;
+    if let Some(out) = args.resume.clone() {
+        let (original, bytes, context) = resumed_args(&out)?;
+        args = original;
+        resume = Some((bytes, context));
+    }
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     if args.threads > cores {
         eprintln!(
@@ -298,12 +366,12 @@ fn learn(args: LearnArgs) -> Result<ExitCode> {
             .context("cannot start the worker threads")?;
     }
     match args.precision {
-        Precision::F32 => learn_as::<f32>(&args),
-        Precision::F64 => learn_as::<f64>(&args),
+        Precision::F32 => learn_as::<f32>(&args, resume),
+        Precision::F64 => learn_as::<f64>(&args, resume),
     }
 }
 
-fn learn_as<T: Float>(args: &LearnArgs) -> Result<ExitCode> {
+fn learn_as<T: Float>(args: &LearnArgs, resume: Option<(Vec<u8>, String)>) -> Result<ExitCode> {
     let say = |line: String| {
         if !args.quiet {
             eprintln!("{line}");
@@ -314,7 +382,29 @@ fn learn_as<T: Float>(args: &LearnArgs) -> Result<ExitCode> {
     // Before any work: an output folder that cannot take the outputs is found now, not after
     // the fit; and when it lies inside the image folder its pictures are not faces.
     render::prepare_output_dir(&args.out)?;
-    let mut loader = Loader::new(&args.dir)
+    if args.runs > 1 && (args.checkpoint_every.is_some() || resume.is_some()) {
+        bail!("--checkpoint-every and --resume cover one run; they cannot be combined with --runs");
+    }
+    if let Some(secs) = args.checkpoint_every
+        && !(secs.is_finite() && secs >= 0.0)
+    {
+        bail!("--checkpoint-every: {secs} is not a number of seconds");
+    }
+    let resume = match resume {
+        Some((bytes, context)) => {
+            let saved = facenmf::Checkpoint::<T>::from_bytes(&bytes)
+                .with_context(|| format!("cannot resume from {}", args.out.display()))?;
+            say(format!(
+                "resuming after iteration {} (relative error {:.6}) in {}",
+                saved.iteration(),
+                saved.rel_error(),
+                args.out.display()
+            ));
+            Some((saved, context))
+        }
+        None => None,
+    };
+    let mut loader = Loader::new(args.dir())
         .skip_unreadable(args.skip_unreadable)
         .max_pixels(args.max_image_pixels)
         .exclude(&args.out);
@@ -331,7 +421,7 @@ fn learn_as<T: Float>(args: &LearnArgs) -> Result<ExitCode> {
         "loaded {n} images of {}x{} from {} (X is {m} x {n})",
         faces.width,
         faces.height,
-        args.dir.display()
+        args.dir().display()
     ));
     report_skipped(&faces, args.quiet);
 
@@ -416,20 +506,85 @@ fn learn_as<T: Float>(args: &LearnArgs) -> Result<ExitCode> {
     if known.is_some() && (start.is_some() || args.runs > 1) {
         bail!("--hide-fraction and --mask cannot be combined with --init-from or --runs");
     }
-    let fit = match (&start, &known) {
-        (_, Some(known)) => params.fit_masked(&faces.x.view(), &known.view(), report)?,
-        (Some((w, h)), None) => params
-            .fit_from(&faces.x.view(), &w.view(), &h.view(), report)
-            .with_context(|| {
-                let dir = args.init_from.as_deref().unwrap_or(Path::new("."));
-                format!("cannot start from the factors in {}", dir.display())
-            })?,
-        (None, None) => params.fit_with(&faces.x.view(), report)?,
+    let fit_and_state = if args.runs > 1 {
+        let fit = match &start {
+            Some((w, h)) => params
+                .fit_from(&faces.x.view(), &w.view(), &h.view(), report)
+                .with_context(|| {
+                    let dir = args.init_from.as_deref().unwrap_or(Path::new("."));
+                    format!("cannot start from the factors in {}", dir.display())
+                })?,
+            None => params.fit_with(&faces.x.view(), report)?,
+        };
+        (fit, None)
+    } else {
+        // One run: checkpoints while it runs when asked, and its last state when interrupted.
+        let (resume, context) = match resume {
+            Some((saved, context)) => (Some(saved), context),
+            None => {
+                let run = RunContext {
+                    cwd: std::env::current_dir().context("cannot read the working folder")?,
+                    argv: std::env::args().collect(),
+                };
+                (
+                    None,
+                    serde_json::to_string(&run).expect("context serialises"),
+                )
+            }
+        };
+        let checkpoint_path = args.out.join(render::CHECKPOINT_FILE);
+        let mut warned = false;
+        let mut save = |saved: &facenmf::Checkpoint<T>| {
+            let written = std::fs::create_dir_all(&args.out)
+                .map_err(|e| facenmf::Error::Io {
+                    path: args.out.clone(),
+                    source: e,
+                })
+                .and_then(|()| render::write_atomic(&checkpoint_path, &saved.to_bytes()));
+            if let Err(e) = written
+                && !std::mem::replace(&mut warned, true)
+            {
+                bar.println(format!(
+                    "warning: cannot write the checkpoint ({e}); the fit goes on"
+                ));
+            }
+        };
+        let checkpointing = facenmf::Checkpointing {
+            every: args.checkpoint_every,
+            save: &mut save,
+            resume,
+            context,
+        };
+        let start_views = start.as_ref().map(|(w, h)| (w.view(), h.view()));
+        let known_view = known.as_ref().map(|k| k.view());
+        let fitted = params.fit_checkpointed(
+            &faces.x.view(),
+            start_views.as_ref().map(|(w, h)| (w, h)),
+            known_view.as_ref(),
+            report,
+            checkpointing,
+        );
+        match (&args.init_from, fitted) {
+            (Some(dir), Err(e)) => Err(anyhow::Error::from(e).context(format!(
+                "cannot start from the factors in {}",
+                dir.display()
+            )))?,
+            (_, fitted) => fitted?,
+        }
     };
+    let (fit, last_state) = fit_and_state;
     bar.finish_and_clear();
 
     let threads = rayon::current_num_threads();
-    let written = render::write_outputs(&args.out, &faces, &fit, args.samples, threads)?;
+    let last_state = last_state.map(|s| s.to_bytes());
+    let written = render::write_outputs(
+        &args.out,
+        &faces,
+        &fit,
+        args.samples,
+        threads,
+        last_state.as_deref(),
+    )?;
     summarise(args, &faces, &fit, &written);
     if interrupt.is_raised() {
         eprintln!(
@@ -440,6 +595,9 @@ fn learn_as<T: Float>(args: &LearnArgs) -> Result<ExitCode> {
             fit.rel_error,
             args.out.display()
         );
+        if last_state.is_some() {
+            eprintln!("go on with: facenmf learn --resume {}", args.out.display());
+        }
         return Ok(signal.exit_code());
     }
     Ok(ExitCode::SUCCESS)

@@ -208,3 +208,160 @@ fn a_full_disk_leaves_the_previous_outputs_whole() {
         std::panic::resume_unwind(panic);
     }
 }
+
+/// A fit of the synthetic faces that runs a few seconds, with `extra` arguments.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn spawn_fit(root: &Path, out: &str, extra: &[&str]) -> Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_facenmf"))
+        .args([
+            "learn",
+            "d/faces",
+            "-r",
+            "8",
+            "--tol",
+            "0",
+            "--threads",
+            "2",
+        ])
+        .args(["--max-iter", "20000", "-o", out])
+        .args(extra)
+        .current_dir(root)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let loaded = lines
+        .by_ref()
+        .map_while(|l| l.ok())
+        .any(|l| l.starts_with("loaded"));
+    assert!(loaded, "the fit did not start");
+    std::thread::spawn(move || lines.for_each(drop));
+    child
+}
+
+/// The same W and H bytes, and run.json's history of errors.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn same_result(a: &Path, b: &Path) {
+    for name in ["W.npy", "H.npy"] {
+        let (x, y) = (
+            std::fs::read(a.join(name)).unwrap(),
+            std::fs::read(b.join(name)).unwrap(),
+        );
+        assert!(
+            x == y,
+            "{name} differs between {} and {}",
+            a.display(),
+            b.display()
+        );
+    }
+    let errors = |dir: &Path| {
+        let run = complete_set(dir);
+        let history: Vec<f64> = run["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["rel_error"].as_f64().unwrap())
+            .collect();
+        (history, run["iterations"].clone(), run["stop"].clone())
+    };
+    assert_eq!(errors(a), errors(b));
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn an_interrupted_run_resumes_to_the_result_of_one_never_interrupted() {
+    let tmp = tempfile::tempdir().unwrap();
+    faces(tmp.path(), 60);
+    let whole = spawn_fit(tmp.path(), "whole", &[])
+        .wait_with_output()
+        .unwrap();
+    assert!(whole.status.success());
+    let child = spawn_fit(tmp.path(), "out", &[]);
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    signal(&child, libc::SIGINT);
+    let interrupted = child.wait_with_output().unwrap();
+    assert_eq!(interrupted.status.code(), Some(130));
+    let out = tmp.path().join("out");
+    let run = complete_set(&out);
+    assert_eq!(run["stop"], "interrupted");
+    assert!(
+        out.join("checkpoint.facenmf").is_file(),
+        "no checkpoint left"
+    );
+    // Resumed from another working folder: the checkpoint knows where the run started.
+    let resumed = facenmf(
+        &["learn", "--resume", out.to_str().unwrap()],
+        Path::new("/"),
+    );
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(
+        stderr(&resumed).contains("resuming after iteration"),
+        "{}",
+        stderr(&resumed)
+    );
+    same_result(&out, &tmp.path().join("whole"));
+    assert!(
+        !out.join("checkpoint.facenmf").exists(),
+        "a finished run keeps its checkpoint"
+    );
+    // A finished run has nothing to resume, and says so.
+    let again = facenmf(&["learn", "--resume", "out"], tmp.path());
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("no checkpoint there"),
+        "{}",
+        stderr(&again)
+    );
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn a_killed_run_resumes_from_its_last_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    faces(tmp.path(), 60);
+    let whole = spawn_fit(tmp.path(), "whole", &[])
+        .wait_with_output()
+        .unwrap();
+    assert!(whole.status.success());
+    let mut child = spawn_fit(tmp.path(), "out", &["--checkpoint-every", "0.2"]);
+    let checkpoint = tmp.path().join("out/checkpoint.facenmf");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !checkpoint.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    signal(&child, libc::SIGKILL);
+    let _ = child.wait();
+    assert!(
+        checkpoint.is_file(),
+        "no checkpoint written while the fit ran"
+    );
+    let resumed = facenmf(&["learn", "--resume", "out", "-q"], tmp.path());
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    same_result(&tmp.path().join("out"), &tmp.path().join("whole"));
+}
+
+#[test]
+fn a_damaged_checkpoint_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("out")).unwrap();
+    std::fs::write(
+        tmp.path().join("out/checkpoint.facenmf"),
+        b"facenmf checkpoint 1\n\x05",
+    )
+    .unwrap();
+    let out = facenmf(&["learn", "--resume", "out"], tmp.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("truncated or damaged"),
+        "{}",
+        stderr(&out)
+    );
+    let both = facenmf(&["learn", "d", "--resume", "out"], tmp.path());
+    assert!(!both.status.success());
+    let runs = facenmf(
+        &["learn", "d", "--runs", "2", "--checkpoint-every", "5"],
+        tmp.path(),
+    );
+    assert!(stderr(&runs).contains("cover one run"), "{}", stderr(&runs));
+}

@@ -13,6 +13,7 @@ use std::ops::Range;
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip, s};
 
+use super::checkpoint::{ExtrapolationArrays, ExtrapolationScalars};
 use crate::Float;
 
 /// Initial beta.
@@ -173,6 +174,47 @@ impl<T: Float> Extrapolated<T> {
         std::mem::swap(&mut self.w, &mut self.w_new);
         std::mem::swap(&mut self.ht, &mut self.ht_new);
         true
+    }
+
+    /// The state a checkpoint keeps: the scheme's scalars and the accepted and best pairs
+    /// (`w_new` and `ht_new` are overwritten before they are read).
+    pub(crate) fn state(&self) -> (ExtrapolationScalars, ExtrapolationArrays<T>) {
+        let scalars = ExtrapolationScalars {
+            beta: self.scheme.beta.to_bits(),
+            previous: self.scheme.previous.to_bits(),
+            ceiling: self.scheme.ceiling.to_bits(),
+            warmup: self.warmup,
+        };
+        let arrays = ExtrapolationArrays {
+            w: self.w.clone(),
+            ht: self.ht.clone(),
+            best_w: self.best_w.clone(),
+            best_ht: self.best_ht.clone(),
+        };
+        (scalars, arrays)
+    }
+
+    /// The extrapolation [`Extrapolated::state`] saved; `keeps_sign` as for [`Extrapolated::new`].
+    pub(crate) fn restore(
+        scalars: ExtrapolationScalars,
+        arrays: ExtrapolationArrays<T>,
+        keeps_sign: bool,
+    ) -> Self {
+        Extrapolated {
+            scheme: Extrapolation {
+                beta: f64::from_bits(scalars.beta),
+                previous: f64::from_bits(scalars.previous),
+                ceiling: f64::from_bits(scalars.ceiling),
+            },
+            warmup: scalars.warmup,
+            w_new: arrays.w.clone(),
+            ht_new: arrays.ht.clone(),
+            w: arrays.w,
+            ht: arrays.ht,
+            best_w: arrays.best_w,
+            best_ht: arrays.best_ht,
+            floor: if keeps_sign { 0.0 } else { f64::NEG_INFINITY },
+        }
     }
 
     /// The best pair seen, or the start when no iteration ran.

@@ -9,6 +9,7 @@ use rayon::prelude::*;
 use super::beta::BetaMu;
 use super::blocks::Images;
 use super::canonical;
+use super::checkpoint::{Checkpoint, Meta};
 use super::extrapolate::Extrapolated;
 use super::init;
 use super::linalg::residual_sq;
@@ -88,6 +89,17 @@ impl Nmf {
         h0: &ArrayView2<T>,
         progress: impl FnMut(&Iteration) + Send,
     ) -> Result<Factorization<T>> {
+        let start = self.given_start(x, w0, h0)?;
+        self.fit_inner(x, Some(start), None, progress)
+    }
+
+    /// W0 and H0 checked against X and the rank, as the loop takes them (W and H^T).
+    fn given_start<T: Float>(
+        &self,
+        x: &ArrayView2<T>,
+        w0: &ArrayView2<T>,
+        h0: &ArrayView2<T>,
+    ) -> Result<(Array2<T>, Array2<T>)> {
         let (m, n) = x.dim();
         let r = self.rank;
         for (name, factor, shape) in [("W0", w0, (m, r)), ("H0", h0, (r, n))] {
@@ -119,11 +131,56 @@ impl Nmf {
                 ));
             }
         }
-        let start = (
+        Ok((
             w0.as_standard_layout().into_owned(),
             h0.t().as_standard_layout().into_owned(),
-        );
-        self.fit_inner(x, Some(start), None, progress)
+        ))
+    }
+
+    /// Fits X as [`Nmf::fit_with`] does (or from given factors as [`Nmf::fit_from`], or on the
+    /// known entries as [`Nmf::fit_masked`]), saving a [`Checkpoint`] every
+    /// [`Checkpointing::every`] seconds, or going on from [`Checkpointing::resume`]. A resumed
+    /// fit ends with the same bits as one that never stopped, at the same thread count.
+    /// Returns the fit, and for an interrupted one ([`crate::Interrupt`]) its last state, to
+    /// resume from.
+    ///
+    /// # Errors
+    /// As the fits named, [`Nmf::runs`] above 1 (a checkpoint covers one run), and a
+    /// checkpoint made on other images, with other parameters or at another precision.
+    pub fn fit_checkpointed<T: Float>(
+        &self,
+        x: &ArrayView2<T>,
+        start: Option<(&ArrayView2<T>, &ArrayView2<T>)>,
+        known: Option<&ArrayView2<bool>>,
+        progress: impl FnMut(&Iteration) + Send,
+        mut checkpointing: Checkpointing<'_, T>,
+    ) -> Result<(Factorization<T>, Option<Checkpoint<T>>)> {
+        if self.runs != 1 {
+            return Err(Error::param(
+                "runs",
+                "a checkpoint covers one run; checkpoints need runs = 1",
+            ));
+        }
+        let start = match start {
+            Some((w0, h0)) => Some(self.given_start(x, w0, h0)?),
+            None => None,
+        };
+        let params = Nmf {
+            seed: seed::run_seed(self.seed, 0),
+            extrapolate: if known.is_some() {
+                Some(false)
+            } else {
+                self.extrapolate
+            },
+            ..self.clone()
+        };
+        params.fit_inner_checkpointed(
+            x,
+            start,
+            known.map(|k| k.view()),
+            progress,
+            Some(&mut checkpointing),
+        )
     }
 
     /// Fits X using only the entries where `known` is true: the objective sums over them, and
@@ -157,10 +214,23 @@ impl Nmf {
         known: Option<ArrayView2<bool>>,
         progress: impl FnMut(&Iteration) + Send,
     ) -> Result<Factorization<T>> {
+        self.fit_inner_checkpointed(x, start_factors, known, progress, None)
+            .map(|(fit, _)| fit)
+    }
+
+    /// [`Nmf::fit_inner`] with checkpoints; returns the last state of an interrupted fit too.
+    fn fit_inner_checkpointed<T: Float>(
+        &self,
+        x: &ArrayView2<T>,
+        start_factors: Option<(Array2<T>, Array2<T>)>,
+        known: Option<ArrayView2<bool>>,
+        progress: impl FnMut(&Iteration) + Send,
+        checkpointing: Option<&mut Checkpointing<'_, T>>,
+    ) -> Result<(Factorization<T>, Option<Checkpoint<T>>)> {
         if rayon::current_thread_index().is_some() {
-            return self.fit_loop(x, start_factors, known, progress);
+            return self.fit_loop(x, start_factors, known, progress, checkpointing);
         }
-        rayon::scope(|_| self.fit_loop(x, start_factors, known, progress))
+        rayon::scope(|_| self.fit_loop(x, start_factors, known, progress, checkpointing))
     }
 
     /// The coarse shape a multilevel start would fit first, if it applies to this fit.
@@ -214,7 +284,8 @@ impl Nmf {
         start_factors: Option<(Array2<T>, Array2<T>)>,
         known: Option<ArrayView2<bool>>,
         mut progress: impl FnMut(&Iteration),
-    ) -> Result<Factorization<T>> {
+        mut checkpointing: Option<&mut Checkpointing<'_, T>>,
+    ) -> Result<(Factorization<T>, Option<Checkpoint<T>>)> {
         let start = Instant::now();
         let x = x.as_standard_layout();
         let x = x.view();
@@ -245,67 +316,17 @@ impl Nmf {
             .column_block
             .filter(|_| missing.is_none() && self.sparsity_h.is_none());
 
-        // Start: given factors, a multilevel start, or the init.
-        let given = start_factors.is_some();
-        let mut coarse_levels = Vec::new();
-        let coarse = match (&start_factors, &missing) {
-            (None, None) => self.coarse_start(&x, &mut coarse_levels)?,
-            _ => None,
-        };
-        // Extrapolation ramps up after a start from an init, except in a multilevel start's
-        // coarse levels: there it cost Olivetti one iteration to E (4 against 3) and changed
-        // no least cosine on the parts benchmarks.
-        let from_init = !given && coarse.is_none() && !self.coarse_level;
-        let (mut w, mut ht) = match start_factors.or(coarse) {
-            Some(factors) => factors,
-            None => init::initialize_with(
-                self.init,
-                &data(&x, &missing),
-                self.rank,
-                self.seed,
-                sum / (m * n) as f64,
-                policy.multiplicative,
-            )?,
-        };
-        let mut step = Step::new(self, m, &Images::in_memory(data(&x, &missing), width));
-        // A divergence starts from the init as it is (as scikit-learn does); its error comes
-        // from WH itself.
-        let mut beta_mu =
-            (!self.loss.is_frobenius()).then(|| BetaMu::new(m, n, self.rank, self.loss.beta()));
-        let (mut err_sq, start_divergence) = match &mut beta_mu {
-            Some(b) => {
-                b.product(&w, &ht);
-                let (frobenius_sq, divergence) = b.measure(&x);
-                (frobenius_sq, Some(divergence))
-            }
-            None => {
-                // Scale W so that alpha W H is the best multiple of the initial product: the
-                // NNDSVDa fill otherwise starts far above X. With missing data the imputation
-                // below changes the data the start's X^T W was taken from.
-                let images = Images::in_memory(data(&x, &missing), width);
-                let (cross, quad) = step.start(&images, &w, &ht, missing.is_none());
-                let mut err_sq = xx;
-                if quad > 0.0 && cross > 0.0 {
-                    let alpha = cross / quad;
-                    let a = T::from_f64(alpha);
-                    w.mapv_inplace(|v| v * a);
-                    step.scale(a);
-                    err_sq = xx - 2.0 * alpha * cross + alpha * alpha * quad;
-                }
-                (err_sq, None)
-            }
-        };
-        if let Some(mi) = &mut missing {
-            // The first error and imputation come from the scaled start.
-            err_sq = mi.refresh(&x, &w, &ht);
-        }
+        let penalty = Penalty::new(self.alpha_w, self.alpha_h, self.l1_ratio, m, n);
+        // Under a sparseness constraint the start does not satisfy it: the first iterate that
+        // does is the reference of the stopping rule, not the start.
+        let constrained = self.sparsity_w.is_some() || self.sparsity_h.is_some();
+        let first_feasible = usize::from(constrained);
         let x_norm = missing
             .as_ref()
             .map_or(xx.sqrt(), |mi| mi.known_norm_sq.sqrt());
         let rel = |err_sq: f64| err_sq.max(0.0).sqrt() / x_norm;
         // Decisions (extrapolation, keep-best, tolerance) use the relative error, or with
         // penalties the whole objective.
-        let penalty = Penalty::new(self.alpha_w, self.alpha_h, self.l1_ratio, m, n);
         let score = |err_sq: f64, w: &Array2<T>, ht: &Array2<T>, divergence: Option<f64>| {
             if let Some(d) = divergence {
                 d
@@ -315,50 +336,239 @@ impl Nmf {
                 rel(err_sq)
             }
         };
-        if !err_sq.is_finite() || start_divergence.is_some_and(|d| !d.is_finite()) {
-            return Err(Error::NonFinite {
-                iteration: 0,
-                what: "the error of the start",
-            });
+        let mut step = Step::new(self, m, &Images::in_memory(data(&x, &missing), width));
+        // A divergence starts from the init as it is (as scikit-learn does); its error comes
+        // from WH itself.
+        let mut beta_mu =
+            (!self.loss.is_frobenius()).then(|| BetaMu::new(m, n, self.rank, self.loss.beta()));
+        let params_record = serde_json::to_string(self).expect("parameters serialise");
+        let resume = checkpointing.as_mut().and_then(|c| c.resume.take());
+        let carried = match resume {
+            Some(saved) => {
+                let meta = &saved.meta;
+                if meta.shape != (m, n)
+                    || meta.x_sum != sum.to_bits()
+                    || meta.x_norm_sq != xx.to_bits()
+                {
+                    return Err(Error::Checkpoint {
+                        reason: format!(
+                            "it was made on {} images of {} pixels with other values, not these \
+                             {n} of {m}; resume on the same images",
+                            meta.shape.1, meta.shape.0
+                        ),
+                    });
+                }
+                if meta.params != params_record {
+                    return Err(Error::Checkpoint {
+                        reason: format!(
+                            "it was made with other parameters ({}), not {params_record}",
+                            meta.params
+                        ),
+                    });
+                }
+                // What is a function of the factors is recomputed; W^T W is as the last
+                // half-step left it.
+                step.restore_gram_w(&saved.gram_w);
+                if let Some(b) = &mut beta_mu {
+                    b.product(&saved.w, &saved.ht);
+                    b.measure(&x);
+                }
+                if let Some(mi) = &mut missing {
+                    mi.refresh(&x, &saved.w, &saved.ht);
+                }
+                let extrapolation = match (meta.extrapolation, saved.extrapolation) {
+                    (Some(scalars), Some(arrays)) => Some(Extrapolated::restore(
+                        scalars,
+                        arrays,
+                        policy.multiplicative,
+                    )),
+                    _ => None,
+                };
+                let bits = |v: &[u64]| v.iter().map(|&b| f64::from_bits(b)).collect::<Vec<_>>();
+                let best_by_iter = bits(&meta.best_by_iter);
+                let last = *meta
+                    .history
+                    .last()
+                    .expect("a checkpoint holds an iteration");
+                progress(&last);
+                Carried {
+                    w: saved.w,
+                    ht: saved.ht,
+                    history: meta.history.clone(),
+                    scores: bits(&meta.scores),
+                    best: *best_by_iter
+                        .last()
+                        .expect("a checkpoint holds an iteration"),
+                    best_by_iter,
+                    extrapolation,
+                    revival: meta
+                        .restarts
+                        .map(|state| Revival::restored(self.rank, state)),
+                    merge_pending: meta.merge_pending,
+                    quiet_until: meta.quiet_until,
+                    coarse_levels: meta.coarse_levels.clone(),
+                    given: meta.given,
+                    seconds_before: meta.seconds,
+                }
+            }
+            None => {
+                // Start: given factors, a multilevel start, or the init.
+                let given = start_factors.is_some();
+                let mut coarse_levels = Vec::new();
+                let coarse = match (&start_factors, &missing) {
+                    (None, None) => self.coarse_start(&x, &mut coarse_levels)?,
+                    _ => None,
+                };
+                // Extrapolation ramps up after a start from an init, except in a multilevel
+                // start's coarse levels: there it cost Olivetti one iteration to E (4 against
+                // 3) and changed no least cosine on the parts benchmarks.
+                let from_init = !given && coarse.is_none() && !self.coarse_level;
+                let (mut w, ht) = match start_factors.or(coarse) {
+                    Some(factors) => factors,
+                    None => init::initialize_with(
+                        self.init,
+                        &data(&x, &missing),
+                        self.rank,
+                        self.seed,
+                        sum / (m * n) as f64,
+                        policy.multiplicative,
+                    )?,
+                };
+                let (mut err_sq, start_divergence) = match &mut beta_mu {
+                    Some(b) => {
+                        b.product(&w, &ht);
+                        let (frobenius_sq, divergence) = b.measure(&x);
+                        (frobenius_sq, Some(divergence))
+                    }
+                    None => {
+                        // Scale W so that alpha W H is the best multiple of the initial
+                        // product: the NNDSVDa fill otherwise starts far above X. With missing
+                        // data the imputation below changes the data the start's X^T W was
+                        // taken from.
+                        let images = Images::in_memory(data(&x, &missing), width);
+                        let (cross, quad) = step.start(&images, &w, &ht, missing.is_none());
+                        let mut err_sq = xx;
+                        if quad > 0.0 && cross > 0.0 {
+                            let alpha = cross / quad;
+                            let a = T::from_f64(alpha);
+                            w.mapv_inplace(|v| v * a);
+                            step.scale(a);
+                            err_sq = xx - 2.0 * alpha * cross + alpha * alpha * quad;
+                        }
+                        (err_sq, None)
+                    }
+                };
+                if let Some(mi) = &mut missing {
+                    // The first error and imputation come from the scaled start.
+                    err_sq = mi.refresh(&x, &w, &ht);
+                }
+                if !err_sq.is_finite() || start_divergence.is_some_and(|d| !d.is_finite()) {
+                    return Err(Error::NonFinite {
+                        iteration: 0,
+                        what: "the error of the start",
+                    });
+                }
+                let mut history = Vec::with_capacity(self.max_iter.min(100_000) + 1);
+                let first = Iteration {
+                    iter: 0,
+                    seconds: start.elapsed().as_secs_f64(),
+                    rel_error: rel(err_sq),
+                    divergence: start_divergence,
+                };
+                progress(&first);
+                history.push(first);
+                // (w, ht) are the points the updates start from and overwrite; with
+                // extrapolation the last accepted and the best pair are kept beside them, as
+                // extrapolated errors are not monotone.
+                let extrapolation = self
+                    .extrapolates()
+                    .then(|| Extrapolated::new(&w, &ht, policy.multiplicative, from_init));
+                let mut scores = Vec::with_capacity(history.capacity());
+                scores.push(score(err_sq, &w, &ht, first.divergence));
+                let best = if constrained {
+                    f64::INFINITY
+                } else {
+                    scores[0]
+                };
+                let mut best_by_iter = Vec::with_capacity(history.capacity());
+                best_by_iter.push(best);
+                Carried {
+                    w,
+                    ht,
+                    history,
+                    scores,
+                    best,
+                    best_by_iter,
+                    extrapolation,
+                    // Penalties and sparseness constraints zero components on purpose.
+                    revival: (!constrained && !penalty.is_active())
+                        .then(|| Revival::new(self.rank)),
+                    // A stall with two alike components merges them at the next iteration's
+                    // top and gives the fit another window before the stopping rule is asked
+                    // again.
+                    merge_pending: false,
+                    quiet_until: 0,
+                    coarse_levels,
+                    given,
+                    seconds_before: 0.0,
+                }
+            }
+        };
+        let Carried {
+            mut w,
+            mut ht,
+            mut history,
+            mut scores,
+            mut best,
+            mut best_by_iter,
+            mut extrapolation,
+            mut revival,
+            mut merge_pending,
+            mut quiet_until,
+            coarse_levels,
+            given,
+            seconds_before,
+        } = carried;
+        let elapsed = || seconds_before + start.elapsed().as_secs_f64();
+        let context = checkpointing
+            .as_ref()
+            .map_or_else(String::new, |c| c.context.clone());
+        // The state between two iterations, for a checkpoint.
+        macro_rules! checkpoint {
+            ($iter:expr) => {{
+                let (scalars, arrays) = extrapolation.as_ref().map(Extrapolated::state).unzip();
+                Checkpoint {
+                    context: context.clone(),
+                    meta: Meta {
+                        precision: T::NAME.into(),
+                        params: params_record.clone(),
+                        shape: (m, n),
+                        x_sum: sum.to_bits(),
+                        x_norm_sq: xx.to_bits(),
+                        iter: $iter,
+                        seconds: elapsed(),
+                        history: history.clone(),
+                        scores: scores.iter().map(|s| s.to_bits()).collect(),
+                        best_by_iter: best_by_iter.iter().map(|s| s.to_bits()).collect(),
+                        restarts: revival.as_ref().map(Revival::state),
+                        merge_pending,
+                        quiet_until,
+                        given,
+                        coarse_levels: coarse_levels.clone(),
+                        extrapolation: scalars,
+                    },
+                    w: w.clone(),
+                    ht: ht.clone(),
+                    gram_w: step.gram_w().clone(),
+                    extrapolation: arrays,
+                }
+            }};
         }
-        let mut history = Vec::with_capacity(self.max_iter.min(100_000) + 1);
-        let first = Iteration {
-            iter: 0,
-            seconds: start.elapsed().as_secs_f64(),
-            rel_error: rel(err_sq),
-            divergence: start_divergence,
-        };
-        progress(&first);
-        history.push(first);
-
-        // (w, ht) are the points the updates start from and overwrite; with extrapolation the
-        // last accepted and the best pair are kept beside them, as extrapolated errors are not
-        // monotone.
-        let mut extrapolation = self
-            .extrapolates()
-            .then(|| Extrapolated::new(&w, &ht, policy.multiplicative, from_init));
-        let mut scores = Vec::with_capacity(history.capacity());
-        scores.push(score(err_sq, &w, &ht, first.divergence));
-        // Under a sparseness constraint the start does not satisfy it: the first iterate that
-        // does is the reference of the stopping rule, not the start.
-        let constrained = self.sparsity_w.is_some() || self.sparsity_h.is_some();
-        let first_feasible = usize::from(constrained);
-        let mut best = if constrained {
-            f64::INFINITY
-        } else {
-            scores[0]
-        };
-        let mut best_by_iter = Vec::with_capacity(history.capacity());
-        best_by_iter.push(best);
-
-        // Penalties and sparseness constraints zero components on purpose.
-        let mut revival = (!constrained && !penalty.is_active()).then(|| Revival::new(self.rank));
-        // A stall with two alike components merges them at the next iteration's top and
-        // gives the fit another window before the stopping rule is asked again.
-        let mut merge_pending = false;
-        let mut quiet_until = 0;
+        let mut last_saved = Instant::now();
+        let mut err_sq;
+        let resumed_at = history.len();
         let mut stop = Stop::MaxIter;
-        for iter in 1..=self.max_iter {
+        for iter in resumed_at..=self.max_iter {
             // Checked before each iteration: raised during the start (a multilevel level, say),
             // the start is the result.
             if self.interrupt.is_raised() {
@@ -426,7 +636,7 @@ impl Nmf {
 
             let record = Iteration {
                 iter,
-                seconds: start.elapsed().as_secs_f64(),
+                seconds: elapsed(),
                 rel_error: error,
                 divergence,
             };
@@ -447,14 +657,23 @@ impl Nmf {
                     }
                 }
             }
-            if self
-                .max_time
-                .is_some_and(|limit| start.elapsed().as_secs_f64() >= limit)
-            {
+            if self.max_time.is_some_and(|limit| elapsed() >= limit) {
                 stop = Stop::MaxTime;
                 break;
             }
+            if let Some(c) = checkpointing.as_mut()
+                && c.every
+                    .is_some_and(|every| last_saved.elapsed().as_secs_f64() >= every)
+            {
+                let saved = checkpoint!(iter);
+                (c.save)(&saved);
+                last_saved = Instant::now();
+            }
         }
+        // An interrupted fit's last state, to go on from (none before its first iteration:
+        // there is nothing to keep that a new start would not redo).
+        let last_state = (stop == Stop::Interrupted && history.len() > 1)
+            .then(|| checkpoint!(history.len() - 1));
 
         let (mut w, mut ht) = match extrapolation {
             Some(e) => e.into_best(history.len() > 1),
@@ -487,12 +706,12 @@ impl Nmf {
             ));
         }
         let h = ht.t().as_standard_layout().into_owned();
-        Ok(Factorization {
+        let fit = Factorization {
             w,
             h,
             n_iter: history.len() - 1,
             stop,
-            seconds: start.elapsed().as_secs_f64(),
+            seconds: elapsed(),
             rel_error,
             hidden_error,
             objective,
@@ -505,7 +724,8 @@ impl Nmf {
             coarse_levels,
             restarts: revival.map_or(0, |r| r.count),
             warnings,
-        })
+        };
+        Ok((fit, last_state))
     }
 
     /// How the factors started, for [`Factorization::start`].
@@ -526,6 +746,36 @@ impl Nmf {
             path.join(" -> ")
         )
     }
+}
+
+/// How [`Nmf::fit_checkpointed`] saves and resumes.
+pub struct Checkpointing<'a, T> {
+    /// Seconds between checkpoints while the fit runs (`None`: none).
+    pub every: Option<f64>,
+    /// Called with each checkpoint. Writing it is the caller's, and so is a failure to: the
+    /// fit goes on.
+    pub save: &'a mut (dyn FnMut(&Checkpoint<T>) + Send),
+    /// A checkpoint to go on from instead of starting.
+    pub resume: Option<Checkpoint<T>>,
+    /// Kept in every checkpoint as [`Checkpoint::context`].
+    pub context: String,
+}
+
+/// What the loop carries from one iteration to the next, from a start or a checkpoint.
+struct Carried<T> {
+    w: Array2<T>,
+    ht: Array2<T>,
+    history: Vec<Iteration>,
+    scores: Vec<f64>,
+    best: f64,
+    best_by_iter: Vec<f64>,
+    extrapolation: Option<Extrapolated<T>>,
+    revival: Option<Revival>,
+    merge_pending: bool,
+    quiet_until: usize,
+    coarse_levels: Vec<CoarseLevel>,
+    given: bool,
+    seconds_before: f64,
 }
 
 /// One parallel pass over X: the first entry that is negative or not finite (an error naming

@@ -29,6 +29,7 @@ mod anls;
 mod beta;
 mod blocks;
 mod canonical;
+mod checkpoint;
 mod extrapolate;
 mod fit;
 mod fpgm;
@@ -50,7 +51,8 @@ mod step;
 mod tests;
 
 pub use canonical::hoyer_sparseness;
-pub use fit::TOL_WINDOW;
+pub use checkpoint::{Checkpoint, checkpoint_context};
+pub use fit::{Checkpointing, TOL_WINDOW};
 pub use init::Init;
 pub use linalg::Products;
 pub use missing::random_mask;

@@ -24,7 +24,7 @@ pub(crate) const MIN_PIXELS_PER_PART: usize = 16;
 pub(crate) const COARSE_TOL: f64 = 0.04;
 
 /// Height and width of the images, whose pixels are the rows of X (index = y * width + x).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ImageShape {
     /// Rows of pixels.
     pub height: usize,

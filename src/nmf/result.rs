@@ -25,7 +25,7 @@ pub enum Stop {
 }
 
 /// One point of the convergence history, also what the progress callback receives.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Iteration {
     /// Iteration number; 0 is the initialisation.
     pub iter: usize,
@@ -85,7 +85,7 @@ pub struct Factorization<T> {
 
 /// One coarse level of a multilevel start: the same images at lower resolution, fitted before
 /// the full-resolution fit started from its parts.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CoarseLevel {
     /// Size of the images at this level.
     pub shape: ImageShape,

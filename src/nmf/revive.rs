@@ -55,6 +55,20 @@ impl Revival {
         }
     }
 
+    /// What a checkpoint keeps: the restarts made and whether a merge was refused.
+    pub(crate) fn state(&self) -> (usize, bool) {
+        (self.count, self.merge_refused)
+    }
+
+    /// The bookkeeping [`Revival::state`] saved, for a fit of rank `rank`.
+    pub(crate) fn restored(rank: usize, (count, merge_refused): (usize, bool)) -> Self {
+        Revival {
+            count,
+            merge_refused,
+            ..Revival::new(rank)
+        }
+    }
+
     /// Restarts the first dead component of W (m x r) and H^T (n x r) from X (m x n), if there
     /// is one and the budget allows; returns whether it did.
     pub(crate) fn revive<T: Float>(

@@ -336,6 +336,16 @@ impl<T: Float> Step<T> {
         self.refresh_gram_w(w);
     }
 
+    /// `W^T W` as the last half-step left it, for a checkpoint.
+    pub(crate) fn gram_w(&self) -> &Array2<T> {
+        &self.ww
+    }
+
+    /// Puts back the `W^T W` of [`Step::gram_w`] on resuming.
+    pub(crate) fn restore_gram_w(&mut self, ww: &Array2<T>) {
+        self.ww.assign(ww);
+    }
+
     /// `W^T W` for the next H half-step, after the loop moved W.
     pub(crate) fn refresh_gram_w(&mut self, w: &Array2<T>) {
         // W changed, so an X^T W the start kept is stale too.

@@ -123,7 +123,8 @@ pub(crate) fn swap_in(staged: &Path, dir: &Path) -> Result<()> {
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let target = staged.join(entry.file_name());
-        let ours = super::OUTPUT_FILES.iter().any(|n| entry.file_name() == **n);
+        let ours = super::OUTPUT_FILES.iter().any(|n| entry.file_name() == **n)
+            || entry.file_name() == super::CHECKPOINT_FILE;
         if !ours && entry.file_type().is_ok_and(|t| t.is_file()) && !target.exists() {
             std::fs::hard_link(entry.path(), &target)
                 .or_else(|_| std::fs::copy(entry.path(), &target).map(|_| ()))

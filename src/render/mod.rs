@@ -62,6 +62,10 @@ pub(crate) fn write_png(path: &Path, img: &image::DynamicImage) -> Result<()> {
     write_atomic(path, &bytes)
 }
 
+/// The file an interrupted run leaves its last state in, for `learn --resume`; a finished
+/// run's set has none, so an earlier run's is dropped with the rest of its outputs.
+pub const CHECKPOINT_FILE: &str = "checkpoint.facenmf";
+
 /// Names of the files [`write_outputs`] writes, in the order it writes them.
 pub const OUTPUT_FILES: [&str; 6] = [
     "basis.png",
@@ -124,7 +128,8 @@ struct ReconstructionRecord {
 
 /// Writes the six outputs of a run into `dir` (created if missing): `basis.png`,
 /// `reconstructions.png` (`samples` faces), `convergence.png`, `W.npy` (m x r), `H.npy` (r x n)
-/// and `run.json`. `threads` is recorded in `run.json`. Returns the paths written.
+/// and `run.json`, and with `checkpoint` [`CHECKPOINT_FILE`]. `threads` is recorded in
+/// `run.json`. Returns the paths written.
 ///
 /// The six are written into a staging folder beside `dir` and swapped in as a set (see
 /// [`prepare_output_dir`]): `dir` holds the previous run's outputs or these, never a mix.
@@ -137,16 +142,25 @@ pub fn write_outputs<T: Float>(
     fit: &Factorization<T>,
     samples: usize,
     threads: usize,
+    checkpoint: Option<&[u8]>,
 ) -> Result<Vec<PathBuf>> {
     folder::prepare_output_dir(dir)?;
     let staged = folder::staging(dir)?;
     let written = write_set(&staged, faces, fit, samples, threads)
+        .and_then(|()| match checkpoint {
+            Some(bytes) => write_atomic(&staged.join(CHECKPOINT_FILE), bytes),
+            None => Ok(()),
+        })
         .and_then(|()| folder::swap_in(&staged, dir));
     if written.is_err() {
         let _ = std::fs::remove_dir_all(&staged);
     }
     written?;
-    Ok(OUTPUT_FILES.iter().map(|n| dir.join(n)).collect())
+    let mut paths: Vec<PathBuf> = OUTPUT_FILES.iter().map(|n| dir.join(n)).collect();
+    if checkpoint.is_some() {
+        paths.push(dir.join(CHECKPOINT_FILE));
+    }
+    Ok(paths)
 }
 
 /// The six outputs of [`write_outputs`], into `dir`.

@@ -1,5 +1,6 @@
 //! The engine's tests, by topic, and the seeded data they share.
 
+mod checkpoints;
 mod invariants;
 mod options;
 mod references;

@@ -1,0 +1,242 @@
+//! Checkpoints: a fit resumed from the state after any iteration ends with the same bits as
+//! the fit that never stopped, for every solver and the options that carry state (the
+//! extrapolation, a multilevel start, restarts of dead components, missing data, penalties,
+//! sparseness, a divergence), in f32 and f64; and a checkpoint of another fit is refused.
+
+use ndarray::{Array2, ArrayView2};
+
+use super::*;
+use crate::{Checkpoint, Checkpointing, Error, Factorization, Float};
+
+/// The fit, and every checkpoint it saved (one after each iteration).
+fn fit_saving_all<T: Float>(
+    params: &Nmf,
+    x: &ArrayView2<T>,
+    known: Option<&ArrayView2<bool>>,
+) -> (Factorization<T>, Vec<Checkpoint<T>>) {
+    let mut saved = Vec::new();
+    let mut save = |c: &Checkpoint<T>| saved.push(c.clone());
+    let checkpointing = Checkpointing {
+        every: Some(0.0),
+        save: &mut save,
+        resume: None,
+        context: "test".into(),
+    };
+    let (fit, last) = params
+        .fit_checkpointed(x, None, known, |_| {}, checkpointing)
+        .expect("fit");
+    assert!(
+        last.is_none(),
+        "a fit that was not interrupted has no last state"
+    );
+    (fit, saved)
+}
+
+fn resume<T: Float>(
+    params: &Nmf,
+    x: &ArrayView2<T>,
+    known: Option<&ArrayView2<bool>>,
+    from: Checkpoint<T>,
+) -> crate::Result<Factorization<T>> {
+    let mut ignore = |_: &Checkpoint<T>| {};
+    let checkpointing = Checkpointing {
+        every: None,
+        save: &mut ignore,
+        resume: Some(from),
+        context: String::new(),
+    };
+    params
+        .fit_checkpointed(x, None, known, |_| {}, checkpointing)
+        .map(|(fit, _)| fit)
+}
+
+fn bits<T: Float>(a: &Array2<T>) -> Vec<u64> {
+    a.iter().map(|v| v.to_f64().to_bits()).collect()
+}
+
+/// How many entries of two factors differ in their bits.
+fn differing<T: Float>(a: &Array2<T>, b: &Array2<T>) -> usize {
+    assert_eq!(a.dim(), b.dim());
+    bits(a)
+        .iter()
+        .zip(bits(b))
+        .filter(|(x, y)| **x != *y)
+        .count()
+}
+
+/// Resumes from checkpoints through the bytes (the first, one in the middle, the last) and
+/// compares with the uninterrupted fit.
+fn resumes_exactly<T: Float>(
+    label: &str,
+    params: &Nmf,
+    x: &Array2<f64>,
+    known: Option<&Array2<bool>>,
+) {
+    let x = x.mapv(T::from_f64);
+    let known_view = known.map(|k| k.view());
+    let (whole, saved) = fit_saving_all(params, &x.view(), known_view.as_ref());
+    assert!(
+        saved.len() >= 3,
+        "{label}: only {} checkpoints",
+        saved.len()
+    );
+    assert_eq!(
+        saved.len(),
+        whole.n_iter - usize::from(whole.stop != Stop::MaxIter)
+    );
+    for k in [0, saved.len() / 2, saved.len() - 1] {
+        let from = Checkpoint::<T>::from_bytes(&saved[k].to_bytes()).expect("reads back");
+        assert_eq!(from.iteration(), k + 1);
+        assert_eq!(from.context, "test");
+        let resumed = resume(params, &x.view(), known_view.as_ref(), from)
+            .unwrap_or_else(|e| panic!("{label}: resume from {}: {e}", k + 1));
+        let at = format!("{label} {} resumed after iteration {}", T::NAME, k + 1);
+        assert_eq!(differing(&resumed.w, &whole.w), 0, "{at}: W differs");
+        assert_eq!(differing(&resumed.h, &whole.h), 0, "{at}: H differs");
+        assert_eq!(resumed.n_iter, whole.n_iter, "{at}");
+        assert_eq!(resumed.stop, whole.stop, "{at}");
+        assert_eq!(resumed.restarts, whole.restarts, "{at}");
+        assert_eq!(resumed.start, whole.start, "{at}");
+        let errors = |f: &Factorization<T>| {
+            f.history
+                .iter()
+                .map(|i| i.rel_error.to_bits())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(errors(&resumed), errors(&whole), "{at}: history differs");
+    }
+}
+
+#[test]
+fn every_solver_resumes_to_the_same_bits() {
+    let x = noisy(40, 30, 3);
+    for solver in ALL_SOLVERS {
+        let params = Nmf::params(6).solver(solver).max_iter(25).tol(0.0);
+        resumes_exactly::<f64>(&format!("{solver}"), &params, &x, None);
+        resumes_exactly::<f32>(&format!("{solver}"), &params, &x, None);
+    }
+}
+
+#[test]
+fn stateful_options_resume_to_the_same_bits() {
+    let images = smooth_images(1);
+    let x = noisy(40, 30, 4);
+    let deficient = low_rank(30, 25, 4, 2);
+    let cases: Vec<(&str, Nmf, &Array2<f64>)> = vec![
+        (
+            "multilevel hals",
+            Nmf::params(3).max_iter(30).image_shape(24, 24),
+            &images,
+        ),
+        ("hals to tolerance", Nmf::params(6).max_iter(500), &x),
+        (
+            "restarts at rank above the data's",
+            Nmf::params(12).solver(Solver::Cd).max_iter(40).tol(0.0),
+            &deficient,
+        ),
+        (
+            "penalties",
+            Nmf::params(6)
+                .alpha_w(0.01)
+                .alpha_h(0.01)
+                .l1_ratio(0.5)
+                .max_iter(20)
+                .tol(0.0),
+            &x,
+        ),
+        (
+            "sparseness",
+            Nmf::params(6).sparsity_w(Some(0.6)).max_iter(20).tol(0.0),
+            &x,
+        ),
+        (
+            "kl",
+            Nmf::params(6)
+                .solver(Solver::Mu)
+                .loss(Loss::KullbackLeibler)
+                .max_iter(20)
+                .tol(0.0),
+            &x,
+        ),
+    ];
+    for (label, params, data) in &cases {
+        resumes_exactly::<f64>(label, params, data, None);
+        resumes_exactly::<f32>(label, params, data, None);
+    }
+    let known = random_mask(x.dim(), 0.2, 7);
+    let params = Nmf::params(6).max_iter(20).tol(0.0);
+    resumes_exactly::<f64>("missing data", &params, &x, Some(&known));
+    resumes_exactly::<f32>("missing data", &params, &x, Some(&known));
+}
+
+#[test]
+fn an_interrupted_fit_hands_back_its_last_state() {
+    let x = noisy(40, 30, 5);
+    let interrupt = Interrupt::new();
+    let params = Nmf::params(6)
+        .max_iter(40)
+        .tol(0.0)
+        .interrupt(interrupt.clone());
+    let mut ignore = |_: &Checkpoint<f64>| {};
+    let checkpointing = Checkpointing {
+        every: None,
+        save: &mut ignore,
+        resume: None,
+        context: String::new(),
+    };
+    let progress = |it: &Iteration| {
+        if it.iter == 7 {
+            interrupt.raise();
+        }
+    };
+    let (fit, last) = params
+        .fit_checkpointed(&x.view(), None, None, progress, checkpointing)
+        .unwrap();
+    assert_eq!(fit.stop, Stop::Interrupted);
+    let last = last.expect("the last state");
+    assert_eq!(last.iteration(), 7);
+    // The whole fit, uninterrupted, against the interrupted one resumed.
+    let plain = Nmf::params(6).max_iter(40).tol(0.0);
+    let whole = plain.fit(&x.view()).unwrap();
+    let resumed = resume(&plain, &x.view(), None, last).unwrap();
+    assert_eq!(differing(&resumed.w, &whole.w), 0);
+    assert_eq!(differing(&resumed.h, &whole.h), 0);
+    assert_eq!(resumed.n_iter, 40);
+}
+
+#[test]
+fn a_checkpoint_of_another_fit_is_refused() {
+    let x = noisy(40, 30, 6);
+    let params = Nmf::params(6).max_iter(5).tol(0.0);
+    let (_, saved) = fit_saving_all(&params, &x.view(), None);
+    let last = saved.last().unwrap().clone();
+    let other_x = noisy(40, 30, 7);
+    let err = resume(&params, &other_x.view(), None, last.clone()).unwrap_err();
+    assert!(
+        matches!(err, Error::Checkpoint { .. }) && err.to_string().contains("same images"),
+        "{err}"
+    );
+    let err = resume(&params.clone().seed(1), &x.view(), None, last.clone()).unwrap_err();
+    assert!(err.to_string().contains("other parameters"), "{err}");
+    let bytes = last.to_bytes();
+    let err = Checkpoint::<f32>::from_bytes(&bytes).unwrap_err();
+    assert!(err.to_string().contains("in f64"), "{err}");
+    for cut in [0, 10, bytes.len() / 2, bytes.len() - 1] {
+        assert!(
+            Checkpoint::<f64>::from_bytes(&bytes[..cut]).is_err(),
+            "cut at {cut}"
+        );
+    }
+    let runs = Nmf::params(6).runs(2);
+    let mut ignore = |_: &Checkpoint<f64>| {};
+    let checkpointing = Checkpointing {
+        every: None,
+        save: &mut ignore,
+        resume: None,
+        context: String::new(),
+    };
+    let err = runs
+        .fit_checkpointed(&x.view(), None, None, |_| {}, checkpointing)
+        .unwrap_err();
+    assert!(err.to_string().contains("one run"), "{err}");
+}
