@@ -136,6 +136,14 @@ pub enum Error {
         /// Why not.
         reason: String,
     },
+    /// A model folder cannot be used, or new faces do not fit it.
+    #[error("{}: {reason}", path.display())]
+    Model {
+        /// The file or folder.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// A checkpoint cannot be read, or belongs to another fit.
     #[error("checkpoint: {reason}")]
     Checkpoint {

@@ -4,6 +4,7 @@
 mod error;
 mod float;
 pub mod loader;
+pub mod model;
 pub mod nmf;
 pub mod render;
 pub mod synth;
@@ -11,6 +12,7 @@ pub mod synth;
 pub use error::{Error, Result};
 pub use float::Float;
 pub use loader::{Faces, Loader, SkipReason, Skipped};
+pub use model::Model;
 pub use nmf::{
     Checkpoint, Checkpointing, CoarseLevel, Factorization, ImageShape, Init, Interrupt, Iteration,
     Loss, Nmf, Solver, Stop,

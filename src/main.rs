@@ -28,8 +28,39 @@ enum Command {
     /// Factorize the images of a folder and write basis.png, reconstructions.png,
     /// convergence.png, W.npy, H.npy and run.json.
     Learn(Box<LearnArgs>),
+    /// Project new faces onto the parts of a learned model (an output folder of learn): their
+    /// coefficients H by nonnegative least squares with W fixed, written as H.npy, run.json
+    /// and reconstructions.png.
+    Project(ProjectArgs),
     /// Generate the synthetic demo set (faces built from known parts, and the parts).
     Synth(SynthArgs),
+}
+
+#[derive(Debug, Args)]
+struct ProjectArgs {
+    /// The model: an output folder of learn (W.npy and run.json).
+    model: PathBuf,
+    /// Folder of faces to project, searched recursively, at the model's image size.
+    faces: PathBuf,
+    /// Output folder.
+    #[arg(short, long, default_value = "projection")]
+    out: PathBuf,
+    /// Stop refining a face when its projected gradient, relative to the gradient at zero, is
+    /// at most this (the KKT conditions of the least-squares problem).
+    #[arg(long, default_value_t = facenmf::nmf::PROJECT_TOL)]
+    tol: f64,
+    /// Resample every face to WIDTHxHEIGHT first (the model's size, when the faces differ).
+    #[arg(long, value_name = "WxH", value_parser = parse_size)]
+    resize: Option<(u32, u32)>,
+    /// Leave out files that cannot be read or decoded (and list them) instead of stopping.
+    #[arg(long)]
+    skip_unreadable: bool,
+    /// Faces shown in reconstructions.png.
+    #[arg(long, default_value_t = 16)]
+    samples: usize,
+    /// Print only warnings and errors.
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -263,6 +294,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Learn(args)) => learn(*args),
         Some(Command::Synth(args)) => run_synth(&args).map(|()| ExitCode::SUCCESS),
+        Some(Command::Project(args)) => run_project(&args).map(|()| ExitCode::SUCCESS),
         None => learn(demo_args()),
     };
     match result {
@@ -722,6 +754,62 @@ fn summarise<T: Float>(
         .filter_map(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
         .collect();
     eprintln!("wrote {} to {}", names.join(", "), args.out.display());
+}
+
+fn run_project(args: &ProjectArgs) -> Result<()> {
+    let precision = facenmf::model::model_precision(&args.model)
+        .with_context(|| format!("cannot use {} as a model", args.model.display()))?;
+    match precision.as_str() {
+        "f64" => project_as::<f64>(args),
+        _ => project_as::<f32>(args),
+    }
+}
+
+fn project_as<T: Float>(args: &ProjectArgs) -> Result<()> {
+    let model = facenmf::Model::<T>::load(&args.model)
+        .with_context(|| format!("cannot use {} as a model", args.model.display()))?;
+    render::prepare_output_dir(&args.out)?;
+    let mut loader = Loader::new(&args.faces)
+        .skip_unreadable(args.skip_unreadable)
+        .exclude(&args.out);
+    if let Some((w, h)) = args.resize {
+        loader = loader.resize(w, h);
+    }
+    let faces: Faces<T> = loader.load()?;
+    report_skipped(&faces, args.quiet);
+    let started = std::time::Instant::now();
+    let projection = model.project(&faces, args.tol)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let written = render::write_projection(
+        &args.out,
+        &faces,
+        &model,
+        &projection,
+        args.samples,
+        seconds,
+    )?;
+    if !args.quiet {
+        eprintln!(
+            "projected {} faces of {}x{} onto the {} parts of {} in {:.3} s: relative error {:.6}, \
+             KKT measure {:.1e} (tolerance {:.1e}; {} faces refined)",
+            faces.x.ncols(),
+            faces.width,
+            faces.height,
+            model.rank(),
+            args.model.display(),
+            seconds,
+            projection.rel_error,
+            projection.kkt,
+            projection.tol,
+            projection.refined
+        );
+        let names: Vec<_> = written
+            .iter()
+            .filter_map(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
+            .collect();
+        eprintln!("wrote {} to {}", names.join(", "), args.out.display());
+    }
+    Ok(())
 }
 
 fn run_synth(args: &SynthArgs) -> Result<()> {

@@ -20,7 +20,8 @@ pub use folder::prepare_output_dir;
 pub use montage::{Grid, basis_grid, reconstruction_grid, sample_indices};
 pub use plot::convergence_plot;
 
-use crate::{CoarseLevel, Error, Faces, Factorization, Float, Iteration, Nmf, Result};
+use crate::nmf::Projection;
+use crate::{CoarseLevel, Error, Faces, Factorization, Float, Iteration, Model, Nmf, Result};
 
 /// Writes `bytes` to `path` atomically (temporary file in the same folder, fsync, rename).
 ///
@@ -245,4 +246,113 @@ fn write_set<T: Float>(
     };
     let json = serde_json::to_vec_pretty(&record).expect("run record serialises");
     write_atomic(&path(OUTPUT_FILES[5]), &json)
+}
+
+/// Names of the files [`write_projection`] writes.
+pub const PROJECTION_FILES: [&str; 3] = ["reconstructions.png", "H.npy", "run.json"];
+
+/// What `project`'s run.json records.
+#[derive(Debug, serde::Serialize)]
+struct ProjectionRecord<'a> {
+    facenmf: &'static str,
+    model: String,
+    model_trained_on: &'a str,
+    model_solver: &'a str,
+    folder: String,
+    images: usize,
+    height: usize,
+    width: usize,
+    rank: usize,
+    precision: &'static str,
+    alpha_h: f64,
+    l1_ratio: f64,
+    method: &'static str,
+    tol: f64,
+    kkt: f64,
+    refined: usize,
+    sweeps: usize,
+    seconds: f64,
+    rel_error: f64,
+    faces: Vec<ReconstructionRecord>,
+    skipped: Vec<SkippedRecord>,
+}
+
+/// Writes a projection of `faces` onto `model` into `dir`, as one set (see
+/// [`prepare_output_dir`]): `H.npy` (rank x images), `run.json` (the model, the tolerance and
+/// what was reached, each face's file and relative error) and `reconstructions.png`
+/// (`samples` faces beside their reconstructions). Returns the paths written.
+///
+/// # Errors
+/// The folder cannot take the outputs or a file cannot be written; `dir` is then untouched.
+pub fn write_projection<T: Float>(
+    dir: &Path,
+    faces: &Faces<T>,
+    model: &Model<T>,
+    projection: &Projection<T>,
+    samples: usize,
+    seconds: f64,
+) -> Result<Vec<PathBuf>> {
+    folder::prepare_output_dir(dir)?;
+    let staged = folder::staging(dir)?;
+    let written = (|| {
+        let indices = sample_indices(faces.x.ncols(), samples);
+        let (grid, _) = reconstruction_grid(
+            &faces.x.view(),
+            &model.w.view(),
+            &projection.h.view(),
+            faces.height,
+            faces.width,
+            &indices,
+        );
+        write_png(&staged.join(PROJECTION_FILES[0]), &grid.into())?;
+        npy::write(&staged.join(PROJECTION_FILES[1]), &projection.h.view())?;
+        let record = ProjectionRecord {
+            facenmf: env!("CARGO_PKG_VERSION"),
+            model: model.dir.display().to_string(),
+            model_trained_on: &model.trained_on,
+            model_solver: &model.solver,
+            folder: faces.root.display().to_string(),
+            images: faces.x.ncols(),
+            height: faces.height,
+            width: faces.width,
+            rank: model.rank(),
+            precision: T::NAME,
+            alpha_h: model.alpha_h,
+            l1_ratio: model.l1_ratio,
+            method: "nonnegative least squares: block principal pivoting, checked by the KKT \
+                     conditions, refined by coordinate descent where needed",
+            tol: projection.tol,
+            kkt: projection.kkt,
+            refined: projection.refined,
+            sweeps: projection.sweeps,
+            seconds,
+            rel_error: projection.rel_error,
+            faces: projection
+                .rel_errors
+                .iter()
+                .enumerate()
+                .map(|(index, &rel_error)| ReconstructionRecord {
+                    index,
+                    file: faces.name(index),
+                    rel_error,
+                })
+                .collect(),
+            skipped: faces
+                .skipped
+                .iter()
+                .map(|s| SkippedRecord {
+                    file: s.name(),
+                    reason: s.reason.to_string(),
+                })
+                .collect(),
+        };
+        let json = serde_json::to_vec_pretty(&record).expect("projection record serialises");
+        write_atomic(&staged.join(PROJECTION_FILES[2]), &json)?;
+        folder::swap_in(&staged, dir)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_dir_all(&staged);
+    }
+    written?;
+    Ok(PROJECTION_FILES.iter().map(|n| dir.join(n)).collect())
 }

@@ -3,6 +3,7 @@
 mod checkpoints;
 mod invariants;
 mod options;
+mod projection;
 mod references;
 mod validation;
 
