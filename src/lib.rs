@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 mod error;
+pub mod eval;
 mod float;
 pub mod loader;
 pub mod model;

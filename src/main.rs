@@ -32,8 +32,57 @@ enum Command {
     /// coefficients H by nonnegative least squares with W fixed, written as H.npy, run.json
     /// and reconstructions.png.
     Project(ProjectArgs),
+    /// Choose the rank by held-out error: for each rank and replicate, a fit with a random
+    /// fraction of every face's pixels hidden (and some faces hidden whole), scored on what it
+    /// never saw; writes rank.json and rank.png.
+    Rank(RankArgs),
     /// Generate the synthetic demo set (faces built from known parts, and the parts).
     Synth(SynthArgs),
+}
+
+#[derive(Debug, Args)]
+struct RankArgs {
+    /// Folder of images, searched recursively.
+    dir: PathBuf,
+    /// Ranks to try, comma-separated (for example 5,10,20,30,49).
+    #[arg(long, value_delimiter = ',', required = true)]
+    ranks: Vec<usize>,
+    /// Fits per rank, each with its own hidden pixels and faces.
+    #[arg(long, default_value_t = 3)]
+    replicates: usize,
+    /// Fraction of every training face's pixels hidden: the test entries.
+    #[arg(long, default_value_t = 0.1)]
+    holdout: f64,
+    /// Fraction of the faces hidden whole, projected afterwards (0: none).
+    #[arg(long, default_value_t = 0.2)]
+    heldout_faces: f64,
+    /// Update rule of the fits (as for learn).
+    #[arg(long, default_value = "hals", value_parser = parse_solver)]
+    solver: Solver,
+    /// Most iterations of each fit.
+    #[arg(long, default_value_t = 200)]
+    max_iter: usize,
+    /// Tolerance of each fit (as for learn).
+    #[arg(long, default_value_t = 1e-4)]
+    tol: f64,
+    /// Seed of the hidden pixels and faces and of the fits.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Floating-point precision of the computation.
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    precision: Precision,
+    /// Resample every image to WIDTHxHEIGHT (needed when sizes differ).
+    #[arg(long, value_name = "WxH", value_parser = parse_size)]
+    resize: Option<(u32, u32)>,
+    /// Leave out files that cannot be read or decoded (and list them) instead of stopping.
+    #[arg(long)]
+    skip_unreadable: bool,
+    /// Output folder.
+    #[arg(short, long, default_value = "rank")]
+    out: PathBuf,
+    /// Print only warnings and errors.
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -295,6 +344,7 @@ fn main() -> ExitCode {
         Some(Command::Learn(args)) => learn(*args),
         Some(Command::Synth(args)) => run_synth(&args).map(|()| ExitCode::SUCCESS),
         Some(Command::Project(args)) => run_project(&args).map(|()| ExitCode::SUCCESS),
+        Some(Command::Rank(args)) => run_rank(&args).map(|()| ExitCode::SUCCESS),
         None => learn(demo_args()),
     };
     match result {
@@ -802,6 +852,80 @@ fn project_as<T: Float>(args: &ProjectArgs) -> Result<()> {
             projection.kkt,
             projection.tol,
             projection.refined
+        );
+        let names: Vec<_> = written
+            .iter()
+            .filter_map(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
+            .collect();
+        eprintln!("wrote {} to {}", names.join(", "), args.out.display());
+    }
+    Ok(())
+}
+
+fn run_rank(args: &RankArgs) -> Result<()> {
+    match args.precision {
+        Precision::F32 => rank_as::<f32>(args),
+        Precision::F64 => rank_as::<f64>(args),
+    }
+}
+
+fn rank_as<T: Float>(args: &RankArgs) -> Result<()> {
+    render::prepare_output_dir(&args.out)?;
+    let mut loader = Loader::new(&args.dir)
+        .skip_unreadable(args.skip_unreadable)
+        .exclude(&args.out);
+    if let Some((w, h)) = args.resize {
+        loader = loader.resize(w, h);
+    }
+    let faces: Faces<T> = loader.load()?;
+    report_skipped(&faces, args.quiet);
+    let study = facenmf::eval::RankStudy {
+        ranks: args.ranks.clone(),
+        replicates: args.replicates,
+        holdout: args.holdout,
+        heldout_faces: args.heldout_faces,
+        seed: args.seed,
+    };
+    let params = Nmf::params(1)
+        .solver(args.solver)
+        .max_iter(args.max_iter)
+        .tol(args.tol)
+        .image_shape(faces.height, faces.width);
+    let total = (args.ranks.len() * args.replicates) as u64;
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(total)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "rank study [{bar:30}] {pos}/{len} fits, {msg} ({elapsed}, eta {eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    let report = study.run(&faces.x.view(), &params, |fit| {
+        bar.inc(1);
+        bar.set_message(format!(
+            "rank {} test error {:.4}",
+            fit.rank, fit.test_error
+        ));
+    })?;
+    bar.finish_and_clear();
+    let written = render::write_rank_study(&args.out, &faces, &study, &report, &params)?;
+    if !args.quiet {
+        for s in &report.summary {
+            let faces_error = s
+                .mean_heldout_face_error
+                .map_or(String::new(), |e| format!(", held-out faces {e:.4}"));
+            eprintln!(
+                "rank {:>4}: test error {:.4} +- {:.4}, training {:.4}{faces_error}",
+                s.rank, s.mean_test_error, s.se_test_error, s.mean_train_error
+            );
+        }
+        eprintln!(
+            "chosen rank {} (least mean test error); one-standard-error rank {}",
+            report.chosen_rank, report.one_se_rank
         );
         let names: Vec<_> = written
             .iter()

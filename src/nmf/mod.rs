@@ -61,3 +61,4 @@ pub use multilevel::ImageShape;
 pub use params::{Interrupt, Loss, Nmf, Solver};
 pub use project::{PROJECT_TOL, Projection, project};
 pub use result::{CoarseLevel, Factorization, Iteration, Stop};
+pub(crate) use seed::nth as mix_seed;

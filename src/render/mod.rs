@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 pub use folder::prepare_output_dir;
 pub use montage::{Grid, basis_grid, reconstruction_grid, sample_indices};
-pub use plot::convergence_plot;
+pub use plot::{convergence_plot, rank_plot};
 
 use crate::nmf::Projection;
 use crate::{CoarseLevel, Error, Faces, Factorization, Float, Iteration, Model, Nmf, Result};
@@ -355,4 +355,71 @@ pub fn write_projection<T: Float>(
     }
     written?;
     Ok(PROJECTION_FILES.iter().map(|n| dir.join(n)).collect())
+}
+
+/// Names of the files [`write_rank_study`] writes.
+pub const RANK_FILES: [&str; 2] = ["rank.png", "rank.json"];
+
+/// Writes a rank study into `dir` as one set: `rank.json` (every fit, the per-rank summary,
+/// `chosen_rank` and `one_se_rank`, and the study's settings) and `rank.png`.
+///
+/// # Errors
+/// The folder cannot take the outputs or a file cannot be written; `dir` is then untouched.
+pub fn write_rank_study<T: Float>(
+    dir: &Path,
+    faces: &Faces<T>,
+    study: &crate::eval::RankStudy,
+    report: &crate::eval::RankReport,
+    params: &Nmf,
+) -> Result<Vec<PathBuf>> {
+    #[derive(serde::Serialize)]
+    struct Record<'a> {
+        facenmf: &'static str,
+        folder: String,
+        images: usize,
+        height: usize,
+        width: usize,
+        precision: &'static str,
+        ranks: &'a [usize],
+        replicates: usize,
+        holdout: f64,
+        heldout_faces: f64,
+        seed: u64,
+        params: &'a Nmf,
+        chosen_rank: usize,
+        one_se_rank: usize,
+        summary: &'a [crate::eval::RankSummary],
+        fits: &'a [crate::eval::RankFit],
+    }
+    folder::prepare_output_dir(dir)?;
+    let staged = folder::staging(dir)?;
+    let written = (|| {
+        write_png(&staged.join(RANK_FILES[0]), &rank_plot(report)?.into())?;
+        let record = Record {
+            facenmf: env!("CARGO_PKG_VERSION"),
+            folder: faces.root.display().to_string(),
+            images: faces.x.ncols(),
+            height: faces.height,
+            width: faces.width,
+            precision: T::NAME,
+            ranks: &study.ranks,
+            replicates: study.replicates,
+            holdout: study.holdout,
+            heldout_faces: study.heldout_faces,
+            seed: study.seed,
+            params,
+            chosen_rank: report.chosen_rank,
+            one_se_rank: report.one_se_rank,
+            summary: &report.summary,
+            fits: &report.fits,
+        };
+        let json = serde_json::to_vec_pretty(&record).expect("rank record serialises");
+        write_atomic(&staged.join(RANK_FILES[1]), &json)?;
+        folder::swap_in(&staged, dir)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_dir_all(&staged);
+    }
+    written?;
+    Ok(RANK_FILES.iter().map(|n| dir.join(n)).collect())
 }

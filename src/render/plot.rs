@@ -150,6 +150,115 @@ pub fn convergence_plot(series: &[(&str, &[Iteration])], target: Option<f64>) ->
     Ok(RgbImage::from_raw(WIDTH, HEIGHT, buf).expect("buffer sized for the image"))
 }
 
+/// The rank study's picture: each replicate's test error as a point and the mean test error
+/// as a line against the rank, the training error's mean dashed beside it, and the chosen rank
+/// marked.
+///
+/// # Errors
+/// A report with no finite error, or a drawing failure.
+pub fn rank_plot(report: &crate::eval::RankReport) -> Result<RgbImage> {
+    register_font();
+    let errors = report
+        .fits
+        .iter()
+        .flat_map(|f| [f.test_error, f.train_error])
+        .filter(|e| e.is_finite());
+    let (lo, hi) = errors.fold((f64::MAX, f64::MIN), |(lo, hi), e| (lo.min(e), hi.max(e)));
+    if lo > hi {
+        return Err(Error::param("ranks", "nothing to plot: no finite error"));
+    }
+    let pad = ((hi - lo) * 0.08).max(1e-3);
+    let (lo, hi) = ((lo - pad).max(0.0), hi + pad);
+    let rank_lo = report.summary.iter().map(|s| s.rank).min().unwrap_or(1) as f64 - 0.5;
+    let rank_hi = report.summary.iter().map(|s| s.rank).max().unwrap_or(1) as f64 + 0.5;
+    let (width, height) = (800u32, 480u32);
+    let mut buf = vec![0u8; (width * height * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (width, height)).into_drawing_area();
+        let fail = |e: &dyn std::fmt::Display| Error::param("plot", e.to_string());
+        root.fill(&WHITE).map_err(|e| fail(&e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!(
+                    "held-out error by rank: chosen {}, one-SE {}",
+                    report.chosen_rank, report.one_se_rank
+                ),
+                ("sans-serif", 20),
+            )
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(64)
+            .build_cartesian_2d(rank_lo..rank_hi, lo..hi)
+            .map_err(|e| fail(&e))?;
+        chart
+            .configure_mesh()
+            .x_desc("rank")
+            .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_desc("relative error")
+            .y_label_formatter(&|v| format!("{v:.3}"))
+            .label_style(("sans-serif", 14))
+            .draw()
+            .map_err(|e| fail(&e))?;
+        let (test, train, mark) = (COLOURS[0], COLOURS[2], COLOURS[1]);
+        chart
+            .draw_series(LineSeries::new(
+                [
+                    (report.chosen_rank as f64, lo),
+                    (report.chosen_rank as f64, hi),
+                ],
+                mark.stroke_width(1),
+            ))
+            .map_err(|e| fail(&e))?
+            .label(format!("chosen rank {}", report.chosen_rank))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], mark));
+        chart
+            .draw_series(
+                report
+                    .fits
+                    .iter()
+                    .map(|f| Circle::new((f.rank as f64, f.test_error), 3, test.filled())),
+            )
+            .map_err(|e| fail(&e))?;
+        chart
+            .draw_series(LineSeries::new(
+                report
+                    .summary
+                    .iter()
+                    .map(|s| (s.rank as f64, s.mean_test_error)),
+                test.stroke_width(2),
+            ))
+            .map_err(|e| fail(&e))?
+            .label("test error (hidden pixels): replicates and mean")
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], test.stroke_width(2))
+            });
+        chart
+            .draw_series(DashedLineSeries::new(
+                report
+                    .summary
+                    .iter()
+                    .map(|s| (s.rank as f64, s.mean_train_error)),
+                6,
+                4,
+                train.stroke_width(2),
+            ))
+            .map_err(|e| fail(&e))?
+            .label("training error (known pixels), mean")
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], train.stroke_width(2))
+            });
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .draw()
+            .map_err(|e| fail(&e))?;
+        root.present().map_err(|e| fail(&e))?;
+    }
+    Ok(RgbImage::from_raw(width, height, buf).expect("buffer sized for the image"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
-//! `facenmf project`: a learned model's parts applied to new faces, through the real binary,
-//! and on real faces where the datasets are present.
+//! Applying a model: `facenmf project` (a learned model's parts applied to new faces) and `facenmf rank`
+//! (the rank chosen by held-out error), through the real binary, and on real faces where the
+//! datasets are present.
 
 mod common;
 
@@ -164,4 +165,44 @@ fn orl_faces_project_onto_their_own_parts() {
     let d = (&p.h - &fit.h).mapv(|v| v * v).sum().sqrt() / fit.h.mapv(|v| v * v).sum().sqrt();
     assert!(fit.converged(), "{:?}", fit.stop);
     assert!(d <= 1e-3, "ORL: projected H {d:e} from the fit's");
+}
+
+#[test]
+fn rank_writes_its_study_and_chooses_among_the_ranks_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let out = facenmf(
+        &["synth", "--set", "bars", "--out", "b", "--count", "150"],
+        root,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = facenmf(
+        &[
+            "rank",
+            "b/faces",
+            "--ranks",
+            "8,24,40",
+            "--replicates",
+            "2",
+            "--max-iter",
+            "300",
+            "-o",
+            "r",
+        ],
+        root,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(text.contains("chosen rank"), "{text}");
+    assert!(root.join("r/rank.png").is_file());
+    let study: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("r/rank.json")).unwrap()).unwrap();
+    assert_eq!(study["fits"].as_array().unwrap().len(), 6);
+    // 24 bars: too few parts are worse on the hidden pixels than the true number.
+    let chosen = study["chosen_rank"].as_u64().unwrap();
+    assert!(chosen == 24 || chosen == 40, "chose {chosen}: {text}");
+    assert!(study["one_se_rank"].as_u64().unwrap() <= chosen);
+    let bad = facenmf(&["rank", "b/faces", "--ranks", "0"], root);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).contains("--ranks"), "{}", stderr(&bad));
 }
