@@ -799,11 +799,16 @@ fn summarise<T: Float>(
             all.join(", ")
         );
     }
+    say_written(written, &args.out);
+}
+
+/// "wrote a, b, c to OUT" for the files a command wrote.
+fn say_written(written: &[PathBuf], out: &Path) {
     let names: Vec<_> = written
         .iter()
         .filter_map(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
         .collect();
-    eprintln!("wrote {} to {}", names.join(", "), args.out.display());
+    eprintln!("wrote {} to {}", names.join(", "), out.display());
 }
 
 fn run_project(args: &ProjectArgs) -> Result<()> {
@@ -853,11 +858,7 @@ fn project_as<T: Float>(args: &ProjectArgs) -> Result<()> {
             projection.tol,
             projection.refined
         );
-        let names: Vec<_> = written
-            .iter()
-            .filter_map(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
-            .collect();
-        eprintln!("wrote {} to {}", names.join(", "), args.out.display());
+        say_written(&written, &args.out);
     }
     Ok(())
 }
@@ -927,11 +928,7 @@ fn rank_as<T: Float>(args: &RankArgs) -> Result<()> {
             "chosen rank {} (least mean test error); one-standard-error rank {}",
             report.chosen_rank, report.one_se_rank
         );
-        let names: Vec<_> = written
-            .iter()
-            .filter_map(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
-            .collect();
-        eprintln!("wrote {} to {}", names.join(", "), args.out.display());
+        say_written(&written, &args.out);
     }
     Ok(())
 }
