@@ -802,6 +802,27 @@ fn summarise<T: Float>(
     say_written(written, &args.out);
 }
 
+/// The faces of `dir` for a command writing to `out` (checked first, and left out of the
+/// faces), resampled to `resize` if given; skipped files are listed.
+fn load_for<T: Float>(
+    dir: &Path,
+    out: &Path,
+    resize: Option<(u32, u32)>,
+    skip_unreadable: bool,
+    quiet: bool,
+) -> Result<Faces<T>> {
+    render::prepare_output_dir(out)?;
+    let mut loader = Loader::new(dir)
+        .skip_unreadable(skip_unreadable)
+        .exclude(out);
+    if let Some((w, h)) = resize {
+        loader = loader.resize(w, h);
+    }
+    let faces = loader.load()?;
+    report_skipped(&faces, quiet);
+    Ok(faces)
+}
+
 /// "wrote a, b, c to OUT" for the files a command wrote.
 fn say_written(written: &[PathBuf], out: &Path) {
     let names: Vec<_> = written
@@ -823,15 +844,13 @@ fn run_project(args: &ProjectArgs) -> Result<()> {
 fn project_as<T: Float>(args: &ProjectArgs) -> Result<()> {
     let model = facenmf::Model::<T>::load(&args.model)
         .with_context(|| format!("cannot use {} as a model", args.model.display()))?;
-    render::prepare_output_dir(&args.out)?;
-    let mut loader = Loader::new(&args.faces)
-        .skip_unreadable(args.skip_unreadable)
-        .exclude(&args.out);
-    if let Some((w, h)) = args.resize {
-        loader = loader.resize(w, h);
-    }
-    let faces: Faces<T> = loader.load()?;
-    report_skipped(&faces, args.quiet);
+    let faces: Faces<T> = load_for(
+        &args.faces,
+        &args.out,
+        args.resize,
+        args.skip_unreadable,
+        args.quiet,
+    )?;
     let started = std::time::Instant::now();
     let projection = model.project(&faces, args.tol)?;
     let seconds = started.elapsed().as_secs_f64();
@@ -871,15 +890,13 @@ fn run_rank(args: &RankArgs) -> Result<()> {
 }
 
 fn rank_as<T: Float>(args: &RankArgs) -> Result<()> {
-    render::prepare_output_dir(&args.out)?;
-    let mut loader = Loader::new(&args.dir)
-        .skip_unreadable(args.skip_unreadable)
-        .exclude(&args.out);
-    if let Some((w, h)) = args.resize {
-        loader = loader.resize(w, h);
-    }
-    let faces: Faces<T> = loader.load()?;
-    report_skipped(&faces, args.quiet);
+    let faces: Faces<T> = load_for(
+        &args.dir,
+        &args.out,
+        args.resize,
+        args.skip_unreadable,
+        args.quiet,
+    )?;
     let study = facenmf::eval::RankStudy {
         ranks: args.ranks.clone(),
         replicates: args.replicates,

@@ -37,14 +37,13 @@ fn complete_set(out: &Path) -> serde_json::Value {
     run
 }
 
-/// Starts a long fit and returns once it is iterating.
+/// Starts `facenmf learn ARGS` in `root` and returns once it has loaded its faces, its stderr
+/// drained so that it never blocks on a full pipe.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn start_long_fit(root: &Path, out: &str) -> Child {
+fn spawn_learn(root: &Path, args: &[&str]) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_facenmf"))
-        .args([
-            "learn", "d/faces", "-r", "8", "--solver", "cd", "--tol", "0",
-        ])
-        .args(["--max-iter", "100000000", "-o", out])
+        .arg("learn")
+        .args(args)
         .current_dir(root)
         .stderr(Stdio::piped())
         .spawn()
@@ -55,8 +54,29 @@ fn start_long_fit(root: &Path, out: &str) -> Child {
         .map_while(|l| l.ok())
         .any(|l| l.starts_with("loaded"));
     assert!(loaded, "the fit did not start");
-    // Keep draining stderr so the child never blocks on a full pipe.
     std::thread::spawn(move || lines.for_each(drop));
+    child
+}
+
+/// Starts a long fit and returns once it is iterating.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn start_long_fit(root: &Path, out: &str) -> Child {
+    let child = spawn_learn(
+        root,
+        &[
+            "d/faces",
+            "-r",
+            "8",
+            "--solver",
+            "cd",
+            "--tol",
+            "0",
+            "--max-iter",
+            "100000000",
+            "-o",
+            out,
+        ],
+    );
     std::thread::sleep(std::time::Duration::from_millis(300));
     child
 }
@@ -212,31 +232,10 @@ fn a_full_disk_leaves_the_previous_outputs_whole() {
 /// A fit of the synthetic faces that runs a few seconds, with `extra` arguments.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn spawn_fit(root: &Path, out: &str, extra: &[&str]) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_facenmf"))
-        .args([
-            "learn",
-            "d/faces",
-            "-r",
-            "8",
-            "--tol",
-            "0",
-            "--threads",
-            "2",
-        ])
-        .args(["--max-iter", "20000", "-o", out])
-        .args(extra)
-        .current_dir(root)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let loaded = lines
-        .by_ref()
-        .map_while(|l| l.ok())
-        .any(|l| l.starts_with("loaded"));
-    assert!(loaded, "the fit did not start");
-    std::thread::spawn(move || lines.for_each(drop));
-    child
+    let mut args = vec!["d/faces", "-r", "8", "--tol", "0", "--threads", "2"];
+    args.extend(["--max-iter", "20000", "-o", out]);
+    args.extend(extra);
+    spawn_learn(root, &args)
 }
 
 /// The same W and H bytes, and run.json's history of errors.

@@ -145,23 +145,31 @@ pub fn write_outputs<T: Float>(
     threads: usize,
     checkpoint: Option<&[u8]>,
 ) -> Result<Vec<PathBuf>> {
-    folder::prepare_output_dir(dir)?;
-    let staged = folder::staging(dir)?;
-    let written = write_set(&staged, faces, fit, samples, threads)
-        .and_then(|()| match checkpoint {
+    write_as_set(dir, |staged| {
+        write_set(staged, faces, fit, samples, threads)?;
+        match checkpoint {
             Some(bytes) => write_atomic(&staged.join(CHECKPOINT_FILE), bytes),
             None => Ok(()),
-        })
-        .and_then(|()| folder::swap_in(&staged, dir));
-    if written.is_err() {
-        let _ = std::fs::remove_dir_all(&staged);
-    }
-    written?;
+        }
+    })?;
     let mut paths: Vec<PathBuf> = OUTPUT_FILES.iter().map(|n| dir.join(n)).collect();
     if checkpoint.is_some() {
         paths.push(dir.join(CHECKPOINT_FILE));
     }
     Ok(paths)
+}
+
+/// Writes a set of files into a fresh staging folder beside `dir` with `write`, then swaps it
+/// in as a whole (see [`prepare_output_dir`]); on any failure the staging folder goes and `dir`
+/// is untouched.
+fn write_as_set(dir: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    folder::prepare_output_dir(dir)?;
+    let staged = folder::staging(dir)?;
+    let written = write(&staged).and_then(|()| folder::swap_in(&staged, dir));
+    if written.is_err() {
+        let _ = std::fs::remove_dir_all(&staged);
+    }
+    written
 }
 
 /// The six outputs of [`write_outputs`], into `dir`.
@@ -292,9 +300,7 @@ pub fn write_projection<T: Float>(
     samples: usize,
     seconds: f64,
 ) -> Result<Vec<PathBuf>> {
-    folder::prepare_output_dir(dir)?;
-    let staged = folder::staging(dir)?;
-    let written = (|| {
+    write_as_set(dir, |staged| {
         let indices = sample_indices(faces.x.ncols(), samples);
         let (grid, _) = reconstruction_grid(
             &faces.x.view(),
@@ -347,13 +353,8 @@ pub fn write_projection<T: Float>(
                 .collect(),
         };
         let json = serde_json::to_vec_pretty(&record).expect("projection record serialises");
-        write_atomic(&staged.join(PROJECTION_FILES[2]), &json)?;
-        folder::swap_in(&staged, dir)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_dir_all(&staged);
-    }
-    written?;
+        write_atomic(&staged.join(PROJECTION_FILES[2]), &json)
+    })?;
     Ok(PROJECTION_FILES.iter().map(|n| dir.join(n)).collect())
 }
 
@@ -391,9 +392,7 @@ pub fn write_rank_study<T: Float>(
         summary: &'a [crate::eval::RankSummary],
         fits: &'a [crate::eval::RankFit],
     }
-    folder::prepare_output_dir(dir)?;
-    let staged = folder::staging(dir)?;
-    let written = (|| {
+    write_as_set(dir, |staged| {
         write_png(&staged.join(RANK_FILES[0]), &rank_plot(report)?.into())?;
         let record = Record {
             facenmf: env!("CARGO_PKG_VERSION"),
@@ -414,12 +413,7 @@ pub fn write_rank_study<T: Float>(
             fits: &report.fits,
         };
         let json = serde_json::to_vec_pretty(&record).expect("rank record serialises");
-        write_atomic(&staged.join(RANK_FILES[1]), &json)?;
-        folder::swap_in(&staged, dir)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_dir_all(&staged);
-    }
-    written?;
+        write_atomic(&staged.join(RANK_FILES[1]), &json)
+    })?;
     Ok(RANK_FILES.iter().map(|n| dir.join(n)).collect())
 }

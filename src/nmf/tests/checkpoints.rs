@@ -32,6 +32,19 @@ fn fit_saving_all<T: Float>(
     (fit, saved)
 }
 
+/// Checkpointing that saves nothing, resuming from `resume` if given.
+fn unsaved<'a, T>(
+    ignore: &'a mut (dyn FnMut(&Checkpoint<T>) + Send),
+    resume: Option<Checkpoint<T>>,
+) -> Checkpointing<'a, T> {
+    Checkpointing {
+        every: None,
+        save: ignore,
+        resume,
+        context: String::new(),
+    }
+}
+
 fn resume<T: Float>(
     params: &Nmf,
     x: &ArrayView2<T>,
@@ -39,12 +52,7 @@ fn resume<T: Float>(
     from: Checkpoint<T>,
 ) -> crate::Result<Factorization<T>> {
     let mut ignore = |_: &Checkpoint<T>| {};
-    let checkpointing = Checkpointing {
-        every: None,
-        save: &mut ignore,
-        resume: Some(from),
-        context: String::new(),
-    };
+    let checkpointing = unsaved(&mut ignore, Some(from));
     params
         .fit_checkpointed(x, None, known, |_| {}, checkpointing)
         .map(|(fit, _)| fit)
@@ -178,12 +186,7 @@ fn an_interrupted_fit_hands_back_its_last_state() {
         .tol(0.0)
         .interrupt(interrupt.clone());
     let mut ignore = |_: &Checkpoint<f64>| {};
-    let checkpointing = Checkpointing {
-        every: None,
-        save: &mut ignore,
-        resume: None,
-        context: String::new(),
-    };
+    let checkpointing = unsaved(&mut ignore, None);
     let progress = |it: &Iteration| {
         if it.iter == 7 {
             interrupt.raise();
@@ -229,12 +232,7 @@ fn a_checkpoint_of_another_fit_is_refused() {
     }
     let runs = Nmf::params(6).runs(2);
     let mut ignore = |_: &Checkpoint<f64>| {};
-    let checkpointing = Checkpointing {
-        every: None,
-        save: &mut ignore,
-        resume: None,
-        context: String::new(),
-    };
+    let checkpointing = unsaved(&mut ignore, None);
     let err = runs
         .fit_checkpointed(&x.view(), None, None, |_| {}, checkpointing)
         .unwrap_err();
