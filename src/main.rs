@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::Array2;
 
+use facenmf::render::{Palette, TileScale};
 use facenmf::{Faces, Factorization, Float, Init, Interrupt, Loader, Nmf, Solver, render, synth};
 
 /// Learn the parts of faces: nonnegative matrix factorization of a folder of images, drawn as
@@ -25,9 +26,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Factorize the images of a folder and write basis.png, reconstructions.png,
-    /// convergence.png, W.npy, H.npy and run.json.
+    /// Factorize the images of a folder and write W.npy, H.npy, run.json, report.html (every
+    /// picture of the run on one self-contained page) and the report's pictures as PNG files.
     Learn(Box<LearnArgs>),
+    /// Build report.html and its pictures again for an output folder of learn, from its
+    /// run.json, W.npy and H.npy and the faces it was learned from (with another display, say).
+    Report(ReportArgs),
     /// Project new faces onto the parts of a learned model (an output folder of learn): their
     /// coefficients H by nonnegative least squares with W fixed, written as H.npy, run.json
     /// and reconstructions.png.
@@ -80,6 +84,24 @@ struct RankArgs {
     /// Output folder.
     #[arg(short, long, default_value = "rank")]
     out: PathBuf,
+    /// Print only warnings and errors.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// The output folder of a learn run.
+    out: PathBuf,
+    /// The folder of faces the run was learned from, when it is no longer where run.json says.
+    #[arg(long, value_name = "DIR")]
+    faces: Option<PathBuf>,
+    /// Tile scale in place of the recorded one (see learn --tile-scale); recorded in run.json.
+    #[arg(long, value_name = "pNN|max", value_parser = parse_tile_scale)]
+    tile_scale: Option<TileScale>,
+    /// Display in place of the recorded one (see learn --display); recorded in run.json.
+    #[arg(long, value_name = "gray|lee-seung", value_parser = parse_palette)]
+    display: Option<Palette>,
     /// Print only warnings and errors.
     #[arg(short, long)]
     quiet: bool,
@@ -208,6 +230,14 @@ struct LearnArgs {
     /// Faces shown in reconstructions.png.
     #[arg(long, default_value_t = 16)]
     samples: usize,
+    /// How each basis image is scaled in the pictures: pNN maps the NNth percentile of its
+    /// values to full brightness (a few bright pixels cannot darken the rest), max its largest.
+    #[arg(long, value_name = "pNN|max", default_value = "p99", value_parser = parse_tile_scale)]
+    tile_scale: TileScale,
+    /// Colours of basis images: gray (white on black) or lee-seung (black on white, negative
+    /// values of eigenfaces in red, as in Lee & Seung 1999).
+    #[arg(long, value_name = "gray|lee-seung", default_value = "gray", value_parser = parse_palette)]
+    display: Palette,
     /// Print only warnings and errors.
     #[arg(short, long)]
     quiet: bool,
@@ -318,6 +348,14 @@ fn parse_init(s: &str) -> Result<Init, String> {
     s.parse().map_err(|e: facenmf::Error| e.to_string())
 }
 
+fn parse_tile_scale(s: &str) -> Result<TileScale, String> {
+    s.parse()
+}
+
+fn parse_palette(s: &str) -> Result<Palette, String> {
+    s.parse()
+}
+
 fn parse_on_off(s: &str) -> Result<bool, String> {
     match s {
         "on" | "yes" | "true" => Ok(true),
@@ -343,6 +381,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Learn(args)) => learn(*args),
         Some(Command::Synth(args)) => run_synth(&args).map(|()| ExitCode::SUCCESS),
+        Some(Command::Report(args)) => run_report(&args).map(|()| ExitCode::SUCCESS),
         Some(Command::Project(args)) => run_project(&args).map(|()| ExitCode::SUCCESS),
         Some(Command::Rank(args)) => run_rank(&args).map(|()| ExitCode::SUCCESS),
         None => learn(demo_args()),
@@ -659,14 +698,16 @@ fn learn_as<T: Float>(args: &LearnArgs, resume: Option<(Vec<u8>, String)>) -> Re
 
     let threads = rayon::current_num_threads();
     let last_state = last_state.map(|s| s.to_bytes());
-    let written = render::write_outputs(
-        &args.out,
-        &faces,
-        &fit,
-        args.samples,
+    let options = render::OutputOptions {
+        samples: args.samples,
         threads,
-        last_state.as_deref(),
-    )?;
+        look: render::Look {
+            tile_scale: args.tile_scale,
+            palette: args.display,
+        },
+        resize: args.resize,
+    };
+    let written = render::write_outputs(&args.out, &faces, &fit, &options, last_state.as_deref())?;
     summarise(args, &faces, &fit, &written);
     if interrupt.is_raised() {
         eprintln!(
@@ -830,6 +871,54 @@ fn say_written(written: &[PathBuf], out: &Path) {
         .filter_map(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
         .collect();
     eprintln!("wrote {} to {}", names.join(", "), out.display());
+}
+
+fn run_report(args: &ReportArgs) -> Result<()> {
+    let run = render::read_run(&args.out)?;
+    match run.precision.as_str() {
+        "f64" => report_as::<f64>(args, run),
+        _ => report_as::<f32>(args, run),
+    }
+}
+
+fn report_as<T: Float>(args: &ReportArgs, run: render::RunSummary) -> Result<()> {
+    let folder = args
+        .faces
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&run.folder));
+    if !folder.is_dir() {
+        bail!(
+            "{}: the faces of the run in {} are not there (run.json records the folder as learn \
+             was given it); run report from the folder learn ran in, or give --faces DIR",
+            folder.display(),
+            args.out.display()
+        );
+    }
+    let mut loader = Loader::new(&folder)
+        .skip_unreadable(!run.skipped.is_empty())
+        .exclude(&args.out);
+    if let Some([w, h]) = run.resize {
+        loader = loader.resize(w, h);
+    }
+    let faces: Faces<T> = loader
+        .load()
+        .with_context(|| format!("cannot load the faces of the run in {}", args.out.display()))?;
+    let look = (args.tile_scale.is_some() || args.display.is_some()).then(|| render::Look {
+        tile_scale: args.tile_scale.unwrap_or(run.display.tile_scale),
+        palette: args.display.unwrap_or(run.display.palette),
+    });
+    let started = std::time::Instant::now();
+    let written = render::rebuild_report(&args.out, &faces, look)?;
+    if !args.quiet {
+        eprintln!(
+            "rebuilt the report of {} faces at rank {} in {:.2} s",
+            run.images,
+            run.rank,
+            started.elapsed().as_secs_f64()
+        );
+        say_written(&written, &args.out);
+    }
+    Ok(())
 }
 
 fn run_project(args: &ProjectArgs) -> Result<()> {

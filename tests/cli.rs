@@ -42,12 +42,12 @@ fn learn_writes_every_output_with_the_right_sizes() {
 
     let dir = tmp.path().join("result");
     let dims = |name: &str| image::image_dimensions(dir.join(name)).unwrap();
-    // 4 tiles of 32x32 -> 2x2 grid, upscaled x2 to 64 px, 2 px separators.
-    assert_eq!(dims("basis.png"), (2 * 64 + 3 * 2, 2 * 64 + 3 * 2));
-    // 16 pairs -> 4x4 grid of (64 + 1 + 64)-wide cells.
+    // 4 tiles of 32x32 -> 2x2 grid, upscaled x2 to 64 px, 4 px gaps, a 16 px label under each.
+    assert_eq!(dims("basis.png"), (2 * 64 + 3 * 4, 2 * (64 + 16) + 3 * 4));
+    // 16 pairs -> 4x4 grid of pairs (4 + 64 + 4 + 64 + 4 wide, 4 + 64 + 4 high), labelled.
     assert_eq!(
         dims("reconstructions.png"),
-        (4 * 129 + 5 * 2, 4 * 64 + 5 * 2)
+        (4 * 140 + 5 * 4, 4 * (72 + 16) + 5 * 4)
     );
     assert_eq!(dims("convergence.png"), (1200, 480));
     assert_eq!(npy_shape(&dir.join("W.npy")), (1024, 4, "<f8".into()));
@@ -100,7 +100,11 @@ fn learn_writes_every_output_with_the_right_sizes() {
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    assert_eq!(names.len(), 6, "{names:?}");
+    assert_eq!(
+        names.len(),
+        facenmf::render::OUTPUT_FILES.len(),
+        "{names:?}"
+    );
 }
 
 #[test]
@@ -108,14 +112,7 @@ fn no_arguments_runs_the_demo_into_output() {
     let tmp = tempfile::tempdir().unwrap();
     let out = facenmf(&[], tmp.path());
     assert!(out.status.success(), "{}", stderr(&out));
-    for name in [
-        "basis.png",
-        "reconstructions.png",
-        "convergence.png",
-        "W.npy",
-        "H.npy",
-        "run.json",
-    ] {
+    for name in facenmf::render::OUTPUT_FILES {
         assert!(
             tmp.path().join("output").join(name).is_file(),
             "{name} missing"

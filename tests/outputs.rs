@@ -31,7 +31,10 @@ fn complete_set(out: &Path) -> serde_json::Value {
     );
     assert_eq!(shape("W.npy"), (pixels, rank), "W.npy is not run.json's");
     assert_eq!(shape("H.npy"), (rank, images), "H.npy is not run.json's");
-    for png in ["basis.png", "reconstructions.png", "convergence.png"] {
+    for png in facenmf::render::REPORT_PICTURES
+        .iter()
+        .chain(&[facenmf::render::REPORT_FILE])
+    {
         assert!(out.join(png).is_file(), "{png} missing");
     }
     run
@@ -191,7 +194,7 @@ fn a_full_disk_leaves_the_previous_outputs_whole() {
     let disk = tmp.path().join("disk");
     std::fs::create_dir(&disk).unwrap();
     let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=250k", "tmpfs"])
+        .args(["-t", "tmpfs", "-o", "size=1000k", "tmpfs"])
         .arg(&disk)
         .output()
         .is_ok_and(|o| o.status.success());

@@ -240,7 +240,9 @@ fn strong_sparseness_in_f32_keeps_a_finite_history_and_plots() {
     assert_eq!(fit.n_iter, 200);
     assert!(fit.history.iter().all(|p| p.rel_error.is_finite()));
     assert!(fit.w.iter().chain(fit.h.iter()).all(|v| v.is_finite()));
-    let plot = facenmf::render::convergence_plot(&[("fit", &fit.history)], None).unwrap();
+    let plot =
+        facenmf::render::convergence_plot(&[("fit", &fit.history)], None, &fit.coarse_levels)
+            .unwrap();
     assert!(plot.width() > 0);
 }
 
@@ -280,4 +282,37 @@ fn a_strong_sparseness_constraint_never_fits_worse_than_zero_and_says_so() {
             fit.warnings
         );
     }
+}
+
+#[test]
+fn the_cbcl_report_at_rank_49_is_under_10_mb_and_nmf_sits_between_pca_and_vq() {
+    let Some(dir) = common::dataset("cbcl") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let out = common::facenmf(
+        &[
+            "learn",
+            dir.to_str().unwrap(),
+            "-r",
+            "49",
+            "-o",
+            "out",
+            "-q",
+        ],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let report = tmp.path().join("out/report.html");
+    let size = std::fs::metadata(&report).unwrap().len();
+    assert!(size < 10_000_000, "report.html is {size} bytes");
+    let html = std::fs::read_to_string(&report).unwrap();
+    let error_of = |method: &str| -> f64 {
+        let at = html.find(&format!("{method}: error ")).unwrap() + method.len() + 8;
+        html[at..at + 6].parse().unwrap()
+    };
+    let (nmf, pca, vq) = (error_of("NMF"), error_of("PCA"), error_of("VQ"));
+    // PCA is the least error at rank 49 (Eckart-Young); one prototype per face is far worse.
+    assert!(pca < nmf && nmf < vq, "PCA {pca}, NMF {nmf}, VQ {vq}");
+    assert!(nmf < 0.085 && vq > 0.15, "PCA {pca}, NMF {nmf}, VQ {vq}");
 }

@@ -393,7 +393,7 @@ fn bench_dataset(
     }
     let labelled: Vec<(&str, &[Iteration])> =
         series.iter().map(|(l, h)| (l.as_str(), *h)).collect();
-    let plot = render::convergence_plot(&labelled, Some(target))?;
+    let plot = render::convergence_plot(&labelled, Some(target), &[])?;
     let plot_path = args.out.join(format!("time-{name}.png"));
     let mut png = Vec::new();
     plot.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
@@ -495,7 +495,7 @@ fn plot_solvers(
         runs.push((label, fit.history));
     }
     let series: Vec<(&str, &[Iteration])> = runs.iter().map(|(l, h)| (*l, h.as_slice())).collect();
-    let plot = render::convergence_plot(&series, target)?;
+    let plot = render::convergence_plot(&series, target, &[])?;
     let mut png = Vec::new();
     plot.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)?;
     render::write_atomic(&args.out.join(format!("solvers-{name}.png")), &png)?;

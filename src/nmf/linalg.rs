@@ -246,6 +246,67 @@ impl<T: Float> TallProduct<T> {
     }
 }
 
+/// Each column's relative error and the whole one, `W H` formed a block of rows at a time
+/// (rows of X are contiguous), each block's per-column sums added in order.
+pub(crate) fn column_errors<T: Float>(
+    x: &ArrayView2<T>,
+    w: &ArrayView2<T>,
+    h: &ArrayView2<T>,
+) -> (Vec<f64>, f64) {
+    const BLOCK_ROWS: usize = 256;
+    let (m, n) = x.dim();
+    let partials: Vec<Vec<(f64, f64)>> = (0..m.div_ceil(BLOCK_ROWS))
+        .into_par_iter()
+        .map(|b| {
+            let rows = b * BLOCK_ROWS..((b + 1) * BLOCK_ROWS).min(m);
+            let wb = w.slice(ndarray::s![rows.clone(), ..]);
+            let mut wh = Array2::<T>::zeros((rows.len(), n));
+            faer::linalg::matmul::matmul(
+                view_mut(&mut wh.view_mut()),
+                faer::Accum::Replace,
+                view(&wb),
+                view(h),
+                T::one(),
+                faer::Par::Seq,
+            );
+            let mut sums = vec![(0.0, 0.0); n];
+            for (x_row, wh_row) in x
+                .slice(ndarray::s![rows, ..])
+                .rows()
+                .into_iter()
+                .zip(wh.rows())
+            {
+                for ((sum, &v), &f) in sums.iter_mut().zip(x_row).zip(wh_row) {
+                    let (v, f) = (v.to_f64(), f.to_f64());
+                    sum.0 += (v - f) * (v - f);
+                    sum.1 += v * v;
+                }
+            }
+            sums
+        })
+        .collect();
+    let mut totals = vec![(0.0, 0.0); n];
+    for part in &partials {
+        for (t, p) in totals.iter_mut().zip(part) {
+            t.0 += p.0;
+            t.1 += p.1;
+        }
+    }
+    let per_column = totals
+        .iter()
+        .map(|&(e, s)| if s > 0.0 { (e / s).sqrt() } else { 0.0 })
+        .collect();
+    let (residual, total) = totals
+        .iter()
+        .fold((0.0, 0.0), |a, t| (a.0 + t.0, a.1 + t.1));
+    let whole = if total > 0.0 {
+        (residual / total).sqrt()
+    } else {
+        0.0
+    };
+    (per_column, whole)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

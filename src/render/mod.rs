@@ -1,24 +1,34 @@
 //! Stage 3: pictures and files from a factorization.
 //!
-//! - [`basis_grid`]: the columns of W as a near-square grid of tiles (`basis.png`).
-//! - [`reconstruction_grid`]: sampled faces beside their reconstructions (`reconstructions.png`).
-//! - [`convergence_plot`]: relative error against iteration and time (`convergence.png`).
+//! - [`build_report`]: `report.html`, one self-contained page of every picture of a run
+//!   (basis, each part, their similarity, reconstructions, the worst faces, convergence, one
+//!   face as a sum of parts, NMF beside PCA and VQ), each picture also written as a PNG.
+//! - [`basis_grid`], [`reconstruction_grid`]: plain grayscale montages (projections use them).
+//! - [`convergence_plot`], [`rank_plot`]: plots.
 //! - [`npy`]: factors as `.npy` files numpy loads directly.
 //!
 //! Every file is written atomically: to a temporary name in the same folder, then renamed, so an
 //! interrupted run never leaves a half-written file where a good one was.
 
+mod canvas;
 mod folder;
+mod html;
+mod look;
 mod montage;
 pub mod npy;
 mod plot;
+mod report;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub use folder::prepare_output_dir;
+pub use look::{DEFAULT_TILE_SCALE, Look, Palette, TileScale};
 pub use montage::{Grid, basis_grid, reconstruction_grid, sample_indices};
 pub use plot::{convergence_plot, rank_plot};
+pub use report::{
+    REPORT_FILE, REPORT_PICTURES, Report, RunSummary, ShownFace, SkippedSummary, build_report,
+};
 
 use crate::nmf::Projection;
 use crate::{CoarseLevel, Error, Faces, Factorization, Float, Iteration, Model, Nmf, Result};
@@ -67,15 +77,36 @@ pub(crate) fn write_png(path: &Path, img: &image::DynamicImage) -> Result<()> {
 /// run's set has none, so an earlier run's is dropped with the rest of its outputs.
 pub const CHECKPOINT_FILE: &str = "checkpoint.facenmf";
 
-/// Names of the files [`write_outputs`] writes, in the order it writes them.
-pub const OUTPUT_FILES: [&str; 6] = [
-    "basis.png",
-    "reconstructions.png",
-    "convergence.png",
+/// Names of the files [`write_outputs`] writes, in the order it writes them: the factors,
+/// run.json, the report's pictures ([`REPORT_PICTURES`]) and the report.
+pub const OUTPUT_FILES: [&str; 12] = [
     "W.npy",
     "H.npy",
     "run.json",
+    REPORT_PICTURES[0],
+    REPORT_PICTURES[1],
+    REPORT_PICTURES[2],
+    REPORT_PICTURES[3],
+    REPORT_PICTURES[4],
+    REPORT_PICTURES[5],
+    REPORT_PICTURES[6],
+    REPORT_PICTURES[7],
+    REPORT_FILE,
 ];
+
+/// How `learn` writes its outputs.
+#[derive(Debug, Clone, Copy)]
+pub struct OutputOptions {
+    /// Faces shown beside their reconstructions.
+    pub samples: usize,
+    /// Worker threads the fit ran on, recorded in run.json.
+    pub threads: usize,
+    /// How basis images are shown, recorded in run.json.
+    pub look: Look,
+    /// The `--resize` the faces were loaded with (width, height), recorded so that
+    /// `facenmf report` loads them the same way.
+    pub resize: Option<(u32, u32)>,
+}
 
 /// Everything about one run that `run.json` records.
 #[derive(Debug, serde::Serialize)]
@@ -101,6 +132,8 @@ struct RunRecord<'a> {
     divergence: Option<f64>,
     converged: bool,
     stop: String,
+    display: Look,
+    resize: Option<[u32; 2]>,
     sparseness_w: f64,
     sparseness_h: f64,
     run_errors: &'a [f64],
@@ -127,12 +160,12 @@ struct ReconstructionRecord {
     rel_error: f64,
 }
 
-/// Writes the six outputs of a run into `dir` (created if missing): `basis.png`,
-/// `reconstructions.png` (`samples` faces), `convergence.png`, `W.npy` (m x r), `H.npy` (r x n)
-/// and `run.json`, and with `checkpoint` [`CHECKPOINT_FILE`]. `threads` is recorded in
-/// `run.json`. Returns the paths written.
+/// Writes the outputs of a run into `dir` (created if missing): `W.npy` (m x r), `H.npy`
+/// (r x n), `run.json`, the report's pictures and `report.html` (see [`build_report`];
+/// `options.samples` faces beside their reconstructions), and with `checkpoint`
+/// [`CHECKPOINT_FILE`]. Returns the paths written.
 ///
-/// The six are written into a staging folder beside `dir` and swapped in as a set (see
+/// They are written into a staging folder beside `dir` and swapped in as a set (see
 /// [`prepare_output_dir`]): `dir` holds the previous run's outputs or these, never a mix.
 ///
 /// # Errors
@@ -141,12 +174,11 @@ pub fn write_outputs<T: Float>(
     dir: &Path,
     faces: &Faces<T>,
     fit: &Factorization<T>,
-    samples: usize,
-    threads: usize,
+    options: &OutputOptions,
     checkpoint: Option<&[u8]>,
 ) -> Result<Vec<PathBuf>> {
     write_as_set(dir, |staged| {
-        write_set(staged, faces, fit, samples, threads)?;
+        write_set(staged, faces, fit, options)?;
         match checkpoint {
             Some(bytes) => write_atomic(&staged.join(CHECKPOINT_FILE), bytes),
             None => Ok(()),
@@ -172,36 +204,20 @@ fn write_as_set(dir: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<(
     written
 }
 
-/// The six outputs of [`write_outputs`], into `dir`.
+/// The outputs of [`write_outputs`], into `dir`.
 fn write_set<T: Float>(
     dir: &Path,
     faces: &Faces<T>,
     fit: &Factorization<T>,
-    samples: usize,
-    threads: usize,
+    options: &OutputOptions,
 ) -> Result<()> {
     let path = |name: &str| dir.join(name);
     let (height, width) = (faces.height, faces.width);
+    let (errors, _) = crate::nmf::column_errors(&faces.x.view(), &fit.w.view(), &fit.h.view());
+    let indices = sample_indices(faces.x.ncols(), options.samples);
 
-    let basis = basis_grid(&fit.w.view(), height, width);
-    write_png(&path(OUTPUT_FILES[0]), &basis.into())?;
-
-    let indices = sample_indices(faces.x.ncols(), samples);
-    let (grid, errors) = reconstruction_grid(
-        &faces.x.view(),
-        &fit.w.view(),
-        &fit.h.view(),
-        height,
-        width,
-        &indices,
-    );
-    write_png(&path(OUTPUT_FILES[1]), &grid.into())?;
-
-    let plot = convergence_plot(&[("facenmf", &fit.history)], None)?;
-    write_png(&path(OUTPUT_FILES[2]), &plot.into())?;
-
-    npy::write(&path(OUTPUT_FILES[3]), &fit.w.view())?;
-    npy::write(&path(OUTPUT_FILES[4]), &fit.h.view())?;
+    npy::write(&path("W.npy"), &fit.w.view())?;
+    npy::write(&path("H.npy"), &fit.h.view())?;
 
     let record = RunRecord {
         facenmf: env!("CARGO_PKG_VERSION"),
@@ -214,7 +230,7 @@ fn write_set<T: Float>(
         init: fit.start.clone(),
         precision: T::NAME,
         seed: fit.params.seed,
-        threads,
+        threads: options.threads,
         params: &fit.params,
         iterations: fit.n_iter,
         seconds: fit.seconds,
@@ -225,6 +241,8 @@ fn write_set<T: Float>(
         divergence: fit.divergence,
         converged: fit.converged(),
         stop: fit.stop.to_string(),
+        display: options.look,
+        resize: options.resize.map(|(w, h)| [w, h]),
         sparseness_w: fit.sparseness_w(),
         sparseness_h: fit.sparseness_h(),
         run_errors: &fit.run_errors,
@@ -243,17 +261,159 @@ fn write_set<T: Float>(
             .collect(),
         reconstructions: indices
             .iter()
-            .zip(&errors)
-            .map(|(&index, &rel_error)| ReconstructionRecord {
+            .map(|&index| ReconstructionRecord {
                 index,
                 file: faces.name(index),
-                rel_error,
+                rel_error: errors[index],
             })
             .collect(),
         history: &fit.history,
     };
     let json = serde_json::to_vec_pretty(&record).expect("run record serialises");
-    write_atomic(&path(OUTPUT_FILES[5]), &json)
+    write_atomic(&path("run.json"), &json)?;
+
+    // The report reads the run as run.json records it, as `facenmf report` does.
+    let run: RunSummary = serde_json::from_slice(&json).expect("run.json reads back");
+    let report = build_report(
+        &faces.x.view(),
+        &fit.w.view(),
+        &fit.h.view(),
+        &errors,
+        &run,
+        options.samples,
+    )?;
+    for (name, png) in &report.pictures {
+        write_atomic(&path(name), png)?;
+    }
+    write_atomic(&path(REPORT_FILE), report.html.as_bytes())?;
+    Ok(())
+}
+
+/// Reads the run.json of an output folder as the report needs it.
+///
+/// # Errors
+/// The file is missing, unreadable, or not a facenmf run.json, named in the error.
+pub fn read_run(dir: &Path) -> Result<RunSummary> {
+    let path = dir.join("run.json");
+    let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+    serde_json::from_slice(&bytes).map_err(|e| Error::Model {
+        path,
+        reason: format!("not the run.json of a facenmf learn run ({e}); is this an output folder?"),
+    })
+}
+
+/// Builds the report of the output folder `dir` again, from its `run.json`, `W.npy` and
+/// `H.npy` and the faces it was learned from (`faces`, loaded by the caller from the folder
+/// run.json names), with `look` in place of the recorded display when given (and then
+/// recorded). Each file is replaced atomically; the page last. Returns the paths written.
+///
+/// # Errors
+/// A file of the folder missing or corrupt, factors that do not agree with run.json, faces
+/// that are not the ones the run was learned from; each names the file or folder.
+pub fn rebuild_report<T: Float>(
+    dir: &Path,
+    faces: &Faces<T>,
+    look: Option<Look>,
+) -> Result<Vec<PathBuf>> {
+    let mut run = read_run(dir)?;
+    let w: ndarray::Array2<T> = npy::read(&dir.join("W.npy"))?;
+    let h: ndarray::Array2<T> = npy::read(&dir.join("H.npy"))?;
+    let disagree = |file: &str, reason: String| Error::Model {
+        path: dir.join(file),
+        reason,
+    };
+    let m = run.height * run.width;
+    if w.dim() != (m, run.rank) {
+        return Err(disagree(
+            "W.npy",
+            format!(
+                "is {} x {}, but run.json says {m} pixels ({}x{}) and rank {}",
+                w.nrows(),
+                w.ncols(),
+                run.width,
+                run.height,
+                run.rank
+            ),
+        ));
+    }
+    if h.dim() != (run.rank, run.images) {
+        return Err(disagree(
+            "H.npy",
+            format!(
+                "is {} x {}, but run.json says rank {} and {} images",
+                h.nrows(),
+                h.ncols(),
+                run.rank,
+                run.images
+            ),
+        ));
+    }
+    if [&w, &h]
+        .iter()
+        .any(|f| f.iter().any(|v| !v.to_f64().is_finite() || *v < T::zero()))
+    {
+        return Err(disagree(
+            "W.npy",
+            "W or H holds a negative or non-finite value".into(),
+        ));
+    }
+    let names: Vec<String> = (0..faces.x.ncols()).map(|j| faces.name(j)).collect();
+    if (faces.height, faces.width) != (run.height, run.width) || names != run.files {
+        let first = names
+            .iter()
+            .zip(&run.files)
+            .position(|(a, b)| a != b)
+            .map(|j| format!("; face {} was {}, is now {}", j + 1, run.files[j], names[j]))
+            .unwrap_or_default();
+        return Err(Error::Model {
+            path: faces.root.clone(),
+            reason: format!(
+                "holds {} faces of {}x{}, but the run in {} was learned from {} of {}x{}{first}; \
+                 the folder has changed since, so its report cannot be rebuilt",
+                names.len(),
+                faces.width,
+                faces.height,
+                dir.display(),
+                run.files.len(),
+                run.width,
+                run.height
+            ),
+        });
+    }
+    if let Some(look) = look {
+        run.display = look;
+    }
+    let (errors, _) = crate::nmf::column_errors(&faces.x.view(), &w.view(), &h.view());
+    let samples = run.reconstructions.len();
+    let report = build_report(
+        &faces.x.view(),
+        &w.view(),
+        &h.view(),
+        &errors,
+        &run,
+        samples,
+    )?;
+    let mut written = Vec::new();
+    for (name, png) in &report.pictures {
+        write_atomic(&dir.join(name), png)?;
+        written.push(dir.join(name));
+    }
+    if look.is_some() {
+        let path = dir.join("run.json");
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let mut record: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| Error::Model {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        record["display"] = serde_json::to_value(run.display).expect("look serialises");
+        let json = serde_json::to_vec_pretty(&record).expect("run record serialises");
+        write_atomic(&path, &json)?;
+        written.push(path);
+    }
+    write_atomic(&dir.join(REPORT_FILE), report.html.as_bytes())?;
+    written.push(dir.join(REPORT_FILE));
+    Ok(written)
 }
 
 /// Names of the files [`write_projection`] writes.

@@ -6,7 +6,7 @@ use image::RgbImage;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use crate::{Error, Iteration, Result};
+use crate::{CoarseLevel, Error, Iteration, Result};
 
 const WIDTH: u32 = 1200;
 const HEIGHT: u32 = 480;
@@ -25,7 +25,7 @@ const COLOURS: [RGBColor; 9] = [
 ];
 
 /// The bundled DejaVu Sans becomes plotters' "sans-serif", so no system font is needed.
-fn register_font() {
+pub(crate) fn register_font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // The font ships inside the dejavu crate and always parses.
@@ -47,11 +47,19 @@ fn plottable(p: &Iteration) -> bool {
 /// horizontal line and the error axis stops at three times it, so that the approach to the
 /// target stays readable when a start is far off.
 ///
+/// The time axis reads in milliseconds when the longest history is under a second. Each of
+/// `levels` (the coarse levels of a multilevel start, whose time the first iteration's includes)
+/// is marked by a dashed line on the time panel where it ended.
+///
 /// Points with a zero, infinite or NaN error are left out, so any history draws.
 ///
 /// # Errors
 /// A history with no plottable point, or a drawing failure.
-pub fn convergence_plot(series: &[(&str, &[Iteration])], target: Option<f64>) -> Result<RgbImage> {
+pub fn convergence_plot(
+    series: &[(&str, &[Iteration])],
+    target: Option<f64>,
+    levels: &[CoarseLevel],
+) -> Result<RgbImage> {
     register_font();
     let points = series
         .iter()
@@ -75,7 +83,19 @@ pub fn convergence_plot(series: &[(&str, &[Iteration])], target: Option<f64>) ->
     }
     // At most 15 decades: the log axis places ticks per decade.
     let (lo, hi) = (lo.max(hi * 1e-15) / 1.1, hi * 1.1);
+    let max_sec = max_sec.max(levels.iter().map(|l| l.seconds).fold(0.0, f64::max));
     let max_sec = if max_sec > 0.0 { max_sec * 1.02 } else { 1.0 };
+    // Milliseconds on short runs, so that the ticks are not all "0.00".
+    let (unit, unit_name) = if max_sec < 1.0 {
+        (1000.0, "milliseconds")
+    } else {
+        (1.0, "seconds")
+    };
+    let time_decimals = match max_sec * unit {
+        t if t >= 100.0 => 0,
+        t if t >= 10.0 => 1,
+        _ => 2,
+    };
 
     let mut buf = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
     {
@@ -84,7 +104,11 @@ pub fn convergence_plot(series: &[(&str, &[Iteration])], target: Option<f64>) ->
         root.fill(&WHITE).map_err(|e| fail(&e))?;
         let (left, right) = root.split_horizontally(WIDTH / 2);
         for (area, by_time) in [(left, false), (right, true)] {
-            let x_max = if by_time { max_sec } else { max_iter as f64 };
+            let x_max = if by_time {
+                max_sec * unit
+            } else {
+                max_iter as f64
+            };
             let caption = if by_time {
                 "error against time"
             } else {
@@ -99,10 +123,10 @@ pub fn convergence_plot(series: &[(&str, &[Iteration])], target: Option<f64>) ->
                 .map_err(|e| fail(&e))?;
             chart
                 .configure_mesh()
-                .x_desc(if by_time { "seconds" } else { "iteration" })
+                .x_desc(if by_time { unit_name } else { "iteration" })
                 .x_label_formatter(&|v| {
                     if by_time {
-                        format!("{v:.2}")
+                        format!("{v:.time_decimals$}")
                     } else {
                         format!("{v:.0}")
                     }
@@ -123,10 +147,33 @@ pub fn convergence_plot(series: &[(&str, &[Iteration])], target: Option<f64>) ->
                     .label(format!("target {t:.4}"))
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], grey));
             }
+            if by_time {
+                let mark = RGBColor(90, 90, 90);
+                for (k, level) in levels.iter().enumerate() {
+                    let x = level.seconds * unit;
+                    let series = chart
+                        .draw_series(DashedLineSeries::new(
+                            [(x, lo), (x, hi)],
+                            5,
+                            4,
+                            mark.stroke_width(1),
+                        ))
+                        .map_err(|e| fail(&e))?;
+                    if k == 0 {
+                        series.label("end of a coarse level").legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 20, y)], mark)
+                        });
+                    }
+                }
+            }
             for (k, (label, history)) in series.iter().enumerate() {
                 let colour = COLOURS[k % COLOURS.len()];
                 let line = history.iter().filter(|p| plottable(p)).map(|p| {
-                    let x = if by_time { p.seconds } else { p.iter as f64 };
+                    let x = if by_time {
+                        p.seconds * unit
+                    } else {
+                        p.iter as f64
+                    };
                     (x, p.rel_error.clamp(lo, hi))
                 });
                 chart
@@ -283,8 +330,8 @@ mod tests {
             point(5, 0.004, 1e-300),
             point(6, 0.005, 1e300),
         ];
-        assert!(convergence_plot(&[("odd", &odd)], Some(f64::NAN)).is_ok());
+        assert!(convergence_plot(&[("odd", &odd)], Some(f64::NAN), &[]).is_ok());
         let empty = [point(0, 0.0, 0.0), point(1, 0.1, f64::NAN)];
-        assert!(convergence_plot(&[("empty", &empty)], None).is_err());
+        assert!(convergence_plot(&[("empty", &empty)], None, &[]).is_err());
     }
 }
