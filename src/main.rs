@@ -40,6 +40,11 @@ enum Command {
     /// fraction of every face's pixels hidden (and some faces hidden whole), scored on what it
     /// never saw; writes rank.json and rank.png.
     Rank(RankArgs),
+    /// Do the parts identify people? One subfolder per person: the first K images of each
+    /// train NMF, both sets are projected onto its parts, and each test face takes the
+    /// identity of its nearest training face; PCA (eigenfaces) and raw pixels beside it. Writes
+    /// recognition.json and confusion.png.
+    Recognize(RecognizeArgs),
     /// Generate the synthetic demo set (faces built from known parts, and the parts).
     Synth(SynthArgs),
 }
@@ -83,6 +88,57 @@ struct RankArgs {
     skip_unreadable: bool,
     /// Output folder.
     #[arg(short, long, default_value = "rank")]
+    out: PathBuf,
+    /// Print only warnings and errors.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+#[derive(Debug, Args)]
+struct RecognizeArgs {
+    /// Folder with one subfolder of faces per person (as ORL's s1 ... s40).
+    dir: PathBuf,
+    /// Number of parts.
+    #[arg(short, long, default_value_t = DEFAULT_RANK)]
+    rank: usize,
+    /// The first K images of each person in natural order (2 before 10) train, the rest test.
+    #[arg(
+        long,
+        value_name = "K",
+        default_value_t = 5,
+        conflicts_with = "train_fraction"
+    )]
+    train: usize,
+    /// Instead of --train: this fraction of each person's images, drawn from --seed, trains.
+    #[arg(long, value_name = "F")]
+    train_fraction: Option<f64>,
+    /// Hide part of every test face (eyes: a band over the eyes; mouth: a block over the
+    /// mouth); it is projected with those pixels unknown.
+    #[arg(long, value_name = "eyes|mouth", value_parser = parse_occlusion)]
+    occlude: Option<facenmf::eval::Occlusion>,
+    /// Solver of the NMF fit (see learn --solver).
+    #[arg(long, default_value = "hals", value_parser = parse_solver)]
+    solver: Solver,
+    /// Most iterations of the fit.
+    #[arg(long, default_value_t = 200)]
+    max_iter: usize,
+    /// Tolerance of the fit (see learn --tol).
+    #[arg(long, default_value_t = 1e-4)]
+    tol: f64,
+    /// Seed of the fit and of --train-fraction.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// f32 or f64.
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    precision: Precision,
+    /// Resample every face to WIDTHxHEIGHT first.
+    #[arg(long, value_name = "WxH", value_parser = parse_size)]
+    resize: Option<(u32, u32)>,
+    /// Leave out files that cannot be read or decoded (and list them) instead of stopping.
+    #[arg(long)]
+    skip_unreadable: bool,
+    /// Output folder.
+    #[arg(short, long, default_value = "recognition")]
     out: PathBuf,
     /// Print only warnings and errors.
     #[arg(short, long)]
@@ -356,6 +412,10 @@ fn parse_palette(s: &str) -> Result<Palette, String> {
     s.parse()
 }
 
+fn parse_occlusion(s: &str) -> Result<facenmf::eval::Occlusion, String> {
+    s.parse()
+}
+
 fn parse_on_off(s: &str) -> Result<bool, String> {
     match s {
         "on" | "yes" | "true" => Ok(true),
@@ -382,6 +442,7 @@ fn main() -> ExitCode {
         Some(Command::Learn(args)) => learn(*args),
         Some(Command::Synth(args)) => run_synth(&args).map(|()| ExitCode::SUCCESS),
         Some(Command::Report(args)) => run_report(&args).map(|()| ExitCode::SUCCESS),
+        Some(Command::Recognize(args)) => run_recognize(&args).map(|()| ExitCode::SUCCESS),
         Some(Command::Project(args)) => run_project(&args).map(|()| ExitCode::SUCCESS),
         Some(Command::Rank(args)) => run_rank(&args).map(|()| ExitCode::SUCCESS),
         None => learn(demo_args()),
@@ -707,8 +768,15 @@ fn learn_as<T: Float>(args: &LearnArgs, resume: Option<(Vec<u8>, String)>) -> Re
         },
         resize: args.resize,
     };
-    let written = render::write_outputs(&args.out, &faces, &fit, &options, last_state.as_deref())?;
-    summarise(args, &faces, &fit, &written);
+    let outputs = render::write_outputs(&args.out, &faces, &fit, &options, last_state.as_deref())?;
+    if let Some(e) = &outputs.report_error {
+        eprintln!(
+            "warning: the report could not be built ({e}); W.npy, H.npy and run.json are \
+             written, and `facenmf report {}` tries again",
+            args.out.display()
+        );
+    }
+    summarise(args, &faces, &fit, &outputs.paths);
     if interrupt.is_raised() {
         eprintln!(
             "interrupted ({}): wrote the best iterate so far ({} iterations, relative error \
@@ -871,6 +939,86 @@ fn say_written(written: &[PathBuf], out: &Path) {
         .filter_map(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
         .collect();
     eprintln!("wrote {} to {}", names.join(", "), out.display());
+}
+
+fn run_recognize(args: &RecognizeArgs) -> Result<()> {
+    match args.precision {
+        Precision::F32 => recognize_as::<f32>(args),
+        Precision::F64 => recognize_as::<f64>(args),
+    }
+}
+
+fn recognize_as<T: Float>(args: &RecognizeArgs) -> Result<()> {
+    let faces: Faces<T> = load_for(
+        &args.dir,
+        &args.out,
+        args.resize,
+        args.skip_unreadable,
+        args.quiet,
+    )?;
+    let split = match args.train_fraction {
+        Some(f) if f > 0.0 && f < 1.0 => facenmf::eval::Split::Fraction(f),
+        Some(f) => bail!("--train-fraction: {f} must be between 0 and 1"),
+        None if args.train == 0 => bail!("--train: 0 leaves nothing to train on"),
+        None => facenmf::eval::Split::First(args.train),
+    };
+    let params = Nmf::params(args.rank)
+        .solver(args.solver)
+        .max_iter(args.max_iter)
+        .tol(args.tol)
+        .seed(args.seed)
+        .image_shape(faces.height, faces.width);
+    let study = facenmf::eval::Recognition {
+        split,
+        occlusion: args.occlude,
+        seed: args.seed,
+    };
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(args.max_iter as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "fitting the training faces [{bar:30}] {pos}/{len} iterations, {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    let started = std::time::Instant::now();
+    let report = study.run(&faces, &params, |it| {
+        bar.set_position(it.iter as u64);
+        bar.set_message(format!("error {:.6}", it.rel_error));
+    })?;
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    let written = render::write_recognition(&args.out, &faces, &study, &report, &params, seconds)?;
+    if !args.quiet {
+        eprintln!(
+            "{} people, {} faces trained and {} tested{} at rank {} ({:.2} s):",
+            report.people.len(),
+            report.train.len(),
+            report.test.len(),
+            match args.occlude {
+                Some(o) => format!(", {o} hidden"),
+                None => String::new(),
+            },
+            report.rank,
+            seconds
+        );
+        for score in &report.scores {
+            eprintln!(
+                "  {:<7} {:<10} {:5.1}% ({}/{})",
+                score.method,
+                score.distance,
+                100.0 * score.accuracy,
+                score.correct,
+                report.test.len()
+            );
+        }
+        say_written(&written, &args.out);
+    }
+    Ok(())
 }
 
 fn run_report(args: &ReportArgs) -> Result<()> {

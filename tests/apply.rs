@@ -206,3 +206,170 @@ fn rank_writes_its_study_and_chooses_among_the_ranks_asked() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(stderr(&bad).contains("--ranks"), "{}", stderr(&bad));
 }
+
+/// `people` folders of `each` 16 x 16 faces: a person is a fixed pattern of bright blocks,
+/// each image of them that pattern with its own faint noise.
+fn identities(root: &Path, people: usize, each: usize) {
+    for p in 0..people {
+        let dir = root.join(format!("ids/p{}", p + 1));
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..each {
+            let img = image::GrayImage::from_fn(16, 16, |x, y| {
+                let block = ((x / 4) + 4 * (y / 4)) as usize;
+                let on = (block * 7 + p * 5) % 16 < 6;
+                let noise = ((x * 13 + y * 7 + i as u32 * 31 + p as u32 * 17) % 23) as u8;
+                image::Luma([if on { 200 } else { 30 } + noise])
+            });
+            // Natural order: 2 before 10, so the first K are 1 ... K whatever the digits.
+            img.save(dir.join(format!("{}.png", i + 1))).unwrap();
+        }
+    }
+}
+
+#[test]
+fn recognize_tells_distinct_people_apart_and_writes_its_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    identities(root, 5, 11);
+    let out = facenmf(
+        &["recognize", "ids", "-r", "6", "--train", "9", "-o", "rec"],
+        root,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("rec/recognition.json")).unwrap()).unwrap();
+    assert_eq!(record["people"], 5);
+    let train: Vec<&str> = record["train_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    // Natural order: the first nine of p1 are 1 ... 9, so 10 and 11 test.
+    assert_eq!(
+        &train[..9],
+        &[
+            "p1/1.png", "p1/2.png", "p1/3.png", "p1/4.png", "p1/5.png", "p1/6.png", "p1/7.png",
+            "p1/8.png", "p1/9.png"
+        ]
+    );
+    assert_eq!(record["test_files"][0], "p1/10.png");
+    assert_eq!(record["test_files"].as_array().unwrap().len(), 10);
+    let methods = record["methods"].as_array().unwrap();
+    assert_eq!(methods.len(), 6);
+    for m in methods {
+        assert_eq!(m["accuracy"], 1.0, "{m}");
+    }
+    let face = &record["faces"][0];
+    assert_eq!(face["person"], "p1");
+    assert_eq!(face["predicted"]["nmf/cosine"], "p1");
+    assert!(image::open(root.join("rec/confusion.png")).is_ok());
+
+    // With the eyes hidden: still a full record.
+    let out = facenmf(
+        &[
+            "recognize",
+            "ids",
+            "-r",
+            "6",
+            "--train",
+            "9",
+            "--occlude",
+            "eyes",
+            "-o",
+            "occ",
+        ],
+        root,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("occ/recognition.json")).unwrap()).unwrap();
+    assert_eq!(record["occlusion"], "eyes");
+    assert_eq!(record["hidden_pixels"], 4 * 16);
+}
+
+#[test]
+fn recognize_says_what_is_wrong_with_the_folder_or_the_split() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    identities(root, 3, 4);
+    let failure = |args: &[&str], expect: &[&str]| {
+        let out = facenmf(args, root);
+        let err = stderr(&out);
+        // 1 for a failed run, 2 for a usage error clap reports.
+        assert!(matches!(out.status.code(), Some(1 | 2)), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        for e in expect {
+            assert!(err.contains(e), "{args:?}: expected {e:?} in {err}");
+        }
+    };
+    failure(
+        &["recognize", "ids", "-r", "2", "--train", "4"],
+        &["p1", "4 images", "--train 4"],
+    );
+    failure(
+        &["recognize", "ids/p1", "-r", "2", "--train", "2"],
+        &["1.png", "subfolder"],
+    );
+    failure(
+        &["recognize", "ids", "-r", "2", "--train", "0"],
+        &["--train"],
+    );
+    failure(
+        &["recognize", "ids", "-r", "50", "--train", "3"],
+        &["rank", "9 training faces"],
+    );
+    failure(
+        &["recognize", "ids", "-r", "2", "--occlude", "nose"],
+        &["eyes", "mouth"],
+    );
+    std::fs::create_dir_all(root.join("solo/p1")).unwrap();
+    for i in 0..3 {
+        std::fs::copy(
+            root.join(format!("ids/p1/{}.png", i + 1)),
+            root.join(format!("solo/p1/{i}.png")),
+        )
+        .unwrap();
+    }
+    failure(&["recognize", "solo", "-r", "2", "--train", "2"], &["two"]);
+}
+
+/// ORL, rank 49, five training images per person: eigenfaces near the published 89.5%
+/// (Lawrence et al. 1997), NMF's parts within 3 points of them.
+#[test]
+fn orl_recognition_by_parts_is_within_3_points_of_eigenfaces() {
+    let Some(dir) = common::dataset("orl") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let out = facenmf(
+        &[
+            "recognize",
+            dir.to_str().unwrap(),
+            "-r",
+            "49",
+            "--train",
+            "5",
+            "-o",
+            "rec",
+        ],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("rec/recognition.json")).unwrap())
+            .unwrap();
+    let best = |method: &str| {
+        record["methods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["method"] == method)
+            .map(|m| m["accuracy"].as_f64().unwrap())
+            .fold(0.0, f64::max)
+    };
+    let (nmf, pca) = (best("nmf"), best("pca"));
+    assert!((0.865..=0.925).contains(&pca), "PCA {pca}");
+    assert!(nmf >= pca - 0.03, "NMF {nmf}, PCA {pca}");
+    assert_eq!(record["test_files"].as_array().unwrap().len(), 200);
+}

@@ -125,7 +125,10 @@ pub(crate) fn swap_in(staged: &Path, dir: &Path) -> Result<()> {
         let target = staged.join(entry.file_name());
         let ours = super::OUTPUT_FILES.iter().any(|n| entry.file_name() == **n)
             || entry.file_name() == super::CHECKPOINT_FILE
-            || super::RANK_FILES.iter().any(|n| entry.file_name() == **n);
+            || super::RANK_FILES.iter().any(|n| entry.file_name() == **n)
+            || super::RECOGNITION_FILES
+                .iter()
+                .any(|n| entry.file_name() == **n);
         if !ours && entry.file_type().is_ok_and(|t| t.is_file()) && !target.exists() {
             std::fs::hard_link(entry.path(), &target)
                 .or_else(|_| std::fs::copy(entry.path(), &target).map(|_| ()))

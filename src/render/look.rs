@@ -84,7 +84,7 @@ impl Palette {
     /// The colour between tiles: one that neither palette gives a value.
     pub fn separator(self) -> [u8; 3] {
         match self {
-            Palette::Gray => [200, 200, 210],
+            Palette::Gray => [200, 200, 200],
             Palette::LeeSeung => [150, 150, 170],
         }
     }

@@ -17,6 +17,7 @@ mod look;
 mod montage;
 pub mod npy;
 mod plot;
+mod recognition;
 mod report;
 
 use std::io::Write;
@@ -26,8 +27,10 @@ pub use folder::prepare_output_dir;
 pub use look::{DEFAULT_TILE_SCALE, Look, Palette, TileScale};
 pub use montage::{Grid, basis_grid, reconstruction_grid, sample_indices};
 pub use plot::{convergence_plot, rank_plot};
+pub use recognition::{RECOGNITION_FILES, write_recognition};
 pub use report::{
-    REPORT_FILE, REPORT_PICTURES, Report, RunSummary, ShownFace, SkippedSummary, build_report,
+    BASELINE_FACES, REPORT_FILE, REPORT_PICTURES, Report, RunSummary, ShownFace, SkippedSummary,
+    build_report,
 };
 
 use crate::nmf::Projection;
@@ -167,6 +170,8 @@ struct ReconstructionRecord {
 ///
 /// They are written into a staging folder beside `dir` and swapped in as a set (see
 /// [`prepare_output_dir`]): `dir` holds the previous run's outputs or these, never a mix.
+/// A report that cannot be built does not cost the fit: the factors and run.json are written
+/// and the reason is returned in [`Outputs::report_error`].
 ///
 /// # Errors
 /// The folder cannot take the outputs or a file cannot be written; `dir` is then untouched.
@@ -176,25 +181,46 @@ pub fn write_outputs<T: Float>(
     fit: &Factorization<T>,
     options: &OutputOptions,
     checkpoint: Option<&[u8]>,
-) -> Result<Vec<PathBuf>> {
+) -> Result<Outputs> {
+    let mut report_error = None;
     write_as_set(dir, |staged| {
-        write_set(staged, faces, fit, options)?;
+        report_error = write_set(staged, faces, fit, options)?;
         match checkpoint {
             Some(bytes) => write_atomic(&staged.join(CHECKPOINT_FILE), bytes),
             None => Ok(()),
         }
     })?;
-    let mut paths: Vec<PathBuf> = OUTPUT_FILES.iter().map(|n| dir.join(n)).collect();
+    let mut paths: Vec<PathBuf> = OUTPUT_FILES
+        .iter()
+        .take(if report_error.is_some() {
+            3
+        } else {
+            OUTPUT_FILES.len()
+        })
+        .map(|n| dir.join(n))
+        .collect();
     if checkpoint.is_some() {
         paths.push(dir.join(CHECKPOINT_FILE));
     }
-    Ok(paths)
+    Ok(Outputs {
+        paths,
+        report_error,
+    })
+}
+
+/// What [`write_outputs`] wrote.
+#[derive(Debug)]
+pub struct Outputs {
+    /// Every file written.
+    pub paths: Vec<PathBuf>,
+    /// Why the report and its pictures were not written, when they could not be built.
+    pub report_error: Option<Error>,
 }
 
 /// Writes a set of files into a fresh staging folder beside `dir` with `write`, then swaps it
 /// in as a whole (see [`prepare_output_dir`]); on any failure the staging folder goes and `dir`
 /// is untouched.
-fn write_as_set(dir: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+pub(crate) fn write_as_set(dir: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     folder::prepare_output_dir(dir)?;
     let staged = folder::staging(dir)?;
     let written = write(&staged).and_then(|()| folder::swap_in(&staged, dir));
@@ -204,13 +230,13 @@ fn write_as_set(dir: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<(
     written
 }
 
-/// The outputs of [`write_outputs`], into `dir`.
+/// The outputs of [`write_outputs`], into `dir`; the error of a report that could not be built.
 fn write_set<T: Float>(
     dir: &Path,
     faces: &Faces<T>,
     fit: &Factorization<T>,
     options: &OutputOptions,
-) -> Result<()> {
+) -> Result<Option<Error>> {
     let path = |name: &str| dir.join(name);
     let (height, width) = (faces.height, faces.width);
     let (errors, _) = crate::nmf::column_errors(&faces.x.view(), &fit.w.view(), &fit.h.view());
@@ -274,19 +300,22 @@ fn write_set<T: Float>(
 
     // The report reads the run as run.json records it, as `facenmf report` does.
     let run: RunSummary = serde_json::from_slice(&json).expect("run.json reads back");
-    let report = build_report(
+    let report = match build_report(
         &faces.x.view(),
         &fit.w.view(),
         &fit.h.view(),
         &errors,
         &run,
         options.samples,
-    )?;
+    ) {
+        Ok(report) => report,
+        Err(e) => return Ok(Some(e)),
+    };
     for (name, png) in &report.pictures {
         write_atomic(&path(name), png)?;
     }
     write_atomic(&path(REPORT_FILE), report.html.as_bytes())?;
-    Ok(())
+    Ok(None)
 }
 
 /// Reads the run.json of an output folder as the report needs it.

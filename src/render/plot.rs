@@ -83,6 +83,7 @@ pub fn convergence_plot(
     }
     // At most 15 decades: the log axis places ticks per decade.
     let (lo, hi) = (lo.max(hi * 1e-15) / 1.1, hi * 1.1);
+    let (ticks, decimals) = error_ticks(lo, hi);
     let max_sec = max_sec.max(levels.iter().map(|l| l.seconds).fold(0.0, f64::max));
     let max_sec = if max_sec > 0.0 { max_sec * 1.02 } else { 1.0 };
     // Milliseconds on short runs, so that the ticks are not all "0.00".
@@ -119,7 +120,10 @@ pub fn convergence_plot(
                 .margin(12)
                 .x_label_area_size(40)
                 .y_label_area_size(64)
-                .build_cartesian_2d(0.0..x_max, (lo..hi).log_scale())
+                .build_cartesian_2d(
+                    0.0..x_max,
+                    (lo..hi).log_scale().with_key_points(ticks.clone()),
+                )
                 .map_err(|e| fail(&e))?;
             chart
                 .configure_mesh()
@@ -132,7 +136,7 @@ pub fn convergence_plot(
                     }
                 })
                 .y_desc("relative error ||X - WH|| / ||X||")
-                .y_label_formatter(&|v| format!("{v:.3}"))
+                .y_label_formatter(&|v| format!("{v:.decimals$}"))
                 .label_style(("sans-serif", 14))
                 .draw()
                 .map_err(|e| fail(&e))?;
@@ -195,6 +199,52 @@ pub fn convergence_plot(
         root.present().map_err(|e| fail(&e))?;
     }
     Ok(RgbImage::from_raw(WIDTH, HEIGHT, buf).expect("buffer sized for the image"))
+}
+
+/// Ticks for a log error axis from `lo` to `hi`, and the decimals they need: 1-9 times each
+/// power of ten (1, 2 and 5, or 1 alone, when that is many), or evenly spaced round numbers when the range
+/// is too narrow to hold three of those (a fit that starts close to its end).
+fn error_ticks(lo: f64, hi: f64) -> (Vec<f64>, usize) {
+    let decades = lo.log10().floor() as i32..=hi.log10().ceil() as i32;
+    let within = |mults: &[f64]| -> Vec<f64> {
+        decades
+            .clone()
+            .flat_map(|d| mults.iter().map(move |m| m * 10f64.powi(d)))
+            .filter(|t| (lo..=hi).contains(t))
+            .collect()
+    };
+    let mut ticks = within(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
+    if ticks.len() > 12 {
+        ticks = within(&[1.0, 2.0, 5.0]);
+    }
+    if ticks.len() > 12 {
+        ticks = within(&[1.0]);
+    }
+    if ticks.len() >= 3 {
+        let smallest = ticks.iter().copied().fold(f64::MAX, f64::min);
+        return (ticks, decimals_for(smallest));
+    }
+    let raw = (hi - lo) / 5.0;
+    let magnitude = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .map(|m| m * magnitude)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * magnitude);
+    let first = (lo / step).ceil() as i64;
+    let last = (hi / step).floor() as i64;
+    let ticks = (first..=last).map(|i| i as f64 * step).collect();
+    (ticks, decimals_for(step))
+}
+
+/// Decimals that show `v`'s first significant digit, and at least three.
+fn decimals_for(v: f64) -> usize {
+    if v > 0.0 && v.is_finite() {
+        ((-v.log10().floor()) as i64).max(0) as usize + 1
+    } else {
+        3
+    }
+    .max(3)
 }
 
 /// The rank study's picture: each replicate's test error as a point and the mean test error
@@ -317,6 +367,19 @@ mod tests {
             rel_error,
             divergence: None,
         }
+    }
+
+    #[test]
+    fn a_narrow_error_range_still_gets_labelled_ticks() {
+        let (ticks, decimals) = error_ticks(0.131, 0.162);
+        assert!(ticks.len() >= 3, "{ticks:?}");
+        assert!(ticks.iter().all(|t| (0.131..=0.162).contains(t)));
+        assert_eq!(decimals, 3);
+        let (wide, _) = error_ticks(0.07, 0.45);
+        assert!(wide.contains(&0.1) && wide.contains(&0.4), "{wide:?}");
+        let (tiny, decimals) = error_ticks(0.081_01, 0.081_09);
+        assert!(tiny.len() >= 3, "{tiny:?}");
+        assert!(decimals >= 5, "{decimals}");
     }
 
     #[test]

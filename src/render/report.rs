@@ -5,7 +5,7 @@
 //! `data:` addresses and also written beside it; it has no script and fetches nothing.
 
 use image::RgbImage;
-use ndarray::{Array1, ArrayView2};
+use ndarray::{Array1, ArrayView2, Axis};
 use rayon::prelude::*;
 
 use super::canvas::{
@@ -14,7 +14,7 @@ use super::canvas::{
 use super::html::Page;
 use super::look::Look;
 use super::{Iteration, sample_indices};
-use crate::baselines::{KMeans, Pca};
+use crate::baselines::{KMeans, Pca, pca_and_kmeans};
 use crate::{CoarseLevel, Error, Float, Result};
 
 /// The pictures the report shows, as the files they are also written to.
@@ -40,6 +40,8 @@ const TOP_FACES: usize = 6;
 const ANATOMY_PARTS: usize = 8;
 /// Pairs of parts listed as the most alike.
 const ALIKE_PAIRS: usize = 5;
+/// The frame between tiles of faces: gray, so that such pictures stay grayscale.
+const FRAME: [u8; 3] = [200, 200, 200];
 /// Cosine above which two parts are called near duplicates.
 const DUPLICATE_COSINE: f64 = 0.9;
 
@@ -170,7 +172,7 @@ pub fn build_report<T: Float>(
     let parts = Parts::new(w, h);
     // The baselines are the slow part on large folders: they run beside the pictures.
     let (baselines, pictures) = rayon::join(
-        || Baselines::fit(x, r, run.seed),
+        || Baselines::fit(x, w, h, run),
         || {
             let mut page = Page::new(run);
             let sections = Sections {
@@ -258,16 +260,48 @@ impl Parts {
     }
 }
 
-/// PCA and VQ at the fit's rank.
+/// PCA and VQ at the fit's rank, on at most [`BASELINE_FACES`] faces.
 struct Baselines {
     pca: Pca,
     vq: KMeans,
+    /// Faces they were fitted on, spread evenly over the folder (all of them up to the cap).
+    faces: usize,
+    /// NMF's relative error on those same faces.
+    nmf_error: f64,
 }
 
+/// The baselines are fitted on at most this many faces (evenly spread), so that their cost
+/// stays bounded on large folders; NMF's error is then given on the same faces.
+pub const BASELINE_FACES: usize = 2500;
+
 impl Baselines {
-    fn fit<T: Float>(x: &ArrayView2<T>, rank: usize, seed: u64) -> Result<Baselines> {
-        let (pca, vq) = rayon::join(|| Pca::fit(x, rank), || KMeans::fit(x, rank, seed));
-        Ok(Baselines { pca: pca?, vq: vq? })
+    fn fit<T: Float>(
+        x: &ArrayView2<T>,
+        w: &ArrayView2<T>,
+        h: &ArrayView2<T>,
+        run: &RunSummary,
+    ) -> Result<Baselines> {
+        let (m, n) = x.dim();
+        let (sample, nmf_error) = if n > BASELINE_FACES {
+            let picked = sample_indices(n, BASELINE_FACES);
+            let xs = x.select(Axis(1), &picked);
+            let hs = h.select(Axis(1), &picked);
+            let (_, error) = crate::nmf::column_errors(&xs.view(), w, &hs.view());
+            (Some(xs), error)
+        } else {
+            (None, run.rel_error)
+        };
+        let xs = sample.as_ref().map_or(x.view(), |s| s.view());
+        let faces = xs.ncols();
+        // A rank above what the faces allow (an over-complete fit) is shown at that most.
+        let rank = run.rank.min(m).min(faces);
+        let (pca, vq) = pca_and_kmeans(&xs, rank, run.rank.min(faces), run.seed)?;
+        Ok(Baselines {
+            pca,
+            vq,
+            faces,
+            nmf_error,
+        })
     }
 }
 
@@ -518,7 +552,7 @@ impl<T: Float> Sections<'_, T> {
             })
             .collect();
         let cols = (tiles.len() as f64).sqrt().ceil() as usize;
-        encode(&labelled_grid(&tiles, cols, [200, 200, 210]))
+        encode(&labelled_grid(&tiles, cols, FRAME))
     }
 
     fn face_table(&self, page: &mut Page, indices: &[usize], caption: &str) {
@@ -627,7 +661,7 @@ impl<T: Float> Sections<'_, T> {
         let cols = parts_row.len();
         let mut tiles = parts_row;
         tiles.extend(sums_row);
-        let png = encode(&labelled_grid(&tiles, cols, [200, 200, 210]))?;
+        let png = encode(&labelled_grid(&tiles, cols, FRAME))?;
         page.section("anatomy", "Anatomy of a face");
         page.paragraph(&format!(
             "Face {} ({}, the face of median error) as the sum of its strongest parts. Top \
@@ -651,13 +685,13 @@ impl<T: Float> Sections<'_, T> {
         let cols = (r as f64).sqrt().ceil() as usize;
         let label = |k: usize| format!("{}", k + 1);
         let nmf: Vec<(RgbImage, String)> = (0..r).map(|k| (self.part(k, side), label(k))).collect();
-        let pca: Vec<(RgbImage, String)> = (0..r)
+        let pca: Vec<(RgbImage, String)> = (0..baselines.pca.components.ncols())
             .map(|k| {
                 let c = baselines.pca.components.column(k);
                 (part_tile(&c, height, width, scale, look), label(k))
             })
             .collect();
-        let vq: Vec<(RgbImage, String)> = (0..r)
+        let vq: Vec<(RgbImage, String)> = (0..baselines.vq.centroids.ncols())
             .map(|k| {
                 let c = baselines.vq.centroids.column(k);
                 (face_tile(&c, height, width, scale), label(k))
@@ -667,7 +701,7 @@ impl<T: Float> Sections<'_, T> {
         let grids = [
             (
                 labelled_grid(&nmf, cols, separator),
-                format!("NMF: error {:.4}", self.run.rel_error),
+                format!("NMF: error {:.4}", baselines.nmf_error),
             ),
             (
                 labelled_grid(&pca, cols, separator),
@@ -727,26 +761,41 @@ impl<T: Float> Sections<'_, T> {
             .iter()
             .map(|(g, _)| encode(g))
             .collect::<Result<_>>()?;
-        let faces_img = labelled_grid(&faces, 4, [200, 200, 210]);
+        let faces_img = labelled_grid(&faces, 4, FRAME);
         let faces_png = encode(&faces_img)?;
         let whole = stacked(&[labelled_grid(&grids, 3, [255, 255, 255]), faces_img]);
         let png = encode(&whole)?;
 
         let floor = baselines.pca.rel_error;
+        let (pca_rank, vq_k) = (
+            baselines.pca.components.ncols(),
+            baselines.vq.centroids.ncols(),
+        );
+        let n = self.x.ncols();
         page.section("comparison", "NMF beside PCA and VQ");
         page.paragraph(&format!(
-            "The same {r} components found three ways, as in Lee &amp; Seung (Nature 401, 1999, \
-             Fig. 1). NMF: parts that only add. PCA: eigenfaces, the rank-{r} truncated SVD of \
-             X (uncentred, as in that figure), whose error {floor:.4} is the least any \
-             rank-{r} factorization can reach; negative values in red. VQ: k-means with {r} \
-             prototypes ({} Lloyd iterations), each face replaced by its nearest. NMF's error \
-             is {:.4}, {:.1}% above the PCA floor.",
+            "The same number of components found three ways, as in Lee &amp; Seung (Nature \
+             401, 1999, Fig. 1). NMF: {r} parts that only add. PCA: {pca_rank} eigenfaces, the \
+             rank-{pca_rank} truncated SVD of X (uncentred, as in that figure), whose error \
+             {floor:.4} is the least any rank-{pca_rank} factorization can reach; negative \
+             values in red. VQ: k-means with {vq_k} prototypes (k-means++ start, {} Lloyd \
+             iterations), each face replaced by its nearest. NMF's error is {:.4}, {:.1}% above \
+             the PCA floor.{}",
             baselines.vq.iterations,
-            self.run.rel_error,
+            baselines.nmf_error,
             if floor > 0.0 {
-                100.0 * (self.run.rel_error / floor - 1.0)
+                100.0 * (baselines.nmf_error / floor - 1.0)
             } else {
                 0.0
+            },
+            if baselines.faces < n {
+                format!(
+                    " PCA and VQ were fitted on {} faces spread evenly over the {n}, and all \
+                     three errors here are on those faces.",
+                    baselines.faces
+                )
+            } else {
+                String::new()
             }
         ));
         page.figures(
@@ -816,16 +865,27 @@ pub(crate) fn seconds(s: f64) -> String {
     }
 }
 
-/// PNG bytes of an RGB picture.
+/// PNG bytes of an RGB picture: 8-bit grayscale when it has no colour (faces, gray parts and
+/// histograms), which takes a third of the bytes.
 pub(crate) fn encode(img: &RgbImage) -> Result<Vec<u8>> {
+    let gray = img.pixels().all(|p| p.0[0] == p.0[1] && p.0[1] == p.0[2]);
+    let picture: image::DynamicImage = if gray {
+        let luma: Vec<u8> = img.as_raw().chunks_exact(3).map(|p| p[0]).collect();
+        image::GrayImage::from_raw(img.width(), img.height(), luma)
+            .expect("one byte per pixel")
+            .into()
+    } else {
+        img.clone().into()
+    };
     let mut bytes = Vec::new();
-    img.write_to(
-        &mut std::io::Cursor::new(&mut bytes),
-        image::ImageFormat::Png,
-    )
-    .map_err(|e| Error::Encode {
-        path: REPORT_FILE.into(),
-        reason: e.to_string(),
-    })?;
+    picture
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
+        .map_err(|e| Error::Encode {
+            path: REPORT_FILE.into(),
+            reason: e.to_string(),
+        })?;
     Ok(bytes)
 }

@@ -1,4 +1,5 @@
-//! Apply: choosing the rank by held-out error.
+//! Apply: choosing the rank by held-out error (here), and recognising people from their
+//! coefficients ([`recognition`]).
 //!
 //! For each rank and replicate, one fit on the known entries only (the missing-data machinery):
 //! a random fraction of the pixels of every training face is hidden (speckled
@@ -9,6 +10,12 @@
 //! pixels, and a wholly hidden face contributes nothing to the objective (its imputation is W h,
 //! whose residual is zero). One fit per rank and replicate, so the study costs what the fits
 //! with missing data cost, plus the projections.
+
+mod recognition;
+
+pub use recognition::{
+    MethodScore, Occlusion, Recognition, RecognitionReport, Split, confusion, natural_cmp,
+};
 
 use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
