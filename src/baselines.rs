@@ -4,7 +4,8 @@
 //!   orthonormal, H's rows orthogonal). By Eckart and Young it is the least error any rank-r
 //!   factorization can reach, so it is the floor NMF's error is read against.
 //! - [`KMeans`]: vector quantization, each face replaced by one of r prototypes (H's columns
-//!   unary): Lloyd's iterations from a k-means++ start (Arthur & Vassilvitskii 2007).
+//!   unary): Lloyd's iterations from a k-means++ start (Arthur & Vassilvitskii 2007), until fewer than
+//!   0.5% of the faces change prototype.
 //!
 //! Both compute in f64 whatever X is, through faer's products; both are deterministic.
 
@@ -15,7 +16,12 @@ use rayon::prelude::*;
 use crate::nmf::uniform_draw;
 use crate::{Error, Float, Result};
 
-/// Lloyd's iterations stop when no face changes prototype, or after this many.
+/// Lloyd's iterations stop when at most one face in this many changes prototype (0.5%), or
+/// after [`KMEANS_MAX_ITER`]. On CBCL at k = 49 the last nine of twenty iterations moved 1-14
+/// faces of 2429 and cost 35 ms of the report's 120; the error moved in its fifth digit.
+pub const KMEANS_SETTLED: usize = 200;
+
+/// Lloyd's iterations stop after at most this many.
 pub const KMEANS_MAX_ITER: usize = 100;
 
 /// Eigenfaces: the leading left singular vectors of X.
@@ -214,7 +220,7 @@ impl KMeans {
             for (a, (c, _)) in assignment.iter_mut().zip(&best) {
                 *a = *c;
             }
-            if changed == 0 || iterations == KMEANS_MAX_ITER {
+            if changed * KMEANS_SETTLED <= n || iterations == KMEANS_MAX_ITER {
                 break;
             }
             iterations += 1;
