@@ -33,17 +33,17 @@ enum Command {
     /// run.json, W.npy and H.npy and the faces it was learned from (with another display, say).
     Report(ReportArgs),
     /// Project new faces onto the parts of a learned model (an output folder of learn): their
-    /// coefficients H by nonnegative least squares with W fixed, written as H.npy, run.json
-    /// and reconstructions.png.
+    /// coefficients H by nonnegative least squares with W fixed, written as H.npy, run.json,
+    /// reconstructions.png and report.html.
     Project(ProjectArgs),
     /// Choose the rank by held-out error: for each rank and replicate, a fit with a random
     /// fraction of every face's pixels hidden (and some faces hidden whole), scored on what it
-    /// never saw; writes rank.json and rank.png.
+    /// never saw; writes rank.json, rank.png and report.html.
     Rank(RankArgs),
     /// Do the parts identify people? One subfolder per person: the first K images of each
     /// train NMF, both sets are projected onto its parts, and each test face takes the
     /// identity of its nearest training face; PCA (eigenfaces) and raw pixels beside it. Writes
-    /// recognition.json and confusion.png.
+    /// recognition.json, confusion.png and report.html.
     Recognize(RecognizeArgs),
     /// Generate the synthetic demo set (faces built from known parts, and the parts).
     Synth(SynthArgs),

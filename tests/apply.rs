@@ -60,6 +60,8 @@ fn project_writes_h_run_json_and_reconstructions_for_new_faces() {
             .all(|&v| v >= 0.0)
     );
     assert!(root.join("proj/reconstructions.png").is_file());
+    let page = std::fs::read_to_string(root.join("proj/report.html")).unwrap();
+    assert!(page.contains("KKT measure reached") && page.contains("data:image/png;base64,"));
     let run: serde_json::Value =
         serde_json::from_slice(&std::fs::read(root.join("proj/run.json")).unwrap()).unwrap();
     assert_eq!(run["rank"], 12);
@@ -195,6 +197,8 @@ fn rank_writes_its_study_and_chooses_among_the_ranks_asked() {
     let text = stderr(&out);
     assert!(text.contains("chosen rank"), "{text}");
     assert!(root.join("r/rank.png").is_file());
+    let page = std::fs::read_to_string(root.join("r/report.html")).unwrap();
+    assert!(page.contains("chosen rank") && page.contains("data:image/png;base64,"));
     let study: serde_json::Value =
         serde_json::from_slice(&std::fs::read(root.join("r/rank.json")).unwrap()).unwrap();
     assert_eq!(study["fits"].as_array().unwrap().len(), 6);
@@ -264,6 +268,8 @@ fn recognize_tells_distinct_people_apart_and_writes_its_record() {
     assert_eq!(face["person"], "p1");
     assert_eq!(face["predicted"]["nmf/cosine"], "p1");
     assert!(image::open(root.join("rec/confusion.png")).is_ok());
+    let page = std::fs::read_to_string(root.join("rec/report.html")).unwrap();
+    assert!(page.contains("1-NN accuracy") && page.contains("The faces NMF got wrong (0)"));
 
     // With the eyes hidden: still a full record.
     let out = facenmf(

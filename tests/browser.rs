@@ -105,6 +105,24 @@ fn the_report_opens_offline_in_chromium_at_desktop_and_phone_widths() {
             .unwrap();
     }
 
+    // The page of a projection reads as well.
+    let projected = common::facenmf(
+        &[
+            "project",
+            out.to_str().unwrap(),
+            common::demo_dir().join("faces").to_str().unwrap(),
+            "-o",
+            tmp.path().join("proj").to_str().unwrap(),
+            "-q",
+        ],
+        tmp.path(),
+    );
+    assert!(projected.status.success(), "{}", common::stderr(&projected));
+    let seen = driver.inspect(&tmp.path().join("proj/report.html"), 390, 844);
+    assert!(seen.images >= 1 && seen.undecoded.is_empty() && seen.fetched.is_empty());
+    assert!(seen.console_errors.is_empty(), "{:?}", seen.console_errors);
+    assert!(seen.scroll_width <= seen.inner_width + 1.0);
+
     // The control: the same page with one image from the network must fail the checks.
     let tampered = out.join("tampered.html");
     let bad = html.replacen(

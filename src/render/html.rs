@@ -38,13 +38,33 @@ pub(crate) struct Page {
 impl Page {
     /// A page about `run`, opening with its summary.
     pub(crate) fn new(run: &RunSummary) -> Page {
-        let mut page = Page {
-            body: String::new(),
-            nav: Vec::new(),
-            title: format!("facenmf: {} at rank {}", run.folder, run.rank),
-        };
+        let mut page = Page::titled(format!("facenmf: {} at rank {}", run.folder, run.rank));
         page.summary(run);
         page
+    }
+
+    /// An empty page with a title.
+    pub(crate) fn titled(title: String) -> Page {
+        Page {
+            body: String::new(),
+            nav: Vec::new(),
+            title,
+        }
+    }
+
+    /// A summary section: a table of names and plain-text values (escaped).
+    pub(crate) fn summary_table(&mut self, rows: &[(&str, String)]) {
+        self.section("summary", "Summary");
+        self.body.push_str("<div class=scroll><table>");
+        for (name, value) in rows {
+            let _ = write!(
+                self.body,
+                "<tr><th>{}</th><td>{}</td></tr>",
+                escape(name),
+                escape(value)
+            );
+        }
+        self.body.push_str("</table></div>\n");
     }
 
     fn summary(&mut self, run: &RunSummary) {

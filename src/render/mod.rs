@@ -16,6 +16,7 @@ mod html;
 mod look;
 mod montage;
 pub mod npy;
+mod pages;
 mod plot;
 mod recognition;
 mod report;
@@ -64,6 +65,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Encodes an 8-bit grayscale or RGB buffer as PNG and writes it atomically.
 pub(crate) fn write_png(path: &Path, img: &image::DynamicImage) -> Result<()> {
+    write_atomic(path, &png_bytes(path, img)?)
+}
+
+/// An image as PNG bytes (`path` names it in an error).
+fn png_bytes(path: &Path, img: &image::DynamicImage) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
     img.write_to(
         &mut std::io::Cursor::new(&mut bytes),
@@ -73,7 +79,7 @@ pub(crate) fn write_png(path: &Path, img: &image::DynamicImage) -> Result<()> {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })?;
-    write_atomic(path, &bytes)
+    Ok(bytes)
 }
 
 /// The file an interrupted run leaves its last state in, for `learn --resume`; a finished
@@ -446,7 +452,7 @@ pub fn rebuild_report<T: Float>(
 }
 
 /// Names of the files [`write_projection`] writes.
-pub const PROJECTION_FILES: [&str; 3] = ["reconstructions.png", "H.npy", "run.json"];
+pub const PROJECTION_FILES: [&str; 4] = ["reconstructions.png", "H.npy", "run.json", REPORT_FILE];
 
 /// What `project`'s run.json records.
 #[derive(Debug, serde::Serialize)]
@@ -476,8 +482,9 @@ struct ProjectionRecord<'a> {
 
 /// Writes a projection of `faces` onto `model` into `dir`, as one set (see
 /// [`prepare_output_dir`]): `H.npy` (rank x images), `run.json` (the model, the tolerance and
-/// what was reached, each face's file and relative error) and `reconstructions.png`
-/// (`samples` faces beside their reconstructions). Returns the paths written.
+/// what was reached, each face's file and relative error), `reconstructions.png`
+/// (`samples` faces beside their reconstructions) and `report.html` (the same on one page, with
+/// the worst-explained faces). Returns the paths written.
 ///
 /// # Errors
 /// The folder cannot take the outputs or a file cannot be written; `dir` is then untouched.
@@ -499,7 +506,9 @@ pub fn write_projection<T: Float>(
             faces.width,
             &indices,
         );
-        write_png(&staged.join(PROJECTION_FILES[0]), &grid.into())?;
+        let png_path = staged.join(PROJECTION_FILES[0]);
+        let png = png_bytes(&png_path, &grid.into())?;
+        write_atomic(&png_path, &png)?;
         npy::write(&staged.join(PROJECTION_FILES[1]), &projection.h.view())?;
         let record = ProjectionRecord {
             facenmf: env!("CARGO_PKG_VERSION"),
@@ -542,16 +551,18 @@ pub fn write_projection<T: Float>(
                 .collect(),
         };
         let json = serde_json::to_vec_pretty(&record).expect("projection record serialises");
-        write_atomic(&staged.join(PROJECTION_FILES[2]), &json)
+        write_atomic(&staged.join(PROJECTION_FILES[2]), &json)?;
+        let page = pages::projection_page(faces, model, projection, &png, seconds);
+        write_atomic(&staged.join(PROJECTION_FILES[3]), page.as_bytes())
     })?;
     Ok(PROJECTION_FILES.iter().map(|n| dir.join(n)).collect())
 }
 
 /// Names of the files [`write_rank_study`] writes.
-pub const RANK_FILES: [&str; 2] = ["rank.png", "rank.json"];
+pub const RANK_FILES: [&str; 3] = ["rank.png", "rank.json", REPORT_FILE];
 
 /// Writes a rank study into `dir` as one set: `rank.json` (every fit, the per-rank summary,
-/// `chosen_rank` and `one_se_rank`, and the study's settings) and `rank.png`.
+/// `chosen_rank` and `one_se_rank`, and the study's settings), `rank.png` and `report.html`.
 ///
 /// # Errors
 /// The folder cannot take the outputs or a file cannot be written; `dir` is then untouched.
@@ -582,7 +593,9 @@ pub fn write_rank_study<T: Float>(
         fits: &'a [crate::eval::RankFit],
     }
     write_as_set(dir, |staged| {
-        write_png(&staged.join(RANK_FILES[0]), &rank_plot(report)?.into())?;
+        let png_path = staged.join(RANK_FILES[0]);
+        let png = png_bytes(&png_path, &rank_plot(report)?.into())?;
+        write_atomic(&png_path, &png)?;
         let record = Record {
             facenmf: env!("CARGO_PKG_VERSION"),
             folder: faces.root.display().to_string(),
@@ -602,7 +615,9 @@ pub fn write_rank_study<T: Float>(
             fits: &report.fits,
         };
         let json = serde_json::to_vec_pretty(&record).expect("rank record serialises");
-        write_atomic(&staged.join(RANK_FILES[1]), &json)
+        write_atomic(&staged.join(RANK_FILES[1]), &json)?;
+        let page = pages::rank_page(faces, study, report, &png);
+        write_atomic(&staged.join(RANK_FILES[2]), page.as_bytes())
     })?;
     Ok(RANK_FILES.iter().map(|n| dir.join(n)).collect())
 }

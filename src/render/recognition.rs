@@ -10,7 +10,7 @@ use crate::eval::{MethodScore, Recognition, RecognitionReport, Split, confusion}
 use crate::{Faces, Float, Nmf, Result};
 
 /// Names of the files [`write_recognition`] writes.
-pub const RECOGNITION_FILES: [&str; 2] = ["confusion.png", "recognition.json"];
+pub const RECOGNITION_FILES: [&str; 3] = ["confusion.png", "recognition.json", super::REPORT_FILE];
 
 #[derive(serde::Serialize)]
 struct Record<'a> {
@@ -53,8 +53,8 @@ struct FaceRecord<'a> {
 }
 
 /// Writes a recognition test into `dir` as one set: `recognition.json` (the split, every
-/// method's accuracy, the training and test files, each test face's prediction by each method)
-/// and `confusion.png` (true identity down, identity given across, for NMF's and PCA's better
+/// method's accuracy, the training and test files, each test face's prediction by each method),
+/// `report.html` (the same on one page) and `confusion.png` (true identity down, identity given across, for NMF's and PCA's better
 /// distance). Returns the paths written.
 ///
 /// # Errors
@@ -154,7 +154,9 @@ pub fn write_recognition<T: Float>(
     write_as_set(dir, |staged| {
         write_atomic(&staged.join(RECOGNITION_FILES[0]), &png)?;
         let json = serde_json::to_vec_pretty(&record).expect("recognition record serialises");
-        write_atomic(&staged.join(RECOGNITION_FILES[1]), &json)
+        write_atomic(&staged.join(RECOGNITION_FILES[1]), &json)?;
+        let page = super::pages::recognition_page(faces, study, report, &png, seconds);
+        write_atomic(&staged.join(RECOGNITION_FILES[2]), page.as_bytes())
     })?;
     Ok(RECOGNITION_FILES.iter().map(|n| dir.join(n)).collect())
 }
