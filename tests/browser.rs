@@ -44,10 +44,19 @@ fn the_report_opens_offline_in_chromium_at_desktop_and_phone_widths() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
+    // A folder name longer than a phone is wide: it must wrap, not widen the page.
+    let faces = tmp
+        .path()
+        .join("a_folder_name_far_longer_than_a_phone_is_wide_to_show_that_titles_wrap");
+    std::fs::create_dir(&faces).unwrap();
+    for entry in std::fs::read_dir(common::demo_dir().join("faces")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), faces.join(entry.file_name())).unwrap();
+    }
     let run = common::facenmf(
         &[
             "learn",
-            common::demo_dir().join("faces").to_str().unwrap(),
+            faces.to_str().unwrap(),
             "-r",
             "12",
             "-o",

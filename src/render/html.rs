@@ -10,6 +10,7 @@ const STYLE: &str = "\
 :root{color-scheme:light}
 body{font:16px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0 auto;\
 max-width:1100px;padding:0 16px 48px;color:#1b1b1b;background:#fff}
+h1,h2,p,li,figcaption,summary,a{overflow-wrap:anywhere}
 h1{font-size:1.6em;margin:24px 0 4px}h2{font-size:1.3em;margin:36px 0 8px;\
 border-bottom:1px solid #ddd;padding-bottom:4px}
 nav{font-size:.9em;line-height:2}nav a{margin-right:12px;white-space:nowrap}
