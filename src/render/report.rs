@@ -877,15 +877,5 @@ pub(crate) fn encode(img: &RgbImage) -> Result<Vec<u8>> {
     } else {
         img.clone().into()
     };
-    let mut bytes = Vec::new();
-    picture
-        .write_to(
-            &mut std::io::Cursor::new(&mut bytes),
-            image::ImageFormat::Png,
-        )
-        .map_err(|e| Error::Encode {
-            path: REPORT_FILE.into(),
-            reason: e.to_string(),
-        })?;
-    Ok(bytes)
+    super::png_bytes(std::path::Path::new(REPORT_FILE), &picture)
 }
