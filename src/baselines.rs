@@ -45,18 +45,8 @@ impl Pca {
     /// # Errors
     /// A rank of 0 or above min(m, n), or an eigendecomposition that does not converge.
     pub fn fit<T: Float>(x: &ArrayView2<T>, rank: usize) -> Result<Pca> {
-        let (m, n) = x.dim();
-        if rank == 0 || rank > m.min(n) {
-            return Err(Error::param(
-                "rank",
-                format!(
-                    "PCA needs a rank from 1 to min(pixels, images) = {}",
-                    m.min(n)
-                ),
-            ));
-        }
-        let data = Data::new(x);
-        Pca::from_data(&data, rank)
+        check_pca_rank(x.dim(), rank)?;
+        Pca::from_data(&Data::new(x), rank)
     }
 
     /// As [`Pca::fit`], on data whose Gram matrix is already formed.
@@ -151,13 +141,7 @@ impl KMeans {
     /// # Errors
     /// A `k` of 0 or above the number of faces.
     pub fn fit<T: Float>(x: &ArrayView2<T>, k: usize, seed: u64) -> Result<KMeans> {
-        let n = x.ncols();
-        if k == 0 || k > n {
-            return Err(Error::param(
-                "rank",
-                format!("k-means needs from 1 to {n} prototypes (the number of faces)"),
-            ));
-        }
+        check_prototypes(x.ncols(), k)?;
         Ok(KMeans::from_data(&Data::new(x), k, seed))
     }
 
@@ -264,22 +248,39 @@ pub fn pca_and_kmeans<T: Float>(
     k: usize,
     seed: u64,
 ) -> Result<(Pca, KMeans)> {
-    let (m, n) = x.dim();
-    if rank == 0 || rank > m.min(n) || k == 0 || k > n {
-        return Err(Error::param(
-            "rank",
-            format!(
-                "PCA needs a rank from 1 to {} and k-means from 1 to {n} prototypes",
-                m.min(n)
-            ),
-        ));
-    }
+    check_pca_rank(x.dim(), rank)?;
+    check_prototypes(x.ncols(), k)?;
     let data = Data::new(x);
     let (pca, vq) = rayon::join(
         || Pca::from_data(&data, rank),
         || KMeans::from_data(&data, k, seed),
     );
     Ok((pca?, vq))
+}
+
+/// A PCA rank must be from 1 to min(pixels, images).
+fn check_pca_rank((m, n): (usize, usize), rank: usize) -> Result<()> {
+    if rank == 0 || rank > m.min(n) {
+        return Err(Error::param(
+            "rank",
+            format!(
+                "PCA needs a rank from 1 to min(pixels, images) = {}",
+                m.min(n)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// k-means needs from 1 to n prototypes.
+fn check_prototypes(n: usize, k: usize) -> Result<()> {
+    if k == 0 || k > n {
+        return Err(Error::param(
+            "rank",
+            format!("k-means needs from 1 to {n} prototypes (the number of faces)"),
+        ));
+    }
+    Ok(())
 }
 
 /// X in f64 (column-major: a face per column) and the smaller of its Gram matrices, whose

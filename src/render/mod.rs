@@ -24,6 +24,8 @@ mod report;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use serde::Deserialize;
+
 pub use folder::prepare_output_dir;
 pub use look::{DEFAULT_TILE_SCALE, Look, Palette, TileScale};
 pub use montage::{Grid, basis_grid, reconstruction_grid, sample_indices};
@@ -102,6 +104,9 @@ pub const OUTPUT_FILES: [&str; 12] = [
     REPORT_PICTURES[7],
     REPORT_FILE,
 ];
+
+/// The first entries of [`OUTPUT_FILES`], written whether or not the report can be built.
+const FACTOR_FILES: usize = 3;
 
 /// How `learn` writes its outputs.
 #[derive(Debug, Clone, Copy)]
@@ -199,7 +204,7 @@ pub fn write_outputs<T: Float>(
     let mut paths: Vec<PathBuf> = OUTPUT_FILES
         .iter()
         .take(if report_error.is_some() {
-            3
+            FACTOR_FILES
         } else {
             OUTPUT_FILES.len()
         })
@@ -329,12 +334,20 @@ fn write_set<T: Float>(
 /// # Errors
 /// The file is missing, unreadable, or not a facenmf run.json, named in the error.
 pub fn read_run(dir: &Path) -> Result<RunSummary> {
+    Ok(read_run_record(dir)?.0)
+}
+
+/// run.json as the report reads it and as the JSON it is, to write back with a field changed.
+fn read_run_record(dir: &Path) -> Result<(RunSummary, serde_json::Value)> {
     let path = dir.join("run.json");
     let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::Model {
-        path,
+    let not_ours = |e: serde_json::Error| Error::Model {
+        path: path.clone(),
         reason: format!("not the run.json of a facenmf learn run ({e}); is this an output folder?"),
-    })
+    };
+    let record: serde_json::Value = serde_json::from_slice(&bytes).map_err(not_ours)?;
+    let run = RunSummary::deserialize(&record).map_err(not_ours)?;
+    Ok((run, record))
 }
 
 /// Builds the report of the output folder `dir` again, from its `run.json`, `W.npy` and
@@ -350,7 +363,7 @@ pub fn rebuild_report<T: Float>(
     faces: &Faces<T>,
     look: Option<Look>,
 ) -> Result<Vec<PathBuf>> {
-    let mut run = read_run(dir)?;
+    let (mut run, mut record) = read_run_record(dir)?;
     let w: ndarray::Array2<T> = npy::read(&dir.join("W.npy"))?;
     let h: ndarray::Array2<T> = npy::read(&dir.join("H.npy"))?;
     let disagree = |file: &str, reason: String| Error::Model {
@@ -435,12 +448,6 @@ pub fn rebuild_report<T: Float>(
     }
     if look.is_some() {
         let path = dir.join("run.json");
-        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
-        let mut record: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| Error::Model {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
         record["display"] = serde_json::to_value(run.display).expect("look serialises");
         let json = serde_json::to_vec_pretty(&record).expect("run record serialises");
         write_atomic(&path, &json)?;

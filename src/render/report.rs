@@ -170,26 +170,6 @@ pub fn build_report<T: Float>(
         ));
     }
     let parts = Parts::new(w, h);
-    // The baselines are the slow part on large folders: they run beside the pictures.
-    let (baselines, pictures) = rayon::join(
-        || Baselines::fit(x, w, h, run),
-        || {
-            let mut page = Page::new(run);
-            let sections = Sections {
-                x,
-                w,
-                h,
-                errors,
-                run,
-                parts: &parts,
-            };
-            sections
-                .nmf_pictures(&mut page, samples)
-                .map(|files| (page, files))
-        },
-    );
-    let baselines = baselines?;
-    let (mut page, mut files) = pictures?;
     let sections = Sections {
         x,
         w,
@@ -198,6 +178,18 @@ pub fn build_report<T: Float>(
         run,
         parts: &parts,
     };
+    // The baselines are the slow part on large folders: they run beside the pictures.
+    let (baselines, pictures) = rayon::join(
+        || Baselines::fit(x, w, h, run),
+        || {
+            let mut page = Page::new(run);
+            sections
+                .nmf_pictures(&mut page, samples)
+                .map(|files| (page, files))
+        },
+    );
+    let baselines = baselines?;
+    let (mut page, mut files) = pictures?;
     let comparison = sections.comparison(&mut page, &baselines)?;
     files.push(("comparison.png", comparison));
     Ok(Report {
@@ -732,30 +724,20 @@ impl<T: Float> Sections<'_, T> {
             .column(baselines.vq.assignment[j])
             .to_owned();
         let big = 96;
+        let baseline_face = |pixels: &ndarray::ArrayView1<f64>, method: &str| {
+            (
+                face_tile(pixels, height, width, scale_for(height, width, big)),
+                format!("{method} {:.3}", relative_f64(&original, pixels, norm)),
+            )
+        };
         let faces = [
             (self.face(&original, big), "the face".to_string()),
             (
                 self.face(&nmf_face.view(), big),
                 format!("NMF {:.3}", relative(&original, &nmf_face.view(), norm)),
             ),
-            (
-                face_tile(
-                    &pca_face.view(),
-                    height,
-                    width,
-                    scale_for(height, width, big),
-                ),
-                format!("PCA {:.3}", relative_f64(&original, &pca_face.view(), norm)),
-            ),
-            (
-                face_tile(
-                    &vq_face.view(),
-                    height,
-                    width,
-                    scale_for(height, width, big),
-                ),
-                format!("VQ {:.3}", relative_f64(&original, &vq_face.view(), norm)),
-            ),
+            baseline_face(&pca_face.view(), "PCA"),
+            baseline_face(&vq_face.view(), "VQ"),
         ];
         let grids_png: Vec<Vec<u8>> = grids
             .iter()
