@@ -603,7 +603,10 @@ impl Nmf {
                         step.update_w(&mut w, &mut ht)
                     };
                     err_sq = match &mut missing {
-                        Some(mi) => mi.refresh(&x, &w, &ht),
+                        Some(mi) => {
+                            let filled_error_sq = step.error_sq(mi.filled_norm_sq, &w, cross);
+                            mi.update(&x, &w, &ht, filled_error_sq)
+                        }
                         None => step.error_sq(xx, &w, cross),
                     };
                     None
