@@ -13,7 +13,7 @@ pub mod synth;
 
 pub use error::{Error, Result};
 pub use float::Float;
-pub use loader::{Faces, Loader, SkipReason, Skipped};
+pub use loader::{Faces, Loader, Preprocess, SkipReason, Skipped};
 pub use model::Model;
 pub use nmf::{
     Checkpoint, Checkpointing, CoarseLevel, Factorization, ImageShape, Init, Interrupt, Iteration,

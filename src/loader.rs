@@ -36,6 +36,7 @@ pub struct Loader {
     skip_unreadable: bool,
     max_pixels: u64,
     exclude: Vec<PathBuf>,
+    preprocess: Preprocess,
 }
 
 /// The default limit on the pixels of one image: 64 megapixels (8192 x 8192), far above any
@@ -57,6 +58,84 @@ pub struct Faces<T> {
     pub paths: Vec<PathBuf>,
     /// Files that were left out, with the reason.
     pub skipped: Vec<Skipped>,
+    /// What was done to each image after decoding.
+    pub preprocess: Preprocess,
+}
+
+/// What is done to each image (column of X) after decoding, before any fit; recorded in
+/// run.json as `none` or `lee-seung`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Preprocess {
+    /// Nothing: grayscale values in [0, 1] as decoded.
+    #[default]
+    None,
+    /// Lee & Seung's (Nature 401, 1999, Methods): each image's pixels linearly scaled to mean
+    /// 0.25 and standard deviation 0.25 (over its pixels, population standard deviation), then
+    /// clipped to [0, 1]. A constant image has no spread to scale: all its pixels become 0.25.
+    LeeSeung,
+}
+
+/// Lee & Seung's target mean and standard deviation of every image.
+const LEE_SEUNG_MOMENT: f64 = 0.25;
+
+impl Preprocess {
+    /// Applies this preprocessing to every column of `x` in place.
+    pub fn apply<T: Float>(self, x: &mut Array2<T>) {
+        match self {
+            Preprocess::None => {}
+            Preprocess::LeeSeung => {
+                x.axis_iter_mut(ndarray::Axis(1))
+                    .into_par_iter()
+                    .for_each(|mut column| {
+                        let len = column.len() as f64;
+                        let mean = column.iter().map(|v| v.to_f64()).sum::<f64>() / len;
+                        let var = column
+                            .iter()
+                            .map(|v| (v.to_f64() - mean).powi(2))
+                            .sum::<f64>()
+                            / len;
+                        // Asked exactly: the rounded mean of a constant image need not equal
+                        // its pixels, and its tiny "spread" would scale rounding to [0, 1].
+                        let first = column[0];
+                        let constant = column.iter().all(|&v| v == first);
+                        let scale = if constant {
+                            0.0
+                        } else {
+                            LEE_SEUNG_MOMENT / var.sqrt()
+                        };
+                        column.mapv_inplace(|v| {
+                            let y = (v.to_f64() - mean) * scale + LEE_SEUNG_MOMENT;
+                            T::from_f64(y.clamp(0.0, 1.0))
+                        });
+                    });
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Preprocess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Preprocess::None => "none",
+            Preprocess::LeeSeung => "lee-seung",
+        })
+    }
+}
+
+impl std::str::FromStr for Preprocess {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "none" => Ok(Preprocess::None),
+            "lee-seung" | "lee_seung" => Ok(Preprocess::LeeSeung),
+            _ => Err(Error::param(
+                "preprocess",
+                format!("unknown preprocessing '{s}' (expected none or lee-seung)"),
+            )),
+        }
+    }
 }
 
 impl<T: Float> Faces<T> {
@@ -180,7 +259,14 @@ impl Loader {
             skip_unreadable: false,
             max_pixels: DEFAULT_MAX_PIXELS,
             exclude: Vec::new(),
+            preprocess: Preprocess::None,
         }
+    }
+
+    /// What to do to each image after decoding (see [`Preprocess`]). Default: nothing.
+    pub fn preprocess(mut self, preprocess: Preprocess) -> Self {
+        self.preprocess = preprocess;
+        self
     }
 
     /// Resample every image to `width` x `height` (bilinear on grayscale values). Default: off,
@@ -330,6 +416,7 @@ impl Loader {
                     }
                 }
             });
+        self.preprocess.apply(&mut x);
         let paths = images.into_iter().map(|(p, _)| p).collect();
         Ok(Faces {
             x,
@@ -338,6 +425,7 @@ impl Loader {
             width: width as usize,
             paths,
             skipped,
+            preprocess: self.preprocess,
         })
     }
 

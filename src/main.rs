@@ -83,6 +83,10 @@ struct RankArgs {
     /// Resample every image to WIDTHxHEIGHT (needed when sizes differ).
     #[arg(long, value_name = "WxH", value_parser = parse_size)]
     resize: Option<(u32, u32)>,
+    /// Preprocessing of every image after decoding: none, or lee-seung (each image scaled to
+    /// pixel mean and standard deviation 0.25, then clipped to [0, 1], as in Lee & Seung 1999).
+    #[arg(long, value_name = "none|lee-seung", default_value = "none", value_parser = parse_preprocess)]
+    preprocess: facenmf::Preprocess,
     /// Leave out files that cannot be read or decoded (and list them) instead of stopping.
     #[arg(long)]
     skip_unreadable: bool,
@@ -134,6 +138,10 @@ struct RecognizeArgs {
     /// Resample every face to WIDTHxHEIGHT first.
     #[arg(long, value_name = "WxH", value_parser = parse_size)]
     resize: Option<(u32, u32)>,
+    /// Preprocessing of every image after decoding: none, or lee-seung (each image scaled to
+    /// pixel mean and standard deviation 0.25, then clipped to [0, 1], as in Lee & Seung 1999).
+    #[arg(long, value_name = "none|lee-seung", default_value = "none", value_parser = parse_preprocess)]
+    preprocess: facenmf::Preprocess,
     /// Leave out files that cannot be read or decoded (and list them) instead of stopping.
     #[arg(long)]
     skip_unreadable: bool,
@@ -167,7 +175,8 @@ struct ReportArgs {
 struct ProjectArgs {
     /// The model: an output folder of learn (W.npy and run.json).
     model: PathBuf,
-    /// Folder of faces to project, searched recursively, at the model's image size.
+    /// Folder of faces to project, searched recursively, at the model's image size (they are
+    /// preprocessed as the model's training faces were).
     faces: PathBuf,
     /// Output folder.
     #[arg(short, long, default_value = "projection")]
@@ -218,6 +227,10 @@ struct LearnArgs {
     /// fro need --solver mu.
     #[arg(long, default_value = "fro", value_parser = parse_loss)]
     loss: facenmf::Loss,
+    /// Scale every basis image to sum 1 after each W update, H left as it is: Lee & Seung's
+    /// own KL algorithm (Nature 1999); needs --solver mu --loss kl.
+    #[arg(long)]
+    unit_sum_w: bool,
     /// Initialisation: nndsvda, nndsvd, nndsvdar, random or spa (successive projection).
     #[arg(long, default_value = "nndsvda", value_parser = parse_init)]
     init: Init,
@@ -273,6 +286,10 @@ struct LearnArgs {
     /// Resample every image to WIDTHxHEIGHT (needed when sizes differ).
     #[arg(long, value_name = "WxH", value_parser = parse_size)]
     resize: Option<(u32, u32)>,
+    /// Preprocessing of every image after decoding: none, or lee-seung (each image scaled to
+    /// pixel mean and standard deviation 0.25, then clipped to [0, 1], as in Lee & Seung 1999).
+    #[arg(long, value_name = "none|lee-seung", default_value = "none", value_parser = parse_preprocess)]
+    preprocess: facenmf::Preprocess,
     /// Leave out files that cannot be read or decoded, or are above --max-image-pixels (and
     /// list them) instead of stopping.
     #[arg(long)]
@@ -397,6 +414,10 @@ fn parse_solver(s: &str) -> Result<Solver, String> {
 }
 
 fn parse_loss(s: &str) -> Result<facenmf::Loss, String> {
+    s.parse().map_err(|e: facenmf::Error| e.to_string())
+}
+
+fn parse_preprocess(s: &str) -> Result<facenmf::Preprocess, String> {
     s.parse().map_err(|e: facenmf::Error| e.to_string())
 }
 
@@ -589,6 +610,7 @@ fn learn_as<T: Float>(args: &LearnArgs, resume: Option<(Vec<u8>, String)>) -> Re
     let mut loader = Loader::new(args.dir())
         .skip_unreadable(args.skip_unreadable)
         .max_pixels(args.max_image_pixels)
+        .preprocess(args.preprocess)
         .exclude(&args.out);
     if let Some((w, h)) = args.resize {
         loader = loader.resize(w, h);
@@ -638,6 +660,7 @@ fn learn_as<T: Float>(args: &LearnArgs, resume: Option<(Vec<u8>, String)>) -> Re
         .l1_ratio(args.l1_ratio)
         .sparsity_w(args.sparsity_w)
         .sparsity_h(args.sparsity_h)
+        .unit_sum_w(args.unit_sum_w)
         .image_shape(faces.height, faces.width)
         .interrupt(interrupt.clone());
     if let Some(on) = args.extrapolate {
@@ -912,17 +935,19 @@ fn summarise<T: Float>(
 }
 
 /// The faces of `dir` for a command writing to `out` (checked first, and left out of the
-/// faces), resampled to `resize` if given; skipped files are listed.
+/// faces), resampled to `resize` if given and preprocessed; skipped files are listed.
 fn load_for<T: Float>(
     dir: &Path,
     out: &Path,
     resize: Option<(u32, u32)>,
+    preprocess: facenmf::Preprocess,
     skip_unreadable: bool,
     quiet: bool,
 ) -> Result<Faces<T>> {
     render::prepare_output_dir(out)?;
     let mut loader = Loader::new(dir)
         .skip_unreadable(skip_unreadable)
+        .preprocess(preprocess)
         .exclude(out);
     if let Some((w, h)) = resize {
         loader = loader.resize(w, h);
@@ -953,6 +978,7 @@ fn recognize_as<T: Float>(args: &RecognizeArgs) -> Result<()> {
         &args.dir,
         &args.out,
         args.resize,
+        args.preprocess,
         args.skip_unreadable,
         args.quiet,
     )?;
@@ -1044,6 +1070,7 @@ fn report_as<T: Float>(args: &ReportArgs, run: render::RunSummary) -> Result<()>
     }
     let mut loader = Loader::new(&folder)
         .skip_unreadable(!run.skipped.is_empty())
+        .preprocess(run.preprocess)
         .exclude(&args.out);
     if let Some([w, h]) = run.resize {
         loader = loader.resize(w, h);
@@ -1085,6 +1112,7 @@ fn project_as<T: Float>(args: &ProjectArgs) -> Result<()> {
         &args.faces,
         &args.out,
         args.resize,
+        model.preprocess,
         args.skip_unreadable,
         args.quiet,
     )?;
@@ -1131,6 +1159,7 @@ fn rank_as<T: Float>(args: &RankArgs) -> Result<()> {
         &args.dir,
         &args.out,
         args.resize,
+        args.preprocess,
         args.skip_unreadable,
         args.quiet,
     )?;

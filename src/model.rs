@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use ndarray::Array2;
 
 use crate::nmf::{self, Projection};
-use crate::{Error, Faces, Float, Result};
+use crate::{Error, Faces, Float, Preprocess, Result};
 
 /// A basis learned by an earlier run, with what new faces must match.
 #[derive(Debug, Clone)]
@@ -29,6 +29,8 @@ pub struct Model<T> {
     pub solver: String,
     /// f32 or f64, as the model was learned.
     pub precision: String,
+    /// What was done to the training faces after decoding; new faces need the same.
+    pub preprocess: Preprocess,
 }
 
 /// The fields of run.json a model needs.
@@ -41,6 +43,9 @@ struct ModelRecord {
     solver: String,
     precision: String,
     params: ParamsRecord,
+    /// Absent in run.json files written before preprocessing existed: none.
+    #[serde(default)]
+    preprocess: Preprocess,
 }
 
 #[derive(serde::Deserialize)]
@@ -109,6 +114,7 @@ impl<T: Float> Model<T> {
             trained_on: record.folder,
             solver: record.solver,
             precision: record.precision,
+            preprocess: record.preprocess,
         })
     }
 
@@ -117,11 +123,25 @@ impl<T: Float> Model<T> {
         self.w.ncols()
     }
 
-    /// Checks that `faces` can be projected: the model's image size.
+    /// Checks that `faces` can be projected: the model's image size and preprocessing.
     ///
     /// # Errors
-    /// Faces of another size, naming both and the `--resize` that would fix it.
+    /// Faces of another size, naming both and the `--resize` that would fix it; faces
+    /// preprocessed otherwise than the training faces (load them with
+    /// [`Loader::preprocess`](crate::Loader::preprocess) set to [`Model::preprocess`]).
     pub fn check(&self, faces: &Faces<T>) -> Result<()> {
+        if faces.preprocess != self.preprocess {
+            return Err(Error::Model {
+                path: faces.root.clone(),
+                reason: format!(
+                    "the faces were preprocessed '{}', the model's training faces '{}' (in {}); \
+                     load them with the model's preprocessing",
+                    faces.preprocess,
+                    self.preprocess,
+                    self.dir.display()
+                ),
+            });
+        }
         if (faces.height, faces.width) != (self.height, self.width) {
             return Err(Error::Model {
                 path: faces.root.clone(),

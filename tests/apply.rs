@@ -106,6 +106,97 @@ fn project_writes_h_run_json_and_reconstructions_for_new_faces() {
 }
 
 #[test]
+fn lee_seung_setting_is_recorded_and_followed_by_project_and_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let out = facenmf(&["synth", "--out", "train", "--count", "60"], root);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let learn = facenmf(
+        &[
+            "learn",
+            "train/faces",
+            "-r",
+            "12",
+            "--preprocess",
+            "lee-seung",
+            "--solver",
+            "mu",
+            "--loss",
+            "kl",
+            "--unit-sum-w",
+            "--max-iter",
+            "300",
+            "-q",
+            "-o",
+            "model",
+        ],
+        root,
+    );
+    assert!(learn.status.success(), "{}", stderr(&learn));
+    let read_json = |path: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(root.join(path)).unwrap()).unwrap()
+    };
+    let trained = read_json("model/run.json");
+    assert_eq!(trained["preprocess"], "lee-seung");
+    assert_eq!(trained["params"]["unit_sum_w"], true);
+    // Lee & Seung's basis images each sum to 1 (W is 1024 x 12, row-major).
+    let w = read_f32_npy(&root.join("model/W.npy"));
+    for k in 0..12 {
+        let sum: f64 = w.iter().skip(k).step_by(12).map(|&v| f64::from(v)).sum();
+        assert!((sum - 1.0).abs() < 1e-4, "basis image {k} sums to {sum}");
+    }
+    // Projected with the model's preprocessing, the training faces are fitted at least as
+    // well as the fit's own H fits them (it is one of the nonnegative H the projection
+    // chooses among); the raw faces would not be.
+    let again = facenmf(
+        &["project", "model", "train/faces", "-o", "same", "-q"],
+        root,
+    );
+    assert!(again.status.success(), "{}", stderr(&again));
+    let projected = read_json("same/run.json")["rel_error"].as_f64().unwrap();
+    let fitted = trained["rel_error"].as_f64().unwrap();
+    assert!(
+        projected <= fitted * (1.0 + 1e-5),
+        "{projected} against {fitted}"
+    );
+    // Through the library, raw faces are refused by the model, naming what differs.
+    let model = facenmf::Model::<f32>::load(&root.join("model")).unwrap();
+    assert_eq!(model.preprocess, facenmf::Preprocess::LeeSeung);
+    let raw = facenmf::Loader::new(root.join("train/faces"))
+        .load::<f32>()
+        .unwrap();
+    let err = model.project(&raw, 1e-6).unwrap_err().to_string();
+    assert!(
+        err.contains("preprocessed 'none'") && err.contains("'lee-seung'"),
+        "{err}"
+    );
+    // The report is rebuilt from faces loaded the same way: the same page.
+    let page = std::fs::read(root.join("model/report.html")).unwrap();
+    let report = facenmf(&["report", "model", "-q"], root);
+    assert!(report.status.success(), "{}", stderr(&report));
+    assert!(std::fs::read(root.join("model/report.html")).unwrap() == page);
+    // Without the kl loss the normalisation is refused, naming the flag.
+    let refused = facenmf(
+        &[
+            "learn",
+            "train/faces",
+            "-r",
+            "4",
+            "--unit-sum-w",
+            "-o",
+            "no",
+        ],
+        root,
+    );
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("--unit-sum-w"),
+        "{}",
+        stderr(&refused)
+    );
+}
+
+#[test]
 fn project_says_what_is_wrong_with_the_model_or_the_faces() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();

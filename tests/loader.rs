@@ -288,3 +288,63 @@ fn orl_matches_the_scikit_learn_x() {
 fn olivetti_matches_the_scikit_learn_x() {
     check_dataset("olivetti");
 }
+
+#[test]
+fn lee_seung_preprocessing_sets_each_faces_mean_and_spread_then_clips() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    // a: a checkerboard of two values, each one standard deviation from the mean, so it
+    // scales to 0 and 0.5 with nothing clipped; b: one bright pixel among dark ones, whose
+    // scaled peak is far above 1 and is clipped; c: constant.
+    save(
+        &gray(4, 4, |x, y| if (x + y) % 2 == 0 { 100 } else { 140 }),
+        &root.join("a.png"),
+        ImageFormat::Png,
+    );
+    save(
+        &gray(4, 4, |x, y| if (x, y) == (0, 0) { 250 } else { 10 }),
+        &root.join("b.png"),
+        ImageFormat::Png,
+    );
+    flat(root, "c.png", 4, 4, 77);
+    let raw = Loader::new(root).load::<f64>().unwrap();
+    let faces = Loader::new(root)
+        .preprocess(facenmf::Preprocess::LeeSeung)
+        .load::<f64>()
+        .unwrap();
+    assert_eq!(faces.preprocess, facenmf::Preprocess::LeeSeung);
+    assert_eq!(raw.preprocess, facenmf::Preprocess::None);
+    let moments = |j: usize| {
+        let c = faces.x.column(j);
+        let mean = c.mean().unwrap();
+        let std = (c.mapv(|v| (v - mean).powi(2)).mean().unwrap()).sqrt();
+        (mean, std)
+    };
+    let (mean, std) = moments(0);
+    assert!(
+        (mean - 0.25).abs() < 1e-12 && (std - 0.25).abs() < 1e-12,
+        "{mean} {std}"
+    );
+    for (i, &v) in faces.x.column(0).iter().enumerate() {
+        let expect = if raw.x[[i, 0]] < 0.5 { 0.0 } else { 0.5 };
+        assert!((v - expect).abs() < 1e-12, "pixel {i}: {v}");
+    }
+    // The bright pixel is 3.87 standard deviations above the mean: clipped at 1, the rest
+    // below the mean.
+    assert_eq!(faces.x[[0, 1]], 1.0);
+    assert!(
+        faces
+            .x
+            .column(1)
+            .iter()
+            .skip(1)
+            .all(|&v| v > 0.0 && v < 0.25)
+    );
+    assert!(faces.x.iter().all(|&v| (0.0..=1.0).contains(&v)));
+    assert!(faces.x.column(2).iter().all(|&v| v == 0.25));
+    assert_eq!(
+        "lee-seung".parse::<facenmf::Preprocess>().unwrap(),
+        facenmf::Preprocess::LeeSeung
+    );
+    assert!("zscore".parse::<facenmf::Preprocess>().is_err());
+}

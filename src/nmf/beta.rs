@@ -35,6 +35,8 @@ pub(crate) struct BetaMu<T> {
     /// `ratio` and `power` already hold the values for the current WH ([`BetaMu::measure`]
     /// fills them in the same pass as the errors).
     prepared: bool,
+    /// Every column of W is scaled to sum 1 after its update (Lee & Seung 1999's KL rule).
+    unit_sum_w: bool,
 }
 
 /// Products and buffers of the update of one factor (rows x r).
@@ -98,7 +100,7 @@ impl<T: Float> Half<T> {
 }
 
 impl<T: Float> BetaMu<T> {
-    pub(crate) fn new(m: usize, n: usize, r: usize, beta: f64) -> Self {
+    pub(crate) fn new(m: usize, n: usize, r: usize, beta: f64, unit_sum_w: bool) -> Self {
         let gamma = if beta < 1.0 {
             1.0 / (2.0 - beta)
         } else if beta > 2.0 {
@@ -115,6 +117,7 @@ impl<T: Float> BetaMu<T> {
             half_h: Half::new(n, r),
             half_w: Half::new(m, r),
             prepared: false,
+            unit_sum_w,
         }
     }
 
@@ -207,6 +210,9 @@ impl<T: Float> BetaMu<T> {
         let rule = self.rule(l1);
         self.half_w
             .update(w, self.ratio.t(), power, ht.view(), rule);
+        if self.unit_sum_w {
+            unit_sum_columns(w);
+        }
     }
 
     /// `(||X - WH||_F^2, D(X | WH))` at the current WH, in one pass over X and WH that also
@@ -239,6 +245,22 @@ impl<T: Float> BetaMu<T> {
             .iter()
             .fold((0.0, 0.0), |(f, d), &(pf, pd)| (f + pf, d + pd))
     }
+}
+
+/// Lee & Seung (Nature 401, 1999, Methods): `W_ia <- W_ia / sum_j W_ja` after the W update,
+/// with H left as it is; with columns summing to 1 the KL update of H, `H * W^T R / W^T 1`, is
+/// their `H_a,mu <- H_a,mu sum_i W_ia V_i,mu / (WH)_i,mu`, and since the W update's denominator
+/// is constant down each column the normalised W is theirs too. A zero column stays zero.
+fn unit_sum_columns<T: Float>(w: &mut Array2<T>) {
+    let sums = w.sum_axis(Axis(0));
+    let inverse = sums.mapv(|s| {
+        if s > T::zero() {
+            T::one() / s
+        } else {
+            T::one()
+        }
+    });
+    Zip::from(w.rows_mut()).par_for_each(|mut row| row.zip_mut_with(&inverse, |v, &d| *v *= d));
 }
 
 /// Rows per parallel block of the elementwise passes (fixed, so sums are reproducible).
@@ -418,7 +440,11 @@ fn multiply<T: Float>(
             // scikit-learn: necessary for stability with beta < 1.
             v = 0.0;
         }
-        *f = T::from_f64(v);
+        let v = T::from_f64(v);
+        // Subnormal entries carry nothing a fit can see, but every product they enter costs
+        // tens of times a normal one: Lee & Seung's KL fit of CBCL slowed from 6 to 72 ms per
+        // iteration once its factors decayed into them (clipped pixels, always 0).
+        *f = if v < T::MIN_POSITIVE { T::zero() } else { v };
     };
     // Two loops, not a branch inside one: the compiler would compute the power for every
     // entry and select afterwards.
@@ -490,7 +516,7 @@ mod tests {
         let x = array![[1.0f64, 0.0, 2.0], [0.5, 4.0, 3.0]];
         let p = array![[2.0f64, 1.0, 1.0], [0.5, 3.0, 0.25]];
         for beta in [1.0, 0.0, 1.5] {
-            let mut b = BetaMu::<f64>::new(2, 3, 1, beta);
+            let mut b = BetaMu::<f64>::new(2, 3, 1, beta, false);
             b.wh.assign(&p);
             let (fro, div) = b.measure(&x.view());
             let expect_fro: f64 = x.iter().zip(&p).map(|(&x, &p)| (x - p) * (x - p)).sum();

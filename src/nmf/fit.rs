@@ -339,8 +339,8 @@ impl Nmf {
         let mut step = Step::new(self, m, &Images::in_memory(data(&x, &missing), width));
         // A divergence starts from the init as it is (as scikit-learn does); its error comes
         // from WH itself.
-        let mut beta_mu =
-            (!self.loss.is_frobenius()).then(|| BetaMu::new(m, n, self.rank, self.loss.beta()));
+        let mut beta_mu = (!self.loss.is_frobenius())
+            .then(|| BetaMu::new(m, n, self.rank, self.loss.beta(), self.unit_sum_w));
         let params_record = serde_json::to_string(self).expect("parameters serialise");
         let resume = checkpointing.as_mut().and_then(|c| c.resume.take());
         let carried = match resume {
@@ -585,6 +585,10 @@ impl Nmf {
                     || r.revive(&data(&x, &missing), &mut w, &mut ht))
             {
                 step.refresh_gram_w(&w);
+                // The divergence's updates divide by W H: the restarted one.
+                if let Some(b) = &mut beta_mu {
+                    b.product(&w, &ht);
+                }
             }
             let divergence = match &mut beta_mu {
                 Some(b) => {
@@ -684,7 +688,8 @@ impl Nmf {
         };
         // Rescaling W against H would change the penalty terms, so penalised results are only
         // reordered.
-        canonical::canonicalize(&mut w, &mut ht, !penalty.is_active());
+        // Lee & Seung's unit column sums are part of their result: kept, only reordered.
+        canonical::canonicalize(&mut w, &mut ht, !penalty.is_active() && !self.unit_sum_w);
         let (rel_error, residual, hidden_error) = match &mut missing {
             Some(mi) => {
                 let (known, hidden) = mi.errors(&x, &w, &ht);

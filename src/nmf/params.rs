@@ -147,6 +147,9 @@ pub struct Nmf {
     pub(crate) sparsity_h: Option<f64>,
     pub(crate) image_shape: Option<ImageShape>,
     pub(crate) multilevel: Option<bool>,
+    /// Recorded only when on, so that run.json and checkpoints of other fits read as before.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) unit_sum_w: bool,
     /// Images per column block of the H half-step (see `blocks.rs`); `None`: all in one.
     #[serde(skip)]
     pub(crate) column_block: Option<usize>,
@@ -220,6 +223,7 @@ impl Nmf {
             sparsity_h: None,
             image_shape: None,
             multilevel: None,
+            unit_sum_w: false,
             column_block: None,
             interrupt: Interrupt::default(),
             coarse_level: false,
@@ -302,6 +306,16 @@ impl Nmf {
     /// sparseness `target`, as [`Nmf::sparsity_w`] does for W. Default: none.
     pub fn sparsity_h(mut self, target: Option<f64>) -> Self {
         self.sparsity_h = target;
+        self
+    }
+
+    /// Scale every basis image (column of W) to sum 1 after each update of W, without moving the
+    /// scale into H: Lee & Seung's own KL algorithm (Nature 401, 1999, Methods), whose H update
+    /// then needs no denominator. Only with [`Loss::KullbackLeibler`] and [`Solver::Mu`]; the
+    /// result keeps columns of W that sum to 1 (it is only reordered, not rescaled to the
+    /// canonical maximum 1). Default: off.
+    pub fn unit_sum_w(mut self, on: bool) -> Self {
+        self.unit_sum_w = on;
         self
     }
 
@@ -481,6 +495,16 @@ impl Nmf {
                     ),
                 ));
             }
+        }
+        if self.unit_sum_w && (self.loss != Loss::KullbackLeibler || self.solver != Solver::Mu) {
+            return Err(Error::param(
+                "unit_sum_w",
+                format!(
+                    "W's columns summing to 1 is Lee & Seung's KL algorithm: it needs the kl loss \
+                     and the mu solver, not {} with {}",
+                    self.loss, self.solver
+                ),
+            ));
         }
         if self.tol.is_nan() || self.tol < 0.0 {
             return Err(Error::param(

@@ -105,6 +105,9 @@ pub struct RunSummary {
     /// The `--resize` the faces were loaded with, width and height.
     #[serde(default)]
     pub resize: Option<[u32; 2]>,
+    /// What was done to each face after decoding.
+    #[serde(default)]
+    pub preprocess: crate::Preprocess,
     /// The faces shown beside their reconstructions.
     #[serde(default)]
     pub reconstructions: Vec<ShownFace>,

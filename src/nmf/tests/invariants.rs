@@ -268,3 +268,38 @@ fn factors_stay_nonnegative_on_degenerate_data_with_extrapolation() {
         }
     }
 }
+
+#[test]
+fn divergence_updates_leave_no_subnormal_factor_entries() {
+    // Clipped data, as Lee & Seung's preprocessing makes: many entries exactly 0, so some
+    // factor entries decay geometrically; below the smallest normal number they are flushed.
+    let x = noisy(60, 50, 41).mapv(|v| (v as f32 - 1.6).max(0.0));
+    for unit_sum_w in [false, true] {
+        let fit = Nmf::params(8)
+            .solver(Solver::Mu)
+            .loss(Loss::KullbackLeibler)
+            .unit_sum_w(unit_sum_w)
+            .init(Init::Random)
+            .max_iter(1500)
+            .tol(0.0)
+            .fit(&x.view())
+            .unwrap();
+        let subnormal = fit
+            .w
+            .iter()
+            .chain(fit.h.iter())
+            .filter(|v| v.is_subnormal())
+            .count();
+        let zero = fit
+            .w
+            .iter()
+            .chain(fit.h.iter())
+            .filter(|&&v| v == 0.0)
+            .count();
+        assert_eq!(subnormal, 0, "unit_sum_w {unit_sum_w}: {zero} zeros");
+        assert!(
+            zero > 0,
+            "unit_sum_w {unit_sum_w}: nothing decayed, the test tests nothing"
+        );
+    }
+}

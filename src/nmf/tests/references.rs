@@ -368,3 +368,75 @@ fn projection_is_the_exact_nonnegative_least_squares_solution() {
         }
     }
 }
+
+#[test]
+fn lee_seung_kl_rules_are_those_of_their_paper() {
+    // Nature 401 (1999), Methods, written out entry by entry: W_ia <- W_ia sum_mu
+    // V_imu / (WH)_imu H_amu; W_ia <- W_ia / sum_j W_ja; H_amu <- H_amu sum_i W_ia V_imu /
+    // (WH)_imu. The loop updates H first, so W is normalised from the second iteration on.
+    let x = noisy(9, 7, 31);
+    let r = 3;
+    let mut rng = ChaCha8Rng::seed_from_u64(32);
+    let w0 = Array2::from_shape_simple_fn((9, r), || 0.1 + uniform(&mut rng));
+    let h0 = Array2::from_shape_simple_fn((r, 7), || 0.1 + uniform(&mut rng));
+    let (mut w, mut h) = (w0.clone(), h0.clone());
+    let iterations = 6;
+    for first in (0..iterations).map(|i| i == 0) {
+        let wh = w.dot(&h);
+        let mut next_h = h.clone();
+        for ((a, mu), v) in next_h.indexed_iter_mut() {
+            let sum: f64 = (0..9).map(|i| w[[i, a]] * x[[i, mu]] / wh[[i, mu]]).sum();
+            // Before the first W update the columns do not sum to 1 yet: divide by the sum,
+            // as the rule does for columns that do.
+            let column_sum = if first { w.column(a).sum() } else { 1.0 };
+            *v *= sum / column_sum;
+        }
+        h = next_h;
+        let wh = w.dot(&h);
+        let mut next_w = w.clone();
+        for ((i, a), v) in next_w.indexed_iter_mut() {
+            *v *= (0..7)
+                .map(|mu| x[[i, mu]] / wh[[i, mu]] * h[[a, mu]])
+                .sum::<f64>();
+        }
+        for mut column in next_w.columns_mut() {
+            let sum = column.sum();
+            column.mapv_inplace(|v| v / sum);
+        }
+        w = next_w;
+    }
+    let fit = Nmf::params(r)
+        .solver(Solver::Mu)
+        .loss(Loss::KullbackLeibler)
+        .unit_sum_w(true)
+        .max_iter(iterations)
+        .tol(0.0)
+        .fit_from(&x.view(), &w0.view(), &h0.view(), |_| {})
+        .unwrap();
+    let diff = (&fit.w.dot(&fit.h) - &w.dot(&h))
+        .mapv(f64::abs)
+        .fold(0.0f64, |a, &b| a.max(b));
+    assert!(diff < 1e-12, "W H differs from the paper's by {diff}");
+    for (k, column) in fit.w.columns().into_iter().enumerate() {
+        assert!(
+            (column.sum() - 1.0).abs() < 1e-12,
+            "column {k} sums to {}",
+            column.sum()
+        );
+    }
+    // Without the normalisation the same start gives another W H: the option acts.
+    let plain = Nmf::params(r)
+        .solver(Solver::Mu)
+        .loss(Loss::KullbackLeibler)
+        .max_iter(iterations)
+        .tol(0.0)
+        .fit_from(&x.view(), &w0.view(), &h0.view(), |_| {})
+        .unwrap();
+    let apart = (&plain.w.dot(&plain.h) - &w.dot(&h))
+        .mapv(f64::abs)
+        .fold(0.0f64, |a, &b| a.max(b));
+    assert!(
+        apart > 1e-6,
+        "plain KL agrees with the normalised rules ({apart})"
+    );
+}

@@ -110,6 +110,36 @@ fn divergence_losses_need_multiplicative_updates() {
 }
 
 #[test]
+fn unit_sum_w_needs_the_kl_loss_and_multiplicative_updates() {
+    let x = noisy(10, 8, 21);
+    for (solver, loss) in [
+        (Solver::Mu, Loss::Frobenius),
+        (Solver::Mu, Loss::ItakuraSaito),
+        (Solver::Hals, Loss::Frobenius),
+    ] {
+        let err = Nmf::params(2)
+            .solver(solver)
+            .loss(loss)
+            .unit_sum_w(true)
+            .fit(&x.view())
+            .unwrap_err();
+        assert!(err.to_string().starts_with("unit_sum_w:"), "{err}");
+    }
+    let fit = Nmf::params(2)
+        .solver(Solver::Mu)
+        .loss(Loss::KullbackLeibler)
+        .unit_sum_w(true)
+        .fit(&x.view())
+        .unwrap();
+    assert!(
+        fit.w
+            .columns()
+            .into_iter()
+            .all(|c| (c.sum() - 1.0).abs() < 1e-9)
+    );
+}
+
+#[test]
 fn invalid_penalties_are_rejected() {
     let x = noisy(6, 5, 0);
     let err = |p: Nmf| p.fit(&x.view()).unwrap_err().to_string();
