@@ -144,6 +144,14 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A decoded cache that cannot be read as its manifest says.
+    #[error("{}: not a usable facenmf cache: {reason}", path.display())]
+    Cache {
+        /// The cache file.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        reason: String,
+    },
     /// A checkpoint cannot be read, or belongs to another fit.
     #[error("checkpoint: {reason}")]
     Checkpoint {

@@ -4,6 +4,7 @@
 pub mod baselines;
 mod error;
 pub mod eval;
+mod files;
 mod float;
 pub mod loader;
 pub mod model;

@@ -297,6 +297,11 @@ struct LearnArgs {
     /// Refuse images with more pixels than this, read from their headers before decoding.
     #[arg(long, value_name = "N", default_value_t = facenmf::loader::DEFAULT_MAX_PIXELS)]
     max_image_pixels: u64,
+    /// Keep the decoded images in this folder (images.npy and manifest.json) and read them
+    /// from there on the next run instead of decoding every file; rebuilt, and said, when the
+    /// image folder or the loading settings changed.
+    #[arg(long, value_name = "DIR")]
+    cache: Option<PathBuf>,
     /// Output folder.
     #[arg(short, long, default_value = "output")]
     out: PathBuf,
@@ -615,7 +620,10 @@ fn learn_as<T: Float>(args: &LearnArgs, resume: Option<(Vec<u8>, String)>) -> Re
     if let Some((w, h)) = args.resize {
         loader = loader.resize(w, h);
     }
-    let faces: Faces<T> = loader.load()?;
+    let faces: Faces<T> = match &args.cache {
+        Some(cache) => load_through_cache(&loader, cache, args.quiet)?,
+        None => loader.load()?,
+    };
     if interrupt.is_raised() {
         eprintln!("interrupted while loading; nothing was written");
         return Ok(signal.exit_code());
@@ -954,6 +962,48 @@ fn load_for<T: Float>(
     }
     let faces = loader.load()?;
     report_skipped(&faces, quiet);
+    Ok(faces)
+}
+
+/// The faces through the decoded cache in `cache`, with a bar while files are decoded, saying
+/// whether the cache was read or (and why) built.
+fn load_through_cache<T: Float>(loader: &Loader, cache: &Path, quiet: bool) -> Result<Faces<T>> {
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "decoding [{bar:30}] {pos}/{len} files ({per_sec}, eta {eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    let started = std::time::Instant::now();
+    let (faces, state) = loader
+        .load_cached(cache, |p| {
+            bar.set_length(p.total as u64);
+            bar.set_position(p.done as u64);
+        })
+        .with_context(|| format!("cannot load through the cache in {}", cache.display()))?;
+    bar.finish_and_clear();
+    if !quiet {
+        let seconds = started.elapsed().as_secs_f64();
+        match state {
+            facenmf::loader::CacheState::Hit => eprintln!(
+                "read {} decoded images from the cache in {} ({seconds:.2} s)",
+                faces.x.ncols(),
+                cache.display()
+            ),
+            facenmf::loader::CacheState::Built { reason } => eprintln!(
+                "decoded {} images into the cache in {} ({reason}; {seconds:.2} s)",
+                faces.x.ncols(),
+                cache.display()
+            ),
+            _ => {}
+        }
+    }
     Ok(faces)
 }
 

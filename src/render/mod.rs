@@ -21,7 +21,6 @@ mod plot;
 mod recognition;
 mod report;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -39,31 +38,7 @@ pub use report::{
 use crate::nmf::Projection;
 use crate::{CoarseLevel, Error, Faces, Factorization, Float, Iteration, Model, Nmf, Result};
 
-/// Writes `bytes` to `path` atomically (temporary file in the same folder, fsync, rename).
-///
-/// # Errors
-/// The folder is not writable or the disk is full; `path` is then untouched.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
-}
+pub use crate::files::write_atomic;
 
 /// Encodes an 8-bit grayscale or RGB buffer as PNG and writes it atomically.
 pub(crate) fn write_png(path: &Path, img: &image::DynamicImage) -> Result<()> {

@@ -22,6 +22,10 @@ use walkdir::WalkDir;
 
 use crate::{Error, Float, Result};
 
+mod cache;
+
+pub use cache::{CACHE_IMAGES, CACHE_MANIFEST, CacheState, CachedImages, LoadProgress};
+
 /// Loads a folder of images into a data matrix; see the [module docs](self).
 ///
 /// ```no_run
@@ -311,24 +315,7 @@ impl Loader {
     /// A missing folder, an unreadable, undecodable or oversized file (unless skipped), images of
     /// mixed sizes (unless resized), and a folder with fewer than two images.
     pub fn load<T: Float>(&self) -> Result<Faces<T>> {
-        if let Some((w, h)) = self.resize {
-            if w == 0 || h == 0 {
-                return Err(Error::param(
-                    "resize",
-                    "width and height must be at least 1",
-                ));
-            }
-            if u64::from(w) * u64::from(h) > self.max_pixels {
-                return Err(Error::param(
-                    "resize",
-                    format!(
-                        "{w}x{h} is {} pixels, above the limit of {} per image",
-                        u64::from(w) * u64::from(h),
-                        self.max_pixels
-                    ),
-                ));
-            }
-        }
+        self.check_settings()?;
         let (files, mut skipped) = list_files(&self.dir, self.skip_unreadable, &self.exclude)?;
         let probes: Vec<Result<Probe>> = files.par_iter().map(|rel| self.probe(rel)).collect();
         let mut found = Vec::with_capacity(files.len());
@@ -427,6 +414,29 @@ impl Loader {
             skipped,
             preprocess: self.preprocess,
         })
+    }
+
+    /// Rejects settings no image could be loaded with, before any file is read.
+    fn check_settings(&self) -> Result<()> {
+        if let Some((w, h)) = self.resize {
+            if w == 0 || h == 0 {
+                return Err(Error::param(
+                    "resize",
+                    "width and height must be at least 1",
+                ));
+            }
+            if u64::from(w) * u64::from(h) > self.max_pixels {
+                return Err(Error::param(
+                    "resize",
+                    format!(
+                        "{w}x{h} is {} pixels, above the limit of {} per image",
+                        u64::from(w) * u64::from(h),
+                        self.max_pixels
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Reads a file and its image header: its format and size, nothing decoded.

@@ -1,0 +1,616 @@
+//! The decoded cache: a folder's images decoded once and kept as one `.npy` file, so that the
+//! next run maps it instead of decoding every file again.
+//!
+//! A cache is a folder of two files. `images.npy` holds one decoded image per **row** (n x m,
+//! each image's pixels contiguous, row-major within the image), in the narrowest type that
+//! holds the decoded values exactly: `u1` when every value is k/255 (8-bit sources, a 64 x 64
+//! face in 4 KiB), `u2` when every value is k/65535, else `f4` or `f8`. numpy reads it as
+//! `np.load(...)`, X being its transpose scaled to [0, 1]. `manifest.json` records what the
+//! images were made from: the folder, every file's size and modification time, the loader's
+//! settings, the column of each image and what was skipped. A cache is used only when all of
+//! that still holds; otherwise it is rebuilt and the reason is returned, naming the first file
+//! that differs.
+//!
+//! The manifest is written last: a cache whose writing stopped half-way (a full disk, a
+//! crash) has none that agrees with its data, and is rebuilt rather than read.
+
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use ndarray::{Array2, Axis};
+use rayon::prelude::*;
+
+use super::{Faces, Loader, Outcome, Probe, SkipReason, Skipped, list_files, slash_string};
+use crate::files::write_atomic_with;
+use crate::{Error, Float, Result};
+
+/// The decoded images' file inside a cache folder.
+pub const CACHE_IMAGES: &str = "images.npy";
+/// The manifest's file inside a cache folder.
+pub const CACHE_MANIFEST: &str = "manifest.json";
+/// The version of the cache's layout; a cache of another version is rebuilt.
+const CACHE_VERSION: u32 = 1;
+/// Bytes before the data in `images.npy`: a fixed header, so that it can be written last.
+const HEADER_BYTES: usize = 128;
+/// Files decoded at a time while building: bounds the memory of the build, not its speed.
+const BUILD_CHUNK: usize = 256;
+
+/// Whether a load found its cache good or built it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CacheState {
+    /// The cache matched the folder and was read instead of decoding.
+    Hit,
+    /// The cache was built, because of `reason` (none yet, or what no longer matched).
+    Built {
+        /// Why: no cache yet, or the first difference found.
+        reason: String,
+    },
+}
+
+/// How far a load has got, for a progress bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadProgress {
+    /// Files decoded (or images read from the cache) so far.
+    pub done: usize,
+    /// Files in all.
+    pub total: usize,
+}
+
+/// The type the decoded values are kept in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Dtype {
+    U8,
+    U16,
+    F32,
+    F64,
+}
+
+impl Dtype {
+    const WIDENING: [Dtype; 4] = [Dtype::U8, Dtype::U16, Dtype::F32, Dtype::F64];
+
+    fn bytes(self) -> usize {
+        match self {
+            Dtype::U8 => 1,
+            Dtype::U16 => 2,
+            Dtype::F32 => 4,
+            Dtype::F64 => 8,
+        }
+    }
+
+    fn descr(self) -> &'static str {
+        match self {
+            Dtype::U8 => "|u1",
+            Dtype::U16 => "<u2",
+            Dtype::F32 => "<f4",
+            Dtype::F64 => "<f8",
+        }
+    }
+
+    /// Appends `v` if this type holds it exactly; false (nothing appended) if not.
+    fn encode(self, v: f64, out: &mut Vec<u8>) -> bool {
+        match self {
+            Dtype::U8 => {
+                let k = (v * 255.0).round();
+                let fits = (0.0..=255.0).contains(&k) && k / 255.0 == v;
+                if fits {
+                    out.push(k as u8);
+                }
+                fits
+            }
+            Dtype::U16 => {
+                let k = (v * 65535.0).round();
+                let fits = (0.0..=65535.0).contains(&k) && k / 65535.0 == v;
+                if fits {
+                    out.extend_from_slice(&(k as u16).to_le_bytes());
+                }
+                fits
+            }
+            Dtype::F32 => {
+                let fits = f64::from(v as f32) == v;
+                if fits {
+                    out.extend_from_slice(&(v as f32).to_le_bytes());
+                }
+                fits
+            }
+            Dtype::F64 => {
+                out.extend_from_slice(&v.to_le_bytes());
+                true
+            }
+        }
+    }
+
+    /// The value of one stored entry, exactly as the loader computes it from the source.
+    #[inline]
+    fn decode(self, bytes: &[u8]) -> f64 {
+        match self {
+            Dtype::U8 => f64::from(bytes[0]) / 255.0,
+            Dtype::U16 => f64::from(u16::from_le_bytes([bytes[0], bytes[1]])) / 65535.0,
+            Dtype::F32 => f64::from(f32::from_le_bytes(bytes.try_into().expect("4 bytes"))),
+            Dtype::F64 => f64::from_le_bytes(bytes.try_into().expect("8 bytes")),
+        }
+    }
+}
+
+/// A file of the folder as the cache saw it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Stamp {
+    path: String,
+    bytes: u64,
+    modified_ns: u64,
+}
+
+/// A file left out, as the manifest keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct SkippedEntry {
+    path: String,
+    /// `None`: not an image; otherwise why it could not be read.
+    unreadable: Option<String>,
+}
+
+/// What a cache was made from, and what it holds.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Manifest {
+    facenmf_cache: u32,
+    folder: PathBuf,
+    resize: Option<(u32, u32)>,
+    max_pixels: u64,
+    skip_unreadable: bool,
+    height: usize,
+    width: usize,
+    dtype: Dtype,
+    /// Length of `images.npy` in bytes, header included.
+    file_bytes: u64,
+    /// Every file the walk found, images or not, in walk order.
+    files: Vec<Stamp>,
+    /// The file of each row of `images.npy` (each column of X).
+    columns: Vec<String>,
+    skipped: Vec<SkippedEntry>,
+}
+
+/// The images of a cache, mapped from disk: read by blocks of images without holding them all.
+#[derive(Debug)]
+pub struct CachedImages {
+    map: memmap2::Mmap,
+    dtype: Dtype,
+    /// The folder the images came from.
+    pub root: PathBuf,
+    /// Image height in pixels.
+    pub height: usize,
+    /// Image width in pixels.
+    pub width: usize,
+    /// Path of the image in each column, relative to the folder.
+    pub paths: Vec<PathBuf>,
+    /// Files that were left out, with the reason.
+    pub skipped: Vec<Skipped>,
+}
+
+impl CachedImages {
+    /// Number of images, n.
+    pub fn count(&self) -> usize {
+        self.paths.len()
+    }
+
+    /// Pixels per image, m.
+    pub fn pixels(&self) -> usize {
+        self.height * self.width
+    }
+
+    /// The stored bytes of images `range`, one image after another.
+    fn bytes(&self, range: Range<usize>) -> &[u8] {
+        let row = self.pixels() * self.dtype.bytes();
+        &self.map[HEADER_BYTES + range.start * row..HEADER_BYTES + range.end * row]
+    }
+
+    /// Images `range` as rows (images x pixels): the transpose of X's columns `range`.
+    ///
+    /// # Panics
+    /// If `range` goes beyond the images.
+    pub fn rows<T: Float>(&self, range: Range<usize>) -> Array2<T> {
+        let (m, size, dtype) = (self.pixels(), self.dtype.bytes(), self.dtype);
+        let mut out = Array2::<T>::zeros((range.len(), m));
+        out.axis_iter_mut(Axis(0))
+            .into_par_iter()
+            .zip(self.bytes(range).par_chunks(m * size))
+            .for_each(|(mut row, bytes)| {
+                for (v, b) in row.iter_mut().zip(bytes.chunks_exact(size)) {
+                    *v = T::from_f64(dtype.decode(b));
+                }
+            });
+        out
+    }
+
+    /// All images as X (m x n), as [`Loader::load`] would give them (before preprocessing).
+    pub fn to_matrix<T: Float>(&self) -> Array2<T> {
+        let (m, n, size, dtype) = (self.pixels(), self.count(), self.dtype.bytes(), self.dtype);
+        let data = self.bytes(0..n);
+        let mut x = Array2::<T>::zeros((m, n));
+        // X is row-major and the cache image-major: each task fills a band of X's rows,
+        // reading that band of every image, so that both sides move through memory in runs.
+        const BAND: usize = 64;
+        x.axis_chunks_iter_mut(Axis(0), BAND)
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(b, mut band)| {
+                let first = b * BAND;
+                let rows = band.nrows();
+                for j in 0..n {
+                    let at = (j * m + first) * size;
+                    let stored = &data[at..at + rows * size];
+                    for (i, bytes) in stored.chunks_exact(size).enumerate() {
+                        band[[i, j]] = T::from_f64(dtype.decode(bytes));
+                    }
+                }
+            });
+        x
+    }
+}
+
+impl Loader {
+    /// Loads the folder through the decoded cache in `cache` (see the [module docs](self)):
+    /// read from it when it matches the folder and these settings, otherwise decoded, written
+    /// there and then read. The preprocessing is applied after, so one cache serves every
+    /// [`Preprocess`](super::Preprocess). X is the same, bit for bit, as [`Loader::load`] gives.
+    ///
+    /// # Errors
+    /// As [`Loader::load`], and the cache folder cannot be created or written (a full disk:
+    /// nothing half-written is left as if it were good).
+    pub fn load_cached<T: Float>(
+        &self,
+        cache: &Path,
+        progress: impl FnMut(LoadProgress),
+    ) -> Result<(Faces<T>, CacheState)> {
+        let (images, state) = self.open_cache(cache, progress)?;
+        let mut x = images.to_matrix::<T>();
+        self.preprocess.apply(&mut x);
+        let faces = Faces {
+            x,
+            root: self.dir.clone(),
+            height: images.height,
+            width: images.width,
+            paths: images.paths,
+            skipped: images.skipped,
+            preprocess: self.preprocess,
+        };
+        Ok((faces, state))
+    }
+
+    /// The cache in `cache` for this folder and these settings, built first if it is missing
+    /// or stale; its images stay on disk, mapped, to be read by blocks.
+    ///
+    /// # Errors
+    /// As [`Loader::load_cached`].
+    pub fn open_cache(
+        &self,
+        cache: &Path,
+        mut progress: impl FnMut(LoadProgress),
+    ) -> Result<(CachedImages, CacheState)> {
+        self.check_settings()?;
+        std::fs::create_dir_all(cache).map_err(|e| Error::io(cache, e))?;
+        // The cache's own files are not images of the folder, wherever the cache lies.
+        let this = self.clone().exclude(cache);
+        let (files, walk_skipped) = list_files(&this.dir, this.skip_unreadable, &this.exclude)?;
+        let stamps = files
+            .par_iter()
+            .map(|rel| stamp(&this.dir, rel))
+            .collect::<Result<Vec<_>>>()?;
+        let folder = this
+            .dir
+            .canonicalize()
+            .map_err(|e| Error::io(&this.dir, e))?;
+        let state = match this.stale(cache, &folder, &stamps) {
+            None => CacheState::Hit,
+            Some(reason) => {
+                this.build(cache, &folder, &files, stamps, walk_skipped, &mut progress)?;
+                CacheState::Built { reason }
+            }
+        };
+        let images = this.map(cache)?;
+        progress(LoadProgress {
+            done: images.count(),
+            total: images.count(),
+        });
+        Ok((images, state))
+    }
+
+    /// The settings that decide what a cache holds, as the manifest records them.
+    fn manifest_for(&self, folder: &Path) -> Manifest {
+        Manifest {
+            facenmf_cache: CACHE_VERSION,
+            folder: folder.to_path_buf(),
+            resize: self.resize,
+            max_pixels: self.max_pixels,
+            skip_unreadable: self.skip_unreadable,
+            height: 0,
+            width: 0,
+            dtype: Dtype::U8,
+            file_bytes: 0,
+            files: Vec::new(),
+            columns: Vec::new(),
+            skipped: Vec::new(),
+        }
+    }
+
+    /// Why the cache in `cache` cannot be used for these files, or `None` if it can.
+    fn stale(&self, cache: &Path, folder: &Path, stamps: &[Stamp]) -> Option<String> {
+        let path = cache.join(CACHE_MANIFEST);
+        let Ok(bytes) = std::fs::read(&path) else {
+            return Some(format!("no cache in {} yet", cache.display()));
+        };
+        let Ok(manifest) = serde_json::from_slice::<Manifest>(&bytes) else {
+            return Some(format!(
+                "{} is not a facenmf cache manifest",
+                path.display()
+            ));
+        };
+        let wanted = self.manifest_for(folder);
+        if manifest.facenmf_cache != CACHE_VERSION {
+            return Some(format!(
+                "the cache is of layout {}, this facenmf writes {CACHE_VERSION}",
+                manifest.facenmf_cache
+            ));
+        }
+        if manifest.folder != wanted.folder {
+            return Some(format!(
+                "the cache was made from {}, not {}",
+                manifest.folder.display(),
+                folder.display()
+            ));
+        }
+        if (
+            manifest.resize,
+            manifest.max_pixels,
+            manifest.skip_unreadable,
+        ) != (wanted.resize, wanted.max_pixels, wanted.skip_unreadable)
+        {
+            return Some(
+                "the cache was made with other loading settings (--resize, \
+                         --max-image-pixels or --skip-unreadable)"
+                    .into(),
+            );
+        }
+        if let Some(why) = first_difference(&manifest.files, stamps) {
+            return Some(why);
+        }
+        let on_disk = std::fs::metadata(cache.join(CACHE_IMAGES)).map(|m| m.len());
+        if on_disk.ok() != Some(manifest.file_bytes) {
+            return Some(format!(
+                "{} is not the size its manifest records",
+                cache.join(CACHE_IMAGES).display()
+            ));
+        }
+        None
+    }
+
+    /// Decodes every file in chunks and writes `images.npy` (in the narrowest exact type,
+    /// widened and rewritten if a later image needs it), then the manifest.
+    fn build(
+        &self,
+        cache: &Path,
+        folder: &Path,
+        files: &[PathBuf],
+        stamps: Vec<Stamp>,
+        walk_skipped: Vec<Skipped>,
+        progress: &mut impl FnMut(LoadProgress),
+    ) -> Result<()> {
+        let manifest_path = cache.join(CACHE_MANIFEST);
+        // From here the old data is being replaced: its manifest goes first.
+        match std::fs::remove_file(&manifest_path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(Error::io(&manifest_path, e));
+            }
+            _ => {}
+        }
+        let images_path = cache.join(CACHE_IMAGES);
+        for dtype in Dtype::WIDENING {
+            let mut manifest = self.manifest_for(folder);
+            manifest.dtype = dtype;
+            manifest.files = stamps.clone();
+            let mut skipped = walk_skipped.clone();
+            // The build's own error (not the file's) is kept here: the writer sees only io.
+            let mut failure: Option<Error> = None;
+            let mut wider = false;
+            let written = write_atomic_with(&images_path, |file| {
+                let mut out = BufWriter::with_capacity(1 << 20, &mut *file);
+                out.write_all(&[0; HEADER_BYTES])?;
+                let mut encoded = Vec::new();
+                for (c, chunk) in files.chunks(BUILD_CHUNK).enumerate() {
+                    let decoded: Vec<Result<Outcome<f64>>> = chunk
+                        .par_iter()
+                        .map(|rel| match self.probe(rel)? {
+                            Probe::Image(header) => self.decode_one(rel, &header),
+                            Probe::Skip(reason) => Ok(Outcome::Skip(rel.clone(), reason)),
+                        })
+                        .collect();
+                    for outcome in decoded {
+                        match outcome {
+                            Err(e) => {
+                                failure = Some(e);
+                                return Err(std::io::Error::other("decoding failed"));
+                            }
+                            Ok(Outcome::Skip(path, reason)) => {
+                                skipped.push(Skipped { path, reason });
+                            }
+                            Ok(Outcome::Image(path, gray)) => {
+                                let (w, h) = (gray.width as usize, gray.height as usize);
+                                if manifest.columns.is_empty() {
+                                    (manifest.width, manifest.height) = (w, h);
+                                } else if (w, h) != (manifest.width, manifest.height) {
+                                    failure = Some(Error::MixedSizes {
+                                        first: self.dir.join(&manifest.columns[0]),
+                                        first_w: manifest.width as u32,
+                                        first_h: manifest.height as u32,
+                                        path: self.dir.join(&path),
+                                        found_w: w as u32,
+                                        found_h: h as u32,
+                                    });
+                                    return Err(std::io::Error::other("mixed sizes"));
+                                }
+                                encoded.clear();
+                                if !gray.pixels.iter().all(|&v| dtype.encode(v, &mut encoded)) {
+                                    wider = true;
+                                    return Err(std::io::Error::other("needs a wider type"));
+                                }
+                                out.write_all(&encoded)?;
+                                manifest.columns.push(slash_string(&path));
+                            }
+                        }
+                    }
+                    progress(LoadProgress {
+                        done: ((c + 1) * BUILD_CHUNK).min(files.len()),
+                        total: files.len(),
+                    });
+                }
+                match manifest.columns.len() {
+                    0 => {
+                        failure = Some(Error::NoImages {
+                            path: self.dir.clone(),
+                            skipped: skipped.len(),
+                        });
+                        return Err(std::io::Error::other("no images"));
+                    }
+                    1 => {
+                        failure = Some(Error::OneImage {
+                            path: self.dir.clone(),
+                        });
+                        return Err(std::io::Error::other("one image"));
+                    }
+                    _ => {}
+                }
+                out.flush()?;
+                drop(out);
+                let n = manifest.columns.len();
+                let m = manifest.height * manifest.width;
+                file.seek(SeekFrom::Start(0))?;
+                file.write_all(&header(dtype, n, m))?;
+                manifest.file_bytes = (HEADER_BYTES + n * m * dtype.bytes()) as u64;
+                Ok(())
+            });
+            if wider {
+                continue;
+            }
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            written?;
+            skipped.sort_by_cached_key(|s| slash_string(&s.path));
+            manifest.skipped = skipped
+                .into_iter()
+                .map(|s| SkippedEntry {
+                    path: slash_string(&s.path),
+                    unreadable: match s.reason {
+                        SkipReason::NotAnImage => None,
+                        SkipReason::Unreadable(why) => Some(why),
+                    },
+                })
+                .collect();
+            let json = serde_json::to_vec(&manifest).expect("the manifest serialises");
+            return write_atomic_with(&manifest_path, |file| file.write_all(&json));
+        }
+        unreachable!("f64 holds every decoded value")
+    }
+
+    /// Maps the cache's images, checked against its manifest.
+    fn map(&self, cache: &Path) -> Result<CachedImages> {
+        let manifest_path = cache.join(CACHE_MANIFEST);
+        let bytes = std::fs::read(&manifest_path).map_err(|e| Error::io(&manifest_path, e))?;
+        let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| Error::Cache {
+            path: manifest_path.clone(),
+            reason: e.to_string(),
+        })?;
+        let images_path = cache.join(CACHE_IMAGES);
+        let file = std::fs::File::open(&images_path).map_err(|e| Error::io(&images_path, e))?;
+        // SAFETY: the map is read-only and the cache is ours; a file truncated under it by
+        // another process could fault, as for any mapped file, so the length is checked first
+        // and the header after.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(&images_path, e))?;
+        let (n, m) = (manifest.columns.len(), manifest.height * manifest.width);
+        if map.len() as u64 != manifest.file_bytes
+            || map[..HEADER_BYTES] != header(manifest.dtype, n, m)
+        {
+            return Err(Error::Cache {
+                path: images_path,
+                reason: "its size or header is not what its manifest records; delete the \
+                         cache folder to rebuild it"
+                    .into(),
+            });
+        }
+        Ok(CachedImages {
+            map,
+            dtype: manifest.dtype,
+            root: self.dir.clone(),
+            height: manifest.height,
+            width: manifest.width,
+            paths: manifest.columns.iter().map(PathBuf::from).collect(),
+            skipped: manifest
+                .skipped
+                .into_iter()
+                .map(|s| Skipped {
+                    path: PathBuf::from(s.path),
+                    reason: match s.unreadable {
+                        None => SkipReason::NotAnImage,
+                        Some(why) => SkipReason::Unreadable(why),
+                    },
+                })
+                .collect(),
+        })
+    }
+}
+
+/// A file's size and modification time.
+fn stamp(dir: &Path, rel: &Path) -> Result<Stamp> {
+    let path = dir.join(rel);
+    let meta = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?;
+    let modified_ns = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    Ok(Stamp {
+        path: slash_string(rel),
+        bytes: meta.len(),
+        modified_ns,
+    })
+}
+
+/// The first file that is new, gone or changed between the cache's files and the folder's.
+fn first_difference(cached: &[Stamp], now: &[Stamp]) -> Option<String> {
+    let mut old = cached.iter().peekable();
+    let mut new = now.iter().peekable();
+    loop {
+        match (old.peek(), new.peek()) {
+            (None, None) => return None,
+            (Some(a), Some(b)) if a.path == b.path => {
+                if a != b {
+                    return Some(format!("{} changed since the cache was made", b.path));
+                }
+                old.next();
+                new.next();
+            }
+            (Some(a), Some(b)) if a.path < b.path => {
+                return Some(format!("{} is gone since the cache was made", a.path));
+            }
+            (Some(a), None) => {
+                return Some(format!("{} is gone since the cache was made", a.path));
+            }
+            (_, Some(b)) => return Some(format!("{} is new since the cache was made", b.path)),
+        }
+    }
+}
+
+/// The `.npy` header of an n x m array of `dtype`, padded to [`HEADER_BYTES`].
+fn header(dtype: Dtype, n: usize, m: usize) -> Vec<u8> {
+    let dict = format!(
+        "{{'descr': '{}', 'fortran_order': False, 'shape': ({n}, {m}), }}",
+        dtype.descr()
+    );
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    let len = HEADER_BYTES - 10;
+    out.extend_from_slice(&(len as u16).to_le_bytes());
+    out.extend_from_slice(format!("{dict:<width$}\n", width = len - 1).as_bytes());
+    debug_assert_eq!(out.len(), HEADER_BYTES);
+    out
+}
