@@ -10,9 +10,25 @@
 
 use std::ops::Range;
 
-use ndarray::{ArrayView2, s};
+use ndarray::{Array1, Array2, ArrayView2, s};
 
 use super::hals;
+use super::linalg::residual_sq;
+use crate::Float;
+
+/// A source of the images (the columns of X) block by block, for an X that is not held in
+/// memory as a whole: a decoded cache on disk, say
+/// ([`CachedImages`](crate::loader::CachedImages)). A trait rather than a closed set: the
+/// engine needs only these three answers, and whoever holds the images gives them.
+pub trait ColumnBlocks<T>: Sync + std::fmt::Debug {
+    /// Pixels per image, m.
+    fn pixels(&self) -> usize;
+    /// Number of images, n.
+    fn count(&self) -> usize;
+    /// Images `range` as rows (`range.len()` x m, standard layout): the transpose of X's
+    /// columns `range`.
+    fn rows(&self, range: Range<usize>) -> Array2<T>;
+}
 
 /// The images (columns of X) as a sequence of column blocks.
 #[derive(Debug, Clone)]
@@ -24,25 +40,51 @@ pub(crate) enum Images<'a, T> {
         /// Images per block; `n` for one block.
         width: usize,
     },
+    /// X read block by block from a source, `width` images at a time.
+    Streamed {
+        /// Where the blocks come from.
+        source: &'a dyn ColumnBlocks<T>,
+        /// Images per block.
+        width: usize,
+    },
 }
 
-impl<'a, T> Images<'a, T> {
+/// Images per block rounded up to whole groups of the HALS kernel's rows: the kernel decides
+/// per group how many inner sweeps to make, so blocks of whole groups group the rows, and give
+/// the iterates, of one block.
+fn whole_groups(width: Option<usize>, n: usize) -> usize {
+    let group = hals::ROW_GROUP;
+    width
+        .map_or(n, |w| w.max(1).div_ceil(group) * group)
+        .clamp(1, n.max(1))
+}
+
+impl<'a, T: Float> Images<'a, T> {
     /// X in memory, in blocks of `width` images (one block when `None`), rounded up to whole
-    /// groups of the HALS kernel's rows: the kernel decides per group how many inner sweeps to
-    /// make, so blocks of whole groups group the rows, and give the iterates, of one block.
+    /// groups of the HALS kernel's rows.
     pub(crate) fn in_memory(x: ArrayView2<'a, T>, width: Option<usize>) -> Self {
-        let n = x.ncols();
-        let group = hals::ROW_GROUP;
-        let width = width
-            .map_or(n, |w| w.max(1).div_ceil(group) * group)
-            .clamp(1, n.max(1));
+        let width = whole_groups(width, x.ncols());
         Images::InMemory { x, width }
+    }
+
+    /// X from `source`, `width` images at a time (rounded as [`Images::in_memory`] does).
+    pub(crate) fn streamed(source: &'a dyn ColumnBlocks<T>, width: usize) -> Self {
+        let width = whole_groups(Some(width), source.count());
+        Images::Streamed { source, width }
+    }
+
+    /// X itself when it is in memory.
+    pub(crate) fn in_memory_x(&self) -> Option<ArrayView2<'a, T>> {
+        match self {
+            Images::InMemory { x, .. } => Some(*x),
+            Images::Streamed { .. } => None,
+        }
     }
 
     /// Images per block (the last block may hold fewer).
     pub(crate) fn width(&self) -> usize {
         match self {
-            Images::InMemory { width, .. } => *width,
+            Images::InMemory { width, .. } | Images::Streamed { width, .. } => *width,
         }
     }
 
@@ -50,7 +92,37 @@ impl<'a, T> Images<'a, T> {
     pub(crate) fn count(&self) -> usize {
         match self {
             Images::InMemory { x, .. } => x.ncols(),
+            Images::Streamed { source, .. } => source.count(),
         }
+    }
+
+    /// Pixels per image, m.
+    pub(crate) fn pixels(&self) -> usize {
+        match self {
+            Images::InMemory { x, .. } => x.nrows(),
+            Images::Streamed { source, .. } => source.pixels(),
+        }
+    }
+
+    /// Image `j`, X's column j.
+    pub(crate) fn column(&self, j: usize) -> Array1<T> {
+        match self {
+            Images::InMemory { x, .. } => x.column(j).to_owned(),
+            Images::Streamed { source, .. } => source.rows(j..j + 1).row(0).to_owned(),
+        }
+    }
+
+    /// `||X - W H||_F^2` for W (m x r) and H^T (n x r), block by block.
+    pub(crate) fn residual_sq(&self, w: &Array2<T>, ht: &Array2<T>) -> f64 {
+        if let Some(x) = self.in_memory_x() {
+            return residual_sq(&x, w, ht);
+        }
+        let mut total = 0.0;
+        self.for_each(|cols, xb| {
+            let ht_b = ht.slice(s![cols, ..]).to_owned();
+            total += residual_sq(&xb, w, &ht_b);
+        });
+        total
     }
 
     /// Whether the images come as one block (then the half-steps work on H^T in place).
@@ -66,6 +138,14 @@ impl<'a, T> Images<'a, T> {
                 for start in (0..n).step_by(*width) {
                     let range = start..(start + width).min(n);
                     visit(range.clone(), x.slice(s![.., range]));
+                }
+            }
+            Images::Streamed { source, width } => {
+                let n = source.count();
+                for start in (0..n).step_by(*width) {
+                    let range = start..(start + width).min(n);
+                    let rows = source.rows(range.clone());
+                    visit(range, rows.t());
                 }
             }
         }

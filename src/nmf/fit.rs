@@ -7,12 +7,11 @@ use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
 use super::beta::BetaMu;
-use super::blocks::Images;
+use super::blocks::{ColumnBlocks, Images};
 use super::canonical;
 use super::checkpoint::{Checkpoint, Meta};
 use super::extrapolate::Extrapolated;
 use super::init;
-use super::linalg::residual_sq;
 use super::missing::Missing;
 use super::multilevel::{self, ImageShape};
 use super::params::Nmf;
@@ -22,6 +21,14 @@ use super::revive::Revival;
 use super::seed;
 use super::step::Step;
 use crate::{Error, Float, Result};
+
+/// Where the loop finds X: whole in memory, or block by block from a source, this many images
+/// at a time.
+#[derive(Clone, Copy)]
+enum Source<'a, T> {
+    Memory(&'a ArrayView2<'a, T>),
+    Blocks(&'a dyn ColumnBlocks<T>, usize),
+}
 
 /// The stopping rule compares the error with the one this many iterations before.
 pub const TOL_WINDOW: usize = 10;
@@ -74,6 +81,39 @@ impl Nmf {
         let mut best = best.expect("at least one run");
         best.run_errors = errors;
         Ok(best)
+    }
+
+    /// Fits X given block by block, `width` images at a time, without ever holding it whole:
+    /// images streamed from a decoded cache on disk
+    /// ([`CachedImages`](crate::loader::CachedImages)), say. Memory holds W, H and one block of
+    /// images (and the buffers of the start, which are n x (r + 10)); the pass over the
+    /// blocks is the in-memory fit's pass, so the iterates are the same up to the order of
+    /// sums (f64: relative errors equal to 1e-9 at every iteration).
+    ///
+    /// The multilevel start is not made (it would need X at half resolution whole); with
+    /// [`Nmf::multilevel`] off an in-memory fit makes the same iterates.
+    ///
+    /// # Errors
+    /// As [`Nmf::fit_with`], and what needs X whole: missing data, the divergences (they form
+    /// W H every iteration), a sparseness constraint on H (it couples all images), the spa
+    /// init, and [`Nmf::runs`] above 1.
+    pub fn fit_blocks<T: Float>(
+        &self,
+        blocks: &dyn ColumnBlocks<T>,
+        width: usize,
+        progress: impl FnMut(&Iteration) + Send,
+    ) -> Result<Factorization<T>> {
+        let params = Nmf {
+            seed: seed::run_seed(self.seed, 0),
+            ..self.clone()
+        };
+        let source = Source::Blocks(blocks, width.max(1));
+        let fit = if rayon::current_thread_index().is_some() {
+            params.fit_loop(source, None, None, progress, None)
+        } else {
+            rayon::scope(|_| params.fit_loop(source, None, None, progress, None))
+        };
+        fit.map(|(fit, _)| fit)
     }
 
     /// Fits X from given factors W0 (m x r) and H0 (r x n) instead of [`Nmf::init`]; W0 is
@@ -228,9 +268,23 @@ impl Nmf {
         checkpointing: Option<&mut Checkpointing<'_, T>>,
     ) -> Result<(Factorization<T>, Option<Checkpoint<T>>)> {
         if rayon::current_thread_index().is_some() {
-            return self.fit_loop(x, start_factors, known, progress, checkpointing);
+            return self.fit_loop(
+                Source::Memory(x),
+                start_factors,
+                known,
+                progress,
+                checkpointing,
+            );
         }
-        rayon::scope(|_| self.fit_loop(x, start_factors, known, progress, checkpointing))
+        rayon::scope(|_| {
+            self.fit_loop(
+                Source::Memory(x),
+                start_factors,
+                known,
+                progress,
+                checkpointing,
+            )
+        })
     }
 
     /// The coarse shape a multilevel start would fit first, if it applies to this fit.
@@ -280,18 +334,38 @@ impl Nmf {
     /// stopping, history, progress and keep-best.
     fn fit_loop<T: Float>(
         &self,
-        x: &ArrayView2<T>,
+        source: Source<'_, T>,
         start_factors: Option<(Array2<T>, Array2<T>)>,
         known: Option<ArrayView2<bool>>,
         mut progress: impl FnMut(&Iteration),
         mut checkpointing: Option<&mut Checkpointing<'_, T>>,
     ) -> Result<(Factorization<T>, Option<Checkpoint<T>>)> {
         let start = Instant::now();
-        let x = x.as_standard_layout();
-        let x = x.view();
-        let (m, n) = x.dim();
+        let standard;
+        // Streamed, X is never whole: `x` is then empty, and what needs it whole (missing
+        // data, the divergences, a multilevel start, SPA) is refused or left out below.
+        let (x, blocks) = match source {
+            Source::Memory(x) => {
+                standard = x.as_standard_layout();
+                (standard.view(), None)
+            }
+            Source::Blocks(blocks, width) => (
+                ArrayView2::from_shape((0, 0), &[]).expect("an empty view"),
+                Some((blocks, width)),
+            ),
+        };
+        let (m, n) = match blocks {
+            Some((b, _)) => (b.pixels(), b.count()),
+            None => x.dim(),
+        };
         self.check(m, n)?;
-        let (sum, xx) = scan_input(&x)?;
+        if blocks.is_some() {
+            self.check_streamable(known.is_some())?;
+        }
+        let (sum, xx) = match blocks {
+            Some((b, width)) => scan_blocks(&Images::streamed(b, width))?,
+            None => scan_input(&x)?,
+        };
         if known.is_some() && !self.loss.is_frobenius() {
             return Err(Error::param(
                 "loss",
@@ -336,7 +410,16 @@ impl Nmf {
                 rel(err_sq)
             }
         };
-        let mut step = Step::new(self, m, &Images::in_memory(data(&x, &missing), width));
+        // The images as the half-steps visit them.
+        macro_rules! images {
+            () => {
+                match blocks {
+                    Some((b, stream_width)) => Images::streamed(b, stream_width),
+                    None => Images::in_memory(data(&x, &missing), width),
+                }
+            };
+        }
+        let mut step = Step::new(self, m, &images!());
         // A divergence starts from the init as it is (as scikit-learn does); its error comes
         // from WH itself.
         let mut beta_mu = (!self.loss.is_frobenius())
@@ -416,7 +499,9 @@ impl Nmf {
                 let given = start_factors.is_some();
                 let mut coarse_levels = Vec::new();
                 let coarse = match (&start_factors, &missing) {
-                    (None, None) => self.coarse_start(&x, &mut coarse_levels)?,
+                    (None, None) if blocks.is_none() => {
+                        self.coarse_start(&x, &mut coarse_levels)?
+                    }
                     _ => None,
                 };
                 // Extrapolation ramps up after a start from an init, except in a multilevel
@@ -427,7 +512,7 @@ impl Nmf {
                     Some(factors) => factors,
                     None => init::initialize_with(
                         self.init,
-                        &data(&x, &missing),
+                        &images!(),
                         self.rank,
                         self.seed,
                         sum / (m * n) as f64,
@@ -445,7 +530,7 @@ impl Nmf {
                         // product: the NNDSVDa fill otherwise starts far above X. With missing
                         // data the imputation below changes the data the start's X^T W was
                         // taken from.
-                        let images = Images::in_memory(data(&x, &missing), width);
+                        let images = images!();
                         let (cross, quad) = step.start(&images, &w, &ht, missing.is_none());
                         let mut err_sq = xx;
                         if quad > 0.0 && cross > 0.0 {
@@ -581,8 +666,8 @@ impl Nmf {
             // every iterate the loop returns is one it measured.
             if let Some(r) = revival.as_mut().filter(|_| iter > 1)
                 && (std::mem::take(&mut merge_pending)
-                    && r.merge_duplicate(&data(&x, &missing), &mut w, &mut ht)
-                    || r.revive(&data(&x, &missing), &mut w, &mut ht))
+                    && r.merge_duplicate(&images!(), &mut w, &mut ht)
+                    || r.revive(&images!(), &mut w, &mut ht))
             {
                 step.refresh_gram_w(&w);
                 // The divergence's updates divide by W H: the restarted one.
@@ -598,7 +683,7 @@ impl Nmf {
                 }
                 None => {
                     let cross = {
-                        let images = Images::in_memory(data(&x, &missing), width);
+                        let images = images!();
                         step.update_h(&images, &w, &mut ht, |rows, ht_block| {
                             if let Some(e) = &mut extrapolation {
                                 e.extrapolate_h(rows, ht_block);
@@ -621,7 +706,7 @@ impl Nmf {
                 // sparseness constraint shrinks W and grows H): then measure directly.
                 let finite = w.iter().chain(ht.iter()).all(|v| v.to_f64().is_finite());
                 if finite && beta_mu.is_none() && missing.is_none() {
-                    err_sq = residual_sq(&x, &w, &ht);
+                    err_sq = images!().residual_sq(&w, &ht);
                 }
                 if !err_sq.is_finite() || divergence.is_some_and(|d| !d.is_finite()) {
                     return Err(Error::NonFinite {
@@ -696,7 +781,7 @@ impl Nmf {
                 (known, known * known * mi.known_norm_sq, Some(hidden))
             }
             None => {
-                let residual = residual_sq(&x, &w, &ht).max(0.0);
+                let residual = images!().residual_sq(&w, &ht).max(0.0);
                 (residual.sqrt() / x_norm, residual, None)
             }
         };
@@ -789,7 +874,44 @@ struct Carried<T> {
 /// One parallel pass over X: the first entry that is negative or not finite (an error naming
 /// it), else the sum of X and ||X||^2. Fixed blocks, summed in order: the same bits for any
 /// thread count.
+/// [`scan_input`] block by block: the sum and squared norm of X, its values checked.
+fn scan_blocks<T: Float>(images: &Images<'_, T>) -> Result<(f64, f64)> {
+    let (mut sum, mut sq) = (0.0, 0.0);
+    let mut failure = None;
+    images.for_each(|cols, xb| {
+        if failure.is_some() {
+            return;
+        }
+        // The block as images x pixels (how a source gives it): contiguous.
+        let rows = xb.t().as_standard_layout().into_owned();
+        match scan_values(&rows.view()) {
+            Ok((s, q)) => (sum, sq) = (sum + s, sq + q),
+            Err(at) => failure = Some((cols.start, at)),
+        }
+    });
+    if let Some((first, (image, pixel, value))) = failure {
+        return Err(bad_entry(pixel, first + image, value));
+    }
+    if sq == 0.0 {
+        return Err(all_zero());
+    }
+    Ok((sum, sq))
+}
+
+/// The sum and squared norm of X (m x n, standard layout), its values checked in one pass.
 fn scan_input<T: Float>(x: &ArrayView2<T>) -> Result<(f64, f64)> {
+    let (sum, sq) = scan_values(x).map_err(|(i, j, v)| bad_entry(i, j, v))?;
+    if sq == 0.0 {
+        return Err(all_zero());
+    }
+    Ok((sum, sq))
+}
+
+/// The sum and squared norm of a standard-layout matrix, or the row, column and value of
+/// its first entry that is negative or not finite.
+fn scan_values<T: Float>(
+    x: &ArrayView2<T>,
+) -> std::result::Result<(f64, f64), (usize, usize, f64)> {
     let n = x.ncols();
     const BLOCK: usize = 1 << 16;
     let values = x.as_slice().expect("standard layout");
@@ -831,23 +953,27 @@ fn scan_input<T: Float>(x: &ArrayView2<T>) -> Result<(f64, f64)> {
         .enumerate()
         .find_map(|(c, (bad, _, _))| bad.map(|p| c * BLOCK + p));
     if let Some(at) = bad {
-        let (i, j, v) = (at / n, at % n, values[at]);
-        let need = if v.to_f64().is_finite() {
-            "nonnegative"
-        } else {
-            "finite"
-        };
-        return Err(Error::InvalidInput {
-            reason: format!("entry ({i}, {j}) is {v}; NMF needs {need} values"),
-        });
+        return Err((at / n, at % n, values[at].to_f64()));
     }
     let sum: f64 = scans.iter().map(|s| s.1).sum();
     let sq: f64 = scans.iter().map(|s| s.2).sum();
-    if sq == 0.0 {
-        return Err(Error::InvalidInput {
-            reason: "every entry is zero (every image is blank); there is nothing to factorize"
-                .into(),
-        });
-    }
     Ok((sum, sq))
+}
+
+/// X's entry (i, j) is v, which NMF cannot take.
+fn bad_entry(i: usize, j: usize, v: f64) -> Error {
+    let need = if v.is_finite() {
+        "nonnegative"
+    } else {
+        "finite"
+    };
+    Error::InvalidInput {
+        reason: format!("entry ({i}, {j}) is {v}; NMF needs {need} values"),
+    }
+}
+
+fn all_zero() -> Error {
+    Error::InvalidInput {
+        reason: "every entry is zero (every image is blank); there is nothing to factorize".into(),
+    }
 }

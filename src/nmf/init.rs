@@ -24,6 +24,7 @@ use rayon::prelude::*;
 use std::fmt;
 use std::str::FromStr;
 
+use super::blocks::Images;
 use super::linalg::{TallProduct, matmul, view, view_mut};
 use super::seed;
 use crate::{Error, Float, Result};
@@ -105,19 +106,26 @@ pub(crate) fn initialize<T: Float>(
     seed: u64,
     mean: f64,
 ) -> Result<(Array2<T>, Array2<T>)> {
-    initialize_with(init, x, rank, seed, mean, false)
+    initialize_with(
+        init,
+        &Images::in_memory(x.view(), None),
+        rank,
+        seed,
+        mean,
+        false,
+    )
 }
 
 /// [`initialize`], with scikit-learn's SVD accuracy when `accurate` (see [`POWER_ITERATIONS`]).
 pub(crate) fn initialize_with<T: Float>(
     init: Init,
-    x: &ArrayView2<T>,
+    x: &Images<'_, T>,
     rank: usize,
     seed: u64,
     mean: f64,
     accurate: bool,
 ) -> Result<(Array2<T>, Array2<T>)> {
-    let (m, n) = x.dim();
+    let (m, n) = (x.pixels(), x.count());
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     if init == Init::Random {
         let avg = (mean / rank as f64).sqrt();
@@ -130,10 +138,17 @@ pub(crate) fn initialize_with<T: Float>(
         return Ok((w, ht));
     }
     if init == Init::Spa {
-        return spa(x, rank);
+        let Some(x) = x.in_memory_x() else {
+            return Err(Error::param(
+                "init",
+                "spa picks images by passes over all of them; a streamed fit takes nndsvda, \
+                 nndsvd, nndsvdar or random",
+            ));
+        };
+        return spa(&x, rank);
     }
 
-    let short = x.nrows().min(x.ncols());
+    let short = m.min(n);
     let power = if accurate {
         accurate_power_iterations(rank, short)
     } else {
@@ -257,13 +272,21 @@ fn spa<T: Float>(x: &ArrayView2<T>, rank: usize) -> Result<(Array2<T>, Array2<T>
 
 /// NNDSVD, with `zero` in place of the entries it sets to zero.
 fn nndsvd<T: Float>(
-    x: &ArrayView2<T>,
+    x: &Images<'_, T>,
     rank: usize,
     power_iterations: usize,
     zero: T,
     rng: &mut ChaCha8Rng,
 ) -> Result<(Array2<T>, Array2<T>)> {
-    let svd = truncated_svd(x, rank, power_iterations, rng.next_u64())?;
+    let svd = match x.in_memory_x() {
+        Some(x) => truncated_svd(&x, rank, power_iterations, rng.next_u64())?,
+        None => svd_of(
+            &mut ShortSide::streamed(x),
+            rank,
+            power_iterations,
+            rng.next_u64(),
+        )?,
+    };
     let (norms_u, norms_v) = (part_norms(&svd.u), part_norms(&svd.v));
     // Per component: which sign's part to keep and the factor that scales it, so that each
     // factor is then filled in one row-major pass.
@@ -405,7 +428,115 @@ pub(crate) fn truncated_svd<T: Float>(
 ) -> Result<TruncatedSvd> {
     let transposed = x.nrows() > x.ncols();
     let a = if transposed { x.t() } else { x.view() };
-    let (short, long) = a.dim();
+    let short = a.nrows();
+    let mut side = ShortSide::Dense {
+        a,
+        along_long: TallProduct::new(short, (rank + 10).min(short)),
+        transposed,
+    };
+    svd_of(&mut side, rank, power_iterations, seed)
+}
+
+/// A = X or X^T, whichever has fewer rows, as the range finder multiplies by it.
+enum ShortSide<'a, 'b, T> {
+    /// A in memory.
+    Dense {
+        a: ArrayView2<'a, T>,
+        along_long: TallProduct<T>,
+        transposed: bool,
+    },
+    /// X from its blocks; A = X^T when `transposed`.
+    Streamed {
+        images: &'b Images<'a, T>,
+        transposed: bool,
+    },
+}
+
+impl<'a, 'b, T: Float> ShortSide<'a, 'b, T> {
+    fn streamed(images: &'b Images<'a, T>) -> Self {
+        ShortSide::Streamed {
+            images,
+            transposed: images.pixels() > images.count(),
+        }
+    }
+
+    fn transposed(&self) -> bool {
+        match self {
+            ShortSide::Dense { transposed, .. } | ShortSide::Streamed { transposed, .. } => {
+                *transposed
+            }
+        }
+    }
+
+    /// (short, long).
+    fn dim(&self) -> (usize, usize) {
+        match self {
+            ShortSide::Dense { a, .. } => a.dim(),
+            ShortSide::Streamed { images, transposed } => {
+                let (m, n) = (images.pixels(), images.count());
+                if *transposed { (n, m) } else { (m, n) }
+            }
+        }
+    }
+
+    /// `out = A b` for b (long x l): a reduction along the long side.
+    fn times(&mut self, out: &mut Array2<T>, b: &Array2<T>) {
+        match self {
+            ShortSide::Dense { a, along_long, .. } => along_long.compute(out, &a.t(), &b.view()),
+            ShortSide::Streamed { images, transposed } => {
+                if *transposed {
+                    stack_xt(images, out, b);
+                } else {
+                    sum_x(images, out, b);
+                }
+            }
+        }
+    }
+
+    /// `out = A^T q` for q (short x l).
+    fn t_times(&self, out: &mut Array2<T>, q: &Array2<T>) {
+        match self {
+            ShortSide::Dense { a, .. } => matmul(out, view(a).transpose(), view(&q.view())),
+            ShortSide::Streamed { images, transposed } => {
+                if *transposed {
+                    sum_x(images, out, q);
+                } else {
+                    stack_xt(images, out, q);
+                }
+            }
+        }
+    }
+}
+
+/// `out = X b` (m x l) for b (n x l), summed over X's column blocks.
+fn sum_x<T: Float>(images: &Images<'_, T>, out: &mut Array2<T>, b: &Array2<T>) {
+    out.fill(T::zero());
+    let mut part = Array2::<T>::zeros(out.dim());
+    images.for_each(|cols, xb| {
+        let bb = b.slice(ndarray::s![cols, ..]);
+        matmul(&mut part, view(&xb), view(&bb));
+        *out += &part;
+    });
+}
+
+/// `out = X^T q` (n x l) for q (m x l), one block of rows at a time.
+fn stack_xt<T: Float>(images: &Images<'_, T>, out: &mut Array2<T>, q: &Array2<T>) {
+    images.for_each(|cols, xb| {
+        let mut part = Array2::<T>::zeros((cols.len(), q.ncols()));
+        matmul(&mut part, view(&xb).transpose(), view(&q.view()));
+        out.slice_mut(ndarray::s![cols, ..]).assign(&part);
+    });
+}
+
+/// The truncated SVD of [`truncated_svd`] through a [`ShortSide`].
+fn svd_of<T: Float>(
+    side: &mut ShortSide<'_, '_, T>,
+    rank: usize,
+    power_iterations: usize,
+    seed: u64,
+) -> Result<TruncatedSvd> {
+    let transposed = side.transposed();
+    let (short, long) = side.dim();
     let width = (rank + 10).min(short);
     // Uniform [-1, 1) test vectors from a counter-based hash: as good as Gaussian ones for range
     // finding, reproducible, and generated in parallel.
@@ -421,20 +552,19 @@ pub(crate) fn truncated_svd<T: Float>(
                 *v = T::from_f64(2.0 * seed::uniform(seed, (c * DRAWS + k) as u64) - 1.0);
             }
         });
-    let mut along_long = TallProduct::new(short, width);
     let mut y = Array2::<T>::zeros((short, width));
     let mut z = Array2::<T>::zeros((long, width));
-    along_long.compute(&mut y, &a.t(), &omega.view());
+    side.times(&mut y, &omega);
     let mut q = orthonormalize(&y)?;
     for _ in 0..power_iterations {
-        matmul(&mut z, view(&a).transpose(), view(&q.view()));
-        along_long.compute(&mut y, &a.t(), &z.view());
+        side.t_times(&mut z, &q);
+        side.times(&mut y, &z);
         q = orthonormalize(&y)?;
     }
     // B = Q^T A is kept transposed, B^T = A^T Q (long x l), and B B^T is its Gram matrix: both
     // products in T at GEMM speed; only the small eigenproblem is in f64.
     let mut bt = Array2::<T>::zeros((long, width));
-    matmul(&mut bt, view(&a).transpose(), view(&q.view()));
+    side.t_times(&mut bt, &q);
     let mut bbt = Array2::<T>::zeros((width, width));
     TallProduct::new(width, width).compute(&mut bbt, &bt.view(), &bt.view());
     let (lambda, basis) = eigen_descending(&bbt.mapv(|v| v.to_f64()))?;

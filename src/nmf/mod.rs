@@ -51,6 +51,7 @@ mod step;
 #[cfg(test)]
 mod tests;
 
+pub use blocks::ColumnBlocks;
 pub use canonical::hoyer_sparseness;
 pub use checkpoint::{Checkpoint, checkpoint_context};
 pub use fit::{Checkpointing, TOL_WINDOW};

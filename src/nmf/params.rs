@@ -516,6 +516,38 @@ impl Nmf {
     }
 }
 
+impl Nmf {
+    /// Rejects what a fit over column blocks cannot do without X whole (see
+    /// [`Nmf::fit_blocks`]); `masked`: missing data was asked for.
+    pub(crate) fn check_streamable(&self, masked: bool) -> Result<()> {
+        let refuse = |name: &'static str, why: &str| {
+            Err(Error::param(
+                name,
+                format!("{why}; not with images streamed block by block"),
+            ))
+        };
+        if masked {
+            return refuse("mask", "missing data fills X whole");
+        }
+        if !self.loss.is_frobenius() {
+            return refuse(
+                "loss",
+                "the divergences form W H, pixels x images, every iteration",
+            );
+        }
+        if self.sparsity_h.is_some() {
+            return refuse(
+                "sparsity_h",
+                "a sparseness constraint on H couples all images",
+            );
+        }
+        if self.runs != 1 {
+            return refuse("runs", "one run at a time");
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Display for Solver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

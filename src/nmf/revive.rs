@@ -26,10 +26,11 @@
 //! the pair is merged into the one with the larger share and the freed component restarts as a
 //! dead one does, kept only if the error falls.
 
-use ndarray::{Array2, ArrayView2, Axis, Zip};
+use ndarray::{Array1, Array2, ArrayView2, Axis, Zip};
 use rayon::prelude::*;
 
-use super::linalg::{column_norms_sq, residual_sq};
+use super::blocks::Images;
+use super::linalg::column_norms_sq;
 use crate::Float;
 
 /// How many restarts a fit may make, per component of its rank.
@@ -73,7 +74,7 @@ impl Revival {
     /// is one and the budget allows; returns whether it did.
     pub(crate) fn revive<T: Float>(
         &mut self,
-        x: &ArrayView2<'_, T>,
+        x: &Images<'_, T>,
         w: &mut Array2<T>,
         ht: &mut Array2<T>,
     ) -> bool {
@@ -102,7 +103,7 @@ impl Revival {
     /// is not tried again). Each try counts against the budget. Returns whether it kept one.
     pub(crate) fn merge_duplicate<T: Float>(
         &mut self,
-        x: &ArrayView2<'_, T>,
+        x: &Images<'_, T>,
         w: &mut Array2<T>,
         ht: &mut Array2<T>,
     ) -> bool {
@@ -118,7 +119,7 @@ impl Revival {
         let share = |k: usize| w_norms[k] * h_norms[k];
         let (keep, free) = if share(a) >= share(b) { (a, b) } else { (b, a) };
         let before = (w.clone(), ht.clone());
-        let error_before = residual_sq(x, w, ht);
+        let error_before = x.residual_sq(w, ht);
         // The freed component's share, projected onto the kept one's basis image:
         // h_keep += (w_keep . w_free / ||w_keep||^2) h_free.
         let (wk, wf) = (w.column(keep), w.column(free));
@@ -135,7 +136,7 @@ impl Revival {
         }
         w.column_mut(free).fill(T::zero());
         self.count += 1;
-        if restart(x, w, ht, free) && residual_sq(x, w, ht) < error_before {
+        if restart(x, w, ht, free) && x.residual_sq(w, ht) < error_before {
             return true;
         }
         (*w, *ht) = before;
@@ -174,12 +175,7 @@ fn most_alike<T: Float>(w: &Array2<T>) -> Option<(usize, usize)> {
 /// Restarts component k (its column of W and of H^T are overwritten) as the positive part of
 /// the residual of the image worst explained, with each image's least-squares coefficient on
 /// it given the others. Returns false, changing nothing, when no residual is positive.
-fn restart<T: Float>(
-    x: &ArrayView2<'_, T>,
-    w: &mut Array2<T>,
-    ht: &mut Array2<T>,
-    k: usize,
-) -> bool {
+fn restart<T: Float>(x: &Images<'_, T>, w: &mut Array2<T>, ht: &mut Array2<T>, k: usize) -> bool {
     let residual = worst_residual(x, w, ht);
     if residual.iter().all(|&v| v <= T::zero()) {
         // Nothing left to explain.
@@ -194,7 +190,14 @@ fn restart<T: Float>(
         .for_each(|(wk, &r)| *wk = r.max_of(T::zero()));
     let wk = w.column(k);
     let norm_sq: f64 = wk.iter().map(|v| v.to_f64() * v.to_f64()).sum();
-    let xtw = x.t().dot(&wk);
+    let xtw = match x.in_memory_x() {
+        Some(x) => x.t().dot(&wk),
+        None => {
+            let mut xtw = Array1::zeros(ht.nrows());
+            x.for_each(|cols, xb| xtw.slice_mut(ndarray::s![cols]).assign(&xb.t().dot(&wk)));
+            xtw
+        }
+    };
     let gram = w.t().dot(&wk);
     let explained = ht.dot(&gram);
     let inv = 1.0 / norm_sq;
@@ -207,10 +210,34 @@ fn restart<T: Float>(
 
 /// The residual `x_j - W h_j` of the image with the largest residual norm (the first of
 /// equals), found block by block so that W H is never held whole.
-fn worst_residual<T: Float>(x: &ArrayView2<'_, T>, w: &Array2<T>, ht: &Array2<T>) -> Vec<T> {
+fn worst_residual<T: Float>(images: &Images<'_, T>, w: &Array2<T>, ht: &Array2<T>) -> Vec<T> {
+    let n = images.count();
+    let mut norms = Vec::with_capacity(n);
+    images.for_each(|cols, x| {
+        let ht = ht.slice(ndarray::s![cols, ..]);
+        norms.extend(residual_norms(&x, w, &ht));
+    });
+    let worst = (0..n)
+        .max_by(|&a, &b| norms[a].total_cmp(&norms[b]).then(b.cmp(&a)))
+        .unwrap_or(0);
+    let fitted = w.dot(&ht.row(worst));
+    images
+        .column(worst)
+        .iter()
+        .zip(&fitted)
+        .map(|(&v, &f)| v - f)
+        .collect()
+}
+
+/// The squared residual norm of each image of `x` (m x b) given W and its rows of H^T.
+fn residual_norms<T: Float>(
+    x: &ArrayView2<'_, T>,
+    w: &Array2<T>,
+    ht: &ArrayView2<'_, T>,
+) -> Vec<f64> {
     const BLOCK: usize = 256;
     let n = x.ncols();
-    let norms: Vec<f64> = (0..n.div_ceil(BLOCK))
+    (0..n.div_ceil(BLOCK))
         .into_par_iter()
         .flat_map_iter(|b| {
             let cols = b * BLOCK..((b + 1) * BLOCK).min(n);
@@ -229,15 +256,6 @@ fn worst_residual<T: Float>(x: &ArrayView2<'_, T>, w: &Array2<T>, ht: &Array2<T>
                 });
             norms
         })
-        .collect();
-    let worst = (0..n)
-        .max_by(|&a, &b| norms[a].total_cmp(&norms[b]).then(b.cmp(&a)))
-        .unwrap_or(0);
-    let fitted = w.dot(&ht.row(worst));
-    x.column(worst)
-        .iter()
-        .zip(&fitted)
-        .map(|(&v, &f)| v - f)
         .collect()
 }
 
@@ -278,7 +296,7 @@ mod tests {
         let (x, mut w, mut ht) = half_found();
         let before = error(&x, &w, &ht);
         let mut revival = Revival::new(2);
-        assert!(revival.revive(&x.view(), &mut w, &mut ht));
+        assert!(revival.revive(&Images::in_memory(x.view(), None), &mut w, &mut ht));
         // Image 1 is worst explained: its residual is the second part, three times over.
         assert_eq!(w.column(1).to_vec(), vec![0.0, 0.0, 3.0, 3.0]);
         // Least-squares coefficients: image 1 all of it, image 2 a third, image 0 none.
@@ -289,7 +307,7 @@ mod tests {
         );
         assert!(error(&x, &w, &ht) < before * 1e-12);
         // Alive now, so nothing more to do.
-        assert!(!revival.revive(&x.view(), &mut w, &mut ht));
+        assert!(!revival.revive(&Images::in_memory(x.view(), None), &mut w, &mut ht));
         assert_eq!(revival.count, 1);
     }
 
@@ -299,7 +317,7 @@ mod tests {
         for round in 0..5 {
             let (x, mut w, mut ht) = half_found();
             assert_eq!(
-                revival.revive(&x.view(), &mut w, &mut ht),
+                revival.revive(&Images::in_memory(x.view(), None), &mut w, &mut ht),
                 round < RESTARTS_PER_COMPONENT,
                 "round {round}"
             );
@@ -312,13 +330,13 @@ mod tests {
         w[[2, 1]] = 1e-3;
         ht[[1, 1]] = 1.0;
         let before = (w.clone(), ht.clone());
-        assert!(!Revival::new(2).revive(&x.view(), &mut w, &mut ht));
+        assert!(!Revival::new(2).revive(&Images::in_memory(x.view(), None), &mut w, &mut ht));
         assert_eq!((w, ht), before);
         // A dead component where nothing is left to explain stays as it is.
         let x = array![[1.0, 2.0], [1.0, 2.0]];
         let mut w = array![[1.0, 0.0], [1.0, 0.0]];
         let mut ht = array![[1.0, 0.0], [2.0, 0.0]];
-        assert!(!Revival::new(2).revive(&x.view(), &mut w, &mut ht));
+        assert!(!Revival::new(2).revive(&Images::in_memory(x.view(), None), &mut w, &mut ht));
     }
 
     /// X holds three disjoint parts; the fit holds the first twice and has mixed the other
@@ -351,7 +369,7 @@ mod tests {
         let before = error(&x, &w, &ht);
         let mut revival = Revival::new(3);
         assert!(revival.has_duplicate(&w));
-        assert!(revival.merge_duplicate(&x.view(), &mut w, &mut ht));
+        assert!(revival.merge_duplicate(&Images::in_memory(x.view(), None), &mut w, &mut ht));
         // The kept first part carries both shares; the freed component is the worst image's
         // residual (image 1 or 2: the two mixed parts are equally badly explained).
         assert!(error(&x, &w, &ht) < before);
@@ -369,7 +387,7 @@ mod tests {
         let before = (w.clone(), ht.clone());
         let mut revival = Revival::new(2);
         assert!(revival.has_duplicate(&w));
-        assert!(!revival.merge_duplicate(&x.view(), &mut w, &mut ht));
+        assert!(!revival.merge_duplicate(&Images::in_memory(x.view(), None), &mut w, &mut ht));
         assert_eq!((w.clone(), ht), before);
         assert!(!revival.has_duplicate(&w));
     }

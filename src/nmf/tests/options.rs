@@ -305,3 +305,116 @@ fn column_blocks_give_the_iterates_of_one_block() {
         assert!(dw < 1e-7, "{}: W differs by {dw}", params.solver);
     }
 }
+
+/// X behind the column-block seam, as a decoded cache gives it: rows copied out on demand.
+#[derive(Debug)]
+struct Held<T>(Array2<T>);
+
+impl<T: crate::Float> ColumnBlocks<T> for Held<T> {
+    fn pixels(&self) -> usize {
+        self.0.nrows()
+    }
+    fn count(&self) -> usize {
+        self.0.ncols()
+    }
+    fn rows(&self, range: std::ops::Range<usize>) -> Array2<T> {
+        self.0
+            .slice(ndarray::s![.., range])
+            .t()
+            .as_standard_layout()
+            .into_owned()
+    }
+}
+
+#[test]
+fn streamed_fits_make_the_in_memory_iterates() {
+    // 203 images of 40 pixels and 30 images of 90 (X^T is then the short side of the start's
+    // SVD), in blocks of 32, 64 and all: every solver, the inits, a blank pixel row, and
+    // restarted components (data of rank 2 at rank 4).
+    let mut x = noisy(40, 203, 5);
+    x.row_mut(3).fill(0.0);
+    let tall = noisy(90, 30, 6);
+    // Of rank 2: NNDSVDa's components beyond it start at zero and are restarted one by one.
+    let two = low_rank(40, 203, 2, 9);
+    let penalised = Nmf::params(5).alpha_w(0.01).alpha_h(0.02).l1_ratio(0.5);
+    let mut cases: Vec<(Nmf, &Array2<f64>)> = ALL_SOLVERS
+        .iter()
+        .map(|&s| (Nmf::params(5).solver(s), &x))
+        .collect();
+    cases.push((penalised, &x));
+    cases.push((Nmf::params(5).sparsity_w(Some(0.4)), &x));
+    cases.push((Nmf::params(7).init(Init::Nndsvdar), &x));
+    cases.push((Nmf::params(4).init(Init::Random), &tall));
+    cases.push((Nmf::params(4), &tall));
+    cases.push((Nmf::params(4).solver(Solver::Cd), &two));
+    let mut restarts = 0;
+    for (params, x) in cases {
+        let params = params.max_iter(40).tol(0.0);
+        let memory = params.fit(&x.view()).unwrap();
+        restarts += memory.restarts;
+        for width in [32, 64, x.ncols()] {
+            let streamed = params.fit_blocks(&Held(x.clone()), width, |_| {}).unwrap();
+            let label = format!("{} {} in blocks of {width}", params.solver, params.init);
+            assert_eq!(memory.n_iter, streamed.n_iter, "{label}");
+            assert_eq!(memory.restarts, streamed.restarts, "{label}");
+            for (a, b) in memory.history.iter().zip(&streamed.history) {
+                assert!(
+                    (a.rel_error - b.rel_error).abs() <= 1e-9 * a.rel_error,
+                    "{label} at iteration {}: {} against {}",
+                    a.iter,
+                    a.rel_error,
+                    b.rel_error
+                );
+            }
+            assert!((memory.rel_error - streamed.rel_error).abs() <= 1e-9 * memory.rel_error);
+            let dw = (&memory.w - &streamed.w)
+                .iter()
+                .fold(0.0f64, |m, d| m.max(d.abs()));
+            assert!(dw < 1e-7, "{label}: W differs by {dw}");
+        }
+    }
+    assert!(
+        restarts > 0,
+        "no case restarted a component: the test misses revive.rs"
+    );
+    // f32: the same to rounding.
+    let x32 = x.mapv(|v| v as f32);
+    let memory = Nmf::params(5)
+        .max_iter(40)
+        .tol(0.0)
+        .fit(&x32.view())
+        .unwrap();
+    let streamed = Nmf::params(5)
+        .max_iter(40)
+        .tol(0.0)
+        .fit_blocks(&Held(x32.clone()), 64, |_| {})
+        .unwrap();
+    assert!((memory.rel_error - streamed.rel_error).abs() <= 1e-4 * memory.rel_error);
+}
+
+#[test]
+fn streamed_fits_refuse_what_needs_x_whole() {
+    let x = Held(noisy(20, 30, 7));
+    for (params, name) in [
+        (
+            Nmf::params(3)
+                .solver(Solver::Mu)
+                .loss(Loss::KullbackLeibler),
+            "loss",
+        ),
+        (Nmf::params(3).sparsity_h(Some(0.5)), "sparsity_h"),
+        (Nmf::params(3).runs(2), "runs"),
+        (Nmf::params(3).init(Init::Spa), "init"),
+    ] {
+        let err = params.fit_blocks(&x, 8, |_| {}).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("{name}:")), "{err}");
+    }
+    // Bad values are found block by block and named by their place in X.
+    let mut bad = noisy(20, 30, 8);
+    bad[[4, 17]] = -1.0;
+    let err = Nmf::params(3)
+        .fit_blocks(&Held(bad), 8, |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("entry (4, 17) is -1"), "{err}");
+}
