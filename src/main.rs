@@ -302,6 +302,15 @@ struct LearnArgs {
     /// image folder or the loading settings changed.
     #[arg(long, value_name = "DIR")]
     cache: Option<PathBuf>,
+    /// Fit without holding the images in memory: read them block by block from --cache every
+    /// iteration (memory: W, H and one block). Same iterates as in memory, without the
+    /// multilevel start; not with missing data, divergences, --sparsity-h, --runs, spa or
+    /// checkpoints.
+    #[arg(long, requires = "cache", conflicts_with_all = ["mask", "hide_fraction", "init_from", "checkpoint_every", "resume"])]
+    stream: bool,
+    /// Images per block of a streamed fit [default: about 64 MB of pixels per block].
+    #[arg(long, value_name = "N", requires = "stream")]
+    block_images: Option<usize>,
     /// Output folder.
     #[arg(short, long, default_value = "output")]
     out: PathBuf,
@@ -620,6 +629,9 @@ fn learn_as<T: Float>(args: &LearnArgs, resume: Option<(Vec<u8>, String)>) -> Re
     if let Some((w, h)) = args.resize {
         loader = loader.resize(w, h);
     }
+    if args.stream {
+        return learn_streamed::<T>(args, &loader, interrupt, &signal);
+    }
     let faces: Faces<T> = match &args.cache {
         Some(cache) => load_through_cache(&loader, cache, args.quiet)?,
         None => loader.load()?,
@@ -650,46 +662,8 @@ fn learn_as<T: Float>(args: &LearnArgs, resume: Option<(Vec<u8>, String)>) -> Re
         (None, Some((w, _))) => w.ncols(),
         (None, None) => DEFAULT_RANK,
     };
-    let mut params = Nmf::params(rank)
-        .solver(args.solver)
-        .loss(args.loss)
-        .init(args.init)
-        .max_iter(args.max_iter)
-        .tol(args.tol)
-        .max_time(match args.max_time {
-            Some(s) if s.is_finite() && s >= 0.0 => Some(Duration::from_secs_f64(s)),
-            Some(s) => bail!("--max-time: {s} is not a number of seconds"),
-            None => None,
-        })
-        .seed(args.seed)
-        .runs(args.runs as usize)
-        .alpha_w(args.alpha_w)
-        .alpha_h(args.alpha_h)
-        .l1_ratio(args.l1_ratio)
-        .sparsity_w(args.sparsity_w)
-        .sparsity_h(args.sparsity_h)
-        .unit_sum_w(args.unit_sum_w)
-        .image_shape(faces.height, faces.width)
-        .interrupt(interrupt.clone());
-    if let Some(on) = args.extrapolate {
-        params = params.extrapolate(on);
-    }
-    if let Some(on) = args.multilevel {
-        params = params.multilevel(on);
-    }
-    let bar = if args.quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(args.max_iter as u64)
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{prefix} [{bar:30}] {pos}/{len} iterations, {msg} ({elapsed}, eta {eta})",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    bar.set_prefix(format!("{} rank {rank}", args.solver));
+    let params = learn_params(args, rank, (faces.height, faces.width), &interrupt)?;
+    let bar = iteration_bar(args, rank);
     let mut run = 0;
     let report = |it: &facenmf::Iteration| {
         if it.iter == 0 {
@@ -807,7 +781,7 @@ fn learn_as<T: Float>(args: &LearnArgs, resume: Option<(Vec<u8>, String)>) -> Re
             args.out.display()
         );
     }
-    summarise(args, &faces, &fit, &outputs.paths);
+    summarise(args, faces.x.dim(), &fit, &outputs.paths);
     if interrupt.is_raised() {
         eprintln!(
             "interrupted ({}): wrote the best iterate so far ({} iterations, relative error \
@@ -820,6 +794,139 @@ fn learn_as<T: Float>(args: &LearnArgs, resume: Option<(Vec<u8>, String)>) -> Re
         if last_state.is_some() {
             eprintln!("go on with: facenmf learn --resume {}", args.out.display());
         }
+        return Ok(signal.exit_code());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The fit's parameters from learn's arguments, for images of `height` x `width`.
+fn learn_params(
+    args: &LearnArgs,
+    rank: usize,
+    (height, width): (usize, usize),
+    interrupt: &Interrupt,
+) -> Result<Nmf> {
+    let mut params = Nmf::params(rank)
+        .solver(args.solver)
+        .loss(args.loss)
+        .init(args.init)
+        .max_iter(args.max_iter)
+        .tol(args.tol)
+        .max_time(match args.max_time {
+            Some(s) if s.is_finite() && s >= 0.0 => Some(Duration::from_secs_f64(s)),
+            Some(s) => bail!("--max-time: {s} is not a number of seconds"),
+            None => None,
+        })
+        .seed(args.seed)
+        .runs(args.runs as usize)
+        .alpha_w(args.alpha_w)
+        .alpha_h(args.alpha_h)
+        .l1_ratio(args.l1_ratio)
+        .sparsity_w(args.sparsity_w)
+        .sparsity_h(args.sparsity_h)
+        .unit_sum_w(args.unit_sum_w)
+        .image_shape(height, width)
+        .interrupt(interrupt.clone());
+    if let Some(on) = args.extrapolate {
+        params = params.extrapolate(on);
+    }
+    if let Some(on) = args.multilevel {
+        params = params.multilevel(on);
+    }
+    Ok(params)
+}
+
+/// The bar of a fit's iterations.
+fn iteration_bar(args: &LearnArgs, rank: usize) -> ProgressBar {
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(args.max_iter as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} iterations, {msg} ({elapsed}, eta {eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{} rank {rank}", args.solver));
+    bar
+}
+
+/// Pixels per block of a streamed fit when --block-images is not given: about 64 MB of f32.
+const STREAM_BLOCK_VALUES: usize = 16 << 20;
+
+/// `learn --stream`: the images stay in the cache and are read block by block every
+/// iteration; the outputs show a sample of them.
+fn learn_streamed<T: Float>(
+    args: &LearnArgs,
+    loader: &Loader,
+    interrupt: Interrupt,
+    signal: &Signal,
+) -> Result<ExitCode> {
+    let cache = args.cache.as_deref().expect("--stream requires --cache");
+    let bar = decoding_bar(args.quiet);
+    let started = std::time::Instant::now();
+    let (images, state) = loader
+        .open_cache(cache, |p| {
+            bar.set_length(p.total as u64);
+            bar.set_position(p.done as u64);
+        })
+        .with_context(|| format!("cannot load through the cache in {}", cache.display()))?;
+    bar.finish_and_clear();
+    say_cache_state(&state, images.count(), cache, started, args.quiet);
+    if interrupt.is_raised() {
+        eprintln!("interrupted while loading; nothing was written");
+        return Ok(signal.exit_code());
+    }
+    let (m, n) = (images.pixels(), images.count());
+    let rank = args.rank.unwrap_or(DEFAULT_RANK);
+    let width = args
+        .block_images
+        .unwrap_or(STREAM_BLOCK_VALUES / m.max(1))
+        .max(1);
+    if !args.quiet {
+        eprintln!(
+            "streaming {n} images of {}x{} from {} in blocks of {} (X is {m} x {n}, not held)",
+            images.width,
+            images.height,
+            cache.display(),
+            width.min(n)
+        );
+    }
+    let params = learn_params(args, rank, (images.height, images.width), &interrupt)?;
+    let bar = iteration_bar(args, rank);
+    let fit = params.fit_blocks::<T>(&images, width, |it| {
+        bar.set_position(it.iter as u64);
+        bar.set_message(format!("error {:.6}", it.rel_error));
+    })?;
+    bar.finish_and_clear();
+    let options = render::OutputOptions {
+        samples: args.samples,
+        threads: rayon::current_num_threads(),
+        look: render::Look {
+            tile_scale: args.tile_scale,
+            palette: args.display,
+        },
+        resize: args.resize,
+    };
+    let outputs = render::write_streamed_outputs(&args.out, &images, &fit, &options)?;
+    if let Some(e) = &outputs.report_error {
+        eprintln!(
+            "warning: the report could not be built ({e}); W.npy, H.npy and run.json are written"
+        );
+    }
+    summarise(args, (m, n), &fit, &outputs.paths);
+    if interrupt.is_raised() {
+        eprintln!(
+            "interrupted ({}): wrote the best iterate so far ({} iterations, relative error \
+             {:.6}) to {}",
+            signal.name(),
+            fit.n_iter,
+            fit.rel_error,
+            args.out.display()
+        );
         return Ok(signal.exit_code());
     }
     Ok(ExitCode::SUCCESS)
@@ -891,7 +998,7 @@ fn report_skipped<T>(faces: &Faces<T>, quiet: bool) {
 
 fn summarise<T: Float>(
     args: &LearnArgs,
-    faces: &Faces<T>,
+    (m, n): (usize, usize),
     fit: &Factorization<T>,
     written: &[PathBuf],
 ) {
@@ -908,7 +1015,6 @@ fn summarise<T: Float>(
     if args.quiet {
         return;
     }
-    let (m, n) = faces.x.dim();
     eprintln!(
         "{} images, X {m} x {n}, rank {}, {} / {} / {}",
         n,
@@ -968,6 +1074,21 @@ fn load_for<T: Float>(
 /// The faces through the decoded cache in `cache`, with a bar while files are decoded, saying
 /// whether the cache was read or (and why) built.
 fn load_through_cache<T: Float>(loader: &Loader, cache: &Path, quiet: bool) -> Result<Faces<T>> {
+    let bar = decoding_bar(quiet);
+    let started = std::time::Instant::now();
+    let (faces, state) = loader
+        .load_cached(cache, |p| {
+            bar.set_length(p.total as u64);
+            bar.set_position(p.done as u64);
+        })
+        .with_context(|| format!("cannot load through the cache in {}", cache.display()))?;
+    bar.finish_and_clear();
+    say_cache_state(&state, faces.x.ncols(), cache, started, quiet);
+    Ok(faces)
+}
+
+/// The bar of files decoded into a cache.
+fn decoding_bar(quiet: bool) -> ProgressBar {
     let bar = if quiet {
         ProgressBar::hidden()
     } else {
@@ -980,31 +1101,32 @@ fn load_through_cache<T: Float>(loader: &Loader, cache: &Path, quiet: bool) -> R
         .expect("valid template")
         .progress_chars("=> "),
     );
-    let started = std::time::Instant::now();
-    let (faces, state) = loader
-        .load_cached(cache, |p| {
-            bar.set_length(p.total as u64);
-            bar.set_position(p.done as u64);
-        })
-        .with_context(|| format!("cannot load through the cache in {}", cache.display()))?;
-    bar.finish_and_clear();
-    if !quiet {
-        let seconds = started.elapsed().as_secs_f64();
-        match state {
-            facenmf::loader::CacheState::Hit => eprintln!(
-                "read {} decoded images from the cache in {} ({seconds:.2} s)",
-                faces.x.ncols(),
-                cache.display()
-            ),
-            facenmf::loader::CacheState::Built { reason } => eprintln!(
-                "decoded {} images into the cache in {} ({reason}; {seconds:.2} s)",
-                faces.x.ncols(),
-                cache.display()
-            ),
-            _ => {}
-        }
+    bar
+}
+
+/// Whether the cache was read or (and why) built.
+fn say_cache_state(
+    state: &facenmf::loader::CacheState,
+    images: usize,
+    cache: &Path,
+    started: std::time::Instant,
+    quiet: bool,
+) {
+    if quiet {
+        return;
     }
-    Ok(faces)
+    let seconds = started.elapsed().as_secs_f64();
+    match state {
+        facenmf::loader::CacheState::Hit => eprintln!(
+            "read {images} decoded images from the cache in {} ({seconds:.2} s)",
+            cache.display()
+        ),
+        facenmf::loader::CacheState::Built { reason } => eprintln!(
+            "decoded {images} images into the cache in {} ({reason}; {seconds:.2} s)",
+            cache.display()
+        ),
+        _ => {}
+    }
 }
 
 /// "wrote a, b, c to OUT" for the files a command wrote.

@@ -283,3 +283,90 @@ fn cbcl_through_the_cache_is_the_baselines_x() {
         128 + 361 * 2429
     );
 }
+
+#[test]
+fn learn_stream_fits_from_the_cache_and_writes_every_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = facenmf(&["synth", "--out", "d", "--count", "90"], tmp.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run = |args: &[&str]| {
+        let mut all = vec![
+            "learn",
+            "d/faces",
+            "-r",
+            "12",
+            "--max-iter",
+            "40",
+            "--tol",
+            "0",
+            "--precision",
+            "f64",
+            "--multilevel",
+            "off",
+        ];
+        all.extend_from_slice(args);
+        let out = facenmf(&all, tmp.path());
+        assert!(out.status.success(), "{}", stderr(&out));
+        stderr(&out)
+    };
+    let said = run(&[
+        "--cache",
+        "c",
+        "--stream",
+        "--block-images",
+        "32",
+        "-o",
+        "s",
+    ]);
+    assert!(said.contains("streaming 90 images"), "{said}");
+    run(&["-o", "m"]);
+    let json = |dir: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(tmp.path().join(dir).join("run.json")).unwrap())
+            .unwrap()
+    };
+    let (streamed, memory) = (json("s"), json("m"));
+    assert_eq!(streamed["images"], 90);
+    assert_eq!(streamed["files"], memory["files"]);
+    let history = |r: &serde_json::Value| -> Vec<f64> {
+        r["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["rel_error"].as_f64().unwrap())
+            .collect()
+    };
+    let (a, b) = (history(&streamed), history(&memory));
+    assert_eq!(a.len(), b.len());
+    for (k, (a, b)) in a.iter().zip(&b).enumerate() {
+        assert!((a - b).abs() <= 1e-9 * b, "iteration {k}: {a} against {b}");
+    }
+    for file in [
+        "W.npy",
+        "H.npy",
+        "report.html",
+        "basis.png",
+        "reconstructions.png",
+    ] {
+        assert!(tmp.path().join("s").join(file).is_file(), "{file}");
+    }
+    let warnings = streamed["warnings"].to_string();
+    assert!(warnings.contains("streamed"), "{warnings}");
+    // What a streamed fit cannot do is refused before any work, by flag.
+    for (extra, flag) in [
+        (vec!["--stream"], "--cache"),
+        (
+            vec!["--cache", "c", "--stream", "--sparsity-h", "0.5"],
+            "--sparsity-h",
+        ),
+        (
+            vec!["--cache", "c", "--stream", "--hide-fraction", "0.1"],
+            "--hide-fraction",
+        ),
+    ] {
+        let mut all = vec!["learn", "d/faces", "-r", "4", "-o", "x"];
+        all.extend_from_slice(&extra);
+        let out = facenmf(&all, tmp.path());
+        assert!(!out.status.success());
+        assert!(stderr(&out).contains(flag), "{flag}: {}", stderr(&out));
+    }
+}

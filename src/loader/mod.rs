@@ -87,36 +87,48 @@ const LEE_SEUNG_MOMENT: f64 = 0.25;
 impl Preprocess {
     /// Applies this preprocessing to every column of `x` in place.
     pub fn apply<T: Float>(self, x: &mut Array2<T>) {
+        self.apply_along(&mut x.view_mut(), ndarray::Axis(1));
+    }
+
+    /// Applies this preprocessing to every row of `images` (one image per row) in place.
+    pub fn apply_rows<T: Float>(self, mut images: ndarray::ArrayViewMut2<'_, T>) {
+        self.apply_along(&mut images, ndarray::Axis(0));
+    }
+
+    /// Each image is a lane along `axis`.
+    fn apply_along<T: Float>(self, x: &mut ndarray::ArrayViewMut2<'_, T>, axis: ndarray::Axis) {
         match self {
             Preprocess::None => {}
-            Preprocess::LeeSeung => {
-                x.axis_iter_mut(ndarray::Axis(1))
-                    .into_par_iter()
-                    .for_each(|mut column| {
-                        let len = column.len() as f64;
-                        let mean = column.iter().map(|v| v.to_f64()).sum::<f64>() / len;
-                        let var = column
-                            .iter()
-                            .map(|v| (v.to_f64() - mean).powi(2))
-                            .sum::<f64>()
-                            / len;
-                        // Asked exactly: the rounded mean of a constant image need not equal
-                        // its pixels, and its tiny "spread" would scale rounding to [0, 1].
-                        let first = column[0];
-                        let constant = column.iter().all(|&v| v == first);
-                        let scale = if constant {
-                            0.0
-                        } else {
-                            LEE_SEUNG_MOMENT / var.sqrt()
-                        };
-                        column.mapv_inplace(|v| {
-                            let y = (v.to_f64() - mean) * scale + LEE_SEUNG_MOMENT;
-                            T::from_f64(y.clamp(0.0, 1.0))
-                        });
-                    });
-            }
+            Preprocess::LeeSeung => x
+                .axis_iter_mut(axis)
+                .into_par_iter()
+                .for_each(|image| lee_seung(image)),
         }
     }
+}
+
+/// One image to mean and standard deviation 0.25, clipped to [0, 1].
+fn lee_seung<T: Float>(mut image: ndarray::ArrayViewMut1<'_, T>) {
+    let len = image.len() as f64;
+    let mean = image.iter().map(|v| v.to_f64()).sum::<f64>() / len;
+    let var = image
+        .iter()
+        .map(|v| (v.to_f64() - mean).powi(2))
+        .sum::<f64>()
+        / len;
+    // Asked exactly: the rounded mean of a constant image need not equal its pixels, and its
+    // tiny "spread" would scale rounding to [0, 1].
+    let first = image[0];
+    let constant = image.iter().all(|&v| v == first);
+    let scale = if constant {
+        0.0
+    } else {
+        LEE_SEUNG_MOMENT / var.sqrt()
+    };
+    image.mapv_inplace(|v| {
+        let y = (v.to_f64() - mean) * scale + LEE_SEUNG_MOMENT;
+        T::from_f64(y.clamp(0.0, 1.0))
+    });
 }
 
 impl std::fmt::Display for Preprocess {

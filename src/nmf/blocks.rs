@@ -10,7 +10,9 @@
 
 use std::ops::Range;
 
-use ndarray::{Array1, Array2, ArrayView2, s};
+use std::cell::RefCell;
+
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, s};
 
 use super::hals;
 use super::linalg::residual_sq;
@@ -25,9 +27,20 @@ pub trait ColumnBlocks<T>: Sync + std::fmt::Debug {
     fn pixels(&self) -> usize;
     /// Number of images, n.
     fn count(&self) -> usize;
-    /// Images `range` as rows (`range.len()` x m, standard layout): the transpose of X's
-    /// columns `range`.
-    fn rows(&self, range: Range<usize>) -> Array2<T>;
+    /// Images `first..first + out.nrows()` into the rows of `out` (images x m, standard
+    /// layout): the transpose of those columns of X. A fit reads every block every iteration
+    /// into one buffer.
+    fn read(&self, first: usize, out: ArrayViewMut2<'_, T>);
+
+    /// Images `range` as rows, in a new array.
+    fn rows(&self, range: Range<usize>) -> Array2<T>
+    where
+        T: Float,
+    {
+        let mut out = Array2::zeros((range.len(), self.pixels()));
+        self.read(range.start, out.view_mut());
+        out
+    }
 }
 
 /// The images (columns of X) as a sequence of column blocks.
@@ -46,6 +59,8 @@ pub(crate) enum Images<'a, T> {
         source: &'a dyn ColumnBlocks<T>,
         /// Images per block.
         width: usize,
+        /// Where each block is read to (width x m), allocated once per fit.
+        buffer: &'a RefCell<Array2<T>>,
     },
 }
 
@@ -67,10 +82,19 @@ impl<'a, T: Float> Images<'a, T> {
         Images::InMemory { x, width }
     }
 
-    /// X from `source`, `width` images at a time (rounded as [`Images::in_memory`] does).
-    pub(crate) fn streamed(source: &'a dyn ColumnBlocks<T>, width: usize) -> Self {
+    /// X from `source`, `width` images at a time (rounded as [`Images::in_memory`] does), read
+    /// into `buffer` (resized on first use).
+    pub(crate) fn streamed(
+        source: &'a dyn ColumnBlocks<T>,
+        width: usize,
+        buffer: &'a RefCell<Array2<T>>,
+    ) -> Self {
         let width = whole_groups(Some(width), source.count());
-        Images::Streamed { source, width }
+        Images::Streamed {
+            source,
+            width,
+            buffer,
+        }
     }
 
     /// X itself when it is in memory.
@@ -140,12 +164,21 @@ impl<'a, T: Float> Images<'a, T> {
                     visit(range.clone(), x.slice(s![.., range]));
                 }
             }
-            Images::Streamed { source, width } => {
+            Images::Streamed {
+                source,
+                width,
+                buffer,
+            } => {
                 let n = source.count();
+                let mut buffer = buffer.borrow_mut();
+                if buffer.dim() != (*width, source.pixels()) {
+                    *buffer = Array2::zeros((*width, source.pixels()));
+                }
                 for start in (0..n).step_by(*width) {
                     let range = start..(start + width).min(n);
-                    let rows = source.rows(range.clone());
-                    visit(range, rows.t());
+                    let mut rows = buffer.slice_mut(s![..range.len(), ..]);
+                    source.read(start, rows.view_mut());
+                    visit(range, rows.view().reversed_axes());
                 }
             }
         }

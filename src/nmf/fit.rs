@@ -362,8 +362,10 @@ impl Nmf {
         if blocks.is_some() {
             self.check_streamable(known.is_some())?;
         }
+        // A streamed fit reads each block into this buffer, allocated once.
+        let stream_buffer = std::cell::RefCell::new(Array2::zeros((0, 0)));
         let (sum, xx) = match blocks {
-            Some((b, width)) => scan_blocks(&Images::streamed(b, width))?,
+            Some((b, width)) => scan_blocks(&Images::streamed(b, width, &stream_buffer))?,
             None => scan_input(&x)?,
         };
         if known.is_some() && !self.loss.is_frobenius() {
@@ -414,7 +416,7 @@ impl Nmf {
         macro_rules! images {
             () => {
                 match blocks {
-                    Some((b, stream_width)) => Images::streamed(b, stream_width),
+                    Some((b, stream_width)) => Images::streamed(b, stream_width, &stream_buffer),
                     None => Images::in_memory(data(&x, &missing), width),
                 }
             };

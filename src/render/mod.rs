@@ -169,9 +169,16 @@ pub fn write_outputs<T: Float>(
     options: &OutputOptions,
     checkpoint: Option<&[u8]>,
 ) -> Result<Outputs> {
+    let (errors, _) = crate::nmf::column_errors(&faces.x.view(), &fit.w.view(), &fit.h.view());
+    let shown = Shown {
+        faces,
+        columns: None,
+        names: (0..faces.x.ncols()).map(|j| faces.name(j)).collect(),
+        errors,
+    };
     let mut report_error = None;
     write_as_set(dir, |staged| {
-        report_error = write_set(staged, faces, fit, options)?;
+        report_error = write_set(staged, &shown, fit, options)?;
         match checkpoint {
             Some(bytes) => write_atomic(&staged.join(CHECKPOINT_FILE), bytes),
             None => Ok(()),
@@ -189,6 +196,87 @@ pub fn write_outputs<T: Float>(
     if checkpoint.is_some() {
         paths.push(dir.join(CHECKPOINT_FILE));
     }
+    Ok(Outputs {
+        paths,
+        report_error,
+    })
+}
+
+/// The faces a run's outputs speak of: every face named and measured, and those shown held.
+struct Shown<'a, T> {
+    /// The faces held: all of X, or its columns `columns` (ascending).
+    faces: &'a Faces<T>,
+    columns: Option<Vec<usize>>,
+    /// Every face's file, in column order.
+    names: Vec<String>,
+    /// Every face's relative error.
+    errors: Vec<f64>,
+}
+
+/// Writes the outputs of a fit over images streamed from a decoded cache, as
+/// [`write_outputs`] does, without holding X: every face's error is measured block by block,
+/// and the pictures and the report show at most [`BASELINE_FACES`] faces spread evenly (the
+/// report says so). `W.npy`, `H.npy` and `run.json` cover every face.
+///
+/// # Errors
+/// As [`write_outputs`].
+pub fn write_streamed_outputs<T: Float>(
+    dir: &Path,
+    images: &crate::loader::CachedImages,
+    fit: &Factorization<T>,
+    options: &OutputOptions,
+) -> Result<Outputs> {
+    use crate::nmf::ColumnBlocks;
+    let n = images.count();
+    let m = images.pixels();
+    // Blocks of about 16 million values.
+    let block = (16_000_000 / m.max(1)).clamp(1, n.max(1));
+    let mut errors = Vec::with_capacity(n);
+    for start in (0..n).step_by(block) {
+        let range = start..(start + block).min(n);
+        let rows: ndarray::Array2<T> = ColumnBlocks::rows(images, range.clone());
+        let h = fit.h.slice(ndarray::s![.., range]);
+        errors.extend(crate::nmf::column_errors(&rows.t(), &fit.w.view(), &h).0);
+    }
+    let columns = sample_indices(n, BASELINE_FACES);
+    let mut x = ndarray::Array2::<T>::zeros((m, columns.len()));
+    for (k, &j) in columns.iter().enumerate() {
+        let row: ndarray::Array2<T> = ColumnBlocks::rows(images, j..j + 1);
+        x.column_mut(k).assign(&row.row(0));
+    }
+    let faces = Faces {
+        x,
+        root: images.root.clone(),
+        height: images.height,
+        width: images.width,
+        paths: columns.iter().map(|&j| images.paths[j].clone()).collect(),
+        skipped: images.skipped.clone(),
+        preprocess: images.preprocess,
+    };
+    let shown = Shown {
+        faces: &faces,
+        columns: Some(columns),
+        names: images
+            .paths
+            .iter()
+            .map(|p| p.to_string_lossy().replace('\\', "/"))
+            .collect(),
+        errors,
+    };
+    let mut report_error = None;
+    write_as_set(dir, |staged| {
+        report_error = write_set(staged, &shown, fit, options)?;
+        Ok(())
+    })?;
+    let paths = OUTPUT_FILES
+        .iter()
+        .take(if report_error.is_some() {
+            FACTOR_FILES
+        } else {
+            OUTPUT_FILES.len()
+        })
+        .map(|name| dir.join(name))
+        .collect();
     Ok(Outputs {
         paths,
         report_error,
@@ -220,14 +308,36 @@ pub(crate) fn write_as_set(dir: &Path, write: impl FnOnce(&Path) -> Result<()>) 
 /// The outputs of [`write_outputs`], into `dir`; the error of a report that could not be built.
 fn write_set<T: Float>(
     dir: &Path,
-    faces: &Faces<T>,
+    shown: &Shown<'_, T>,
     fit: &Factorization<T>,
     options: &OutputOptions,
 ) -> Result<Option<Error>> {
     let path = |name: &str| dir.join(name);
+    let Shown {
+        faces,
+        columns,
+        names,
+        errors,
+    } = shown;
     let (height, width) = (faces.height, faces.width);
-    let (errors, _) = crate::nmf::column_errors(&faces.x.view(), &fit.w.view(), &fit.h.view());
-    let indices = sample_indices(faces.x.ncols(), options.samples);
+    // Faces shown beside their reconstructions, as indices into all faces.
+    let indices: Vec<usize> = match columns {
+        None => sample_indices(faces.x.ncols(), options.samples),
+        Some(columns) => sample_indices(columns.len(), options.samples)
+            .into_iter()
+            .map(|k| columns[k])
+            .collect(),
+    };
+    let mut warnings = fit.warnings.clone();
+    if let Some(columns) = columns {
+        warnings.push(format!(
+            "the images were streamed: this page shows {} of the {} faces, spread evenly \
+             (its reconstructions, worst faces and comparisons are among them); W.npy, H.npy \
+             and run.json cover all",
+            columns.len(),
+            names.len()
+        ));
+    }
 
     npy::write(&path("W.npy"), &fit.w.view())?;
     npy::write(&path("H.npy"), &fit.h.view())?;
@@ -235,7 +345,7 @@ fn write_set<T: Float>(
     let record = RunRecord {
         facenmf: env!("CARGO_PKG_VERSION"),
         folder: faces.root.display().to_string(),
-        images: faces.x.ncols(),
+        images: names.len(),
         height,
         width,
         rank: fit.w.ncols(),
@@ -263,8 +373,8 @@ fn write_set<T: Float>(
         best_run: fit.best_run,
         coarse_levels: &fit.coarse_levels,
         restarts: fit.restarts,
-        warnings: &fit.warnings,
-        files: (0..faces.x.ncols()).map(|j| faces.name(j)).collect(),
+        warnings: &warnings,
+        files: names.clone(),
         skipped: faces
             .skipped
             .iter()
@@ -277,7 +387,7 @@ fn write_set<T: Float>(
             .iter()
             .map(|&index| ReconstructionRecord {
                 index,
-                file: faces.name(index),
+                file: names[index].clone(),
                 rel_error: errors[index],
             })
             .collect(),
@@ -286,12 +396,29 @@ fn write_set<T: Float>(
     let json = serde_json::to_vec_pretty(&record).expect("run record serialises");
     write_atomic(&path("run.json"), &json)?;
 
-    // The report reads the run as run.json records it, as `facenmf report` does.
-    let run: RunSummary = serde_json::from_slice(&json).expect("run.json reads back");
+    // The report reads the run as run.json records it, as `facenmf report` does; of a
+    // streamed run, it sees the faces held as if they were all.
+    let mut run: RunSummary = serde_json::from_slice(&json).expect("run.json reads back");
+    let (h, errors) = match columns {
+        None => (fit.h.clone(), errors.clone()),
+        Some(columns) => {
+            run.images = columns.len();
+            run.files = columns.iter().map(|&j| names[j].clone()).collect();
+            for face in &mut run.reconstructions {
+                face.index = columns
+                    .binary_search(&face.index)
+                    .expect("shown faces are held");
+            }
+            (
+                fit.h.select(ndarray::Axis(1), columns),
+                columns.iter().map(|&j| errors[j]).collect(),
+            )
+        }
+    };
     let report = match build_report(
         &faces.x.view(),
         &fit.w.view(),
-        &fit.h.view(),
+        &h.view(),
         &errors,
         &run,
         options.samples,

@@ -317,12 +317,9 @@ impl<T: crate::Float> ColumnBlocks<T> for Held<T> {
     fn count(&self) -> usize {
         self.0.ncols()
     }
-    fn rows(&self, range: std::ops::Range<usize>) -> Array2<T> {
-        self.0
-            .slice(ndarray::s![.., range])
-            .t()
-            .as_standard_layout()
-            .into_owned()
+    fn read(&self, first: usize, mut out: ndarray::ArrayViewMut2<'_, T>) {
+        let range = first..first + out.nrows();
+        out.assign(&self.0.slice(ndarray::s![.., range]).t());
     }
 }
 
