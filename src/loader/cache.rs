@@ -239,6 +239,34 @@ impl CachedImages {
 
     /// Images from `first` into the rows of `out` (standard layout), as decoded.
     fn read_raw<T: Float>(&self, first: usize, mut out: ArrayViewMut2<'_, T>) {
+        let count = out.nrows();
+        self.convert(first, out.view_mut());
+        // The block's pages leave this process's resident memory (the page cache keeps them):
+        // a streamed fit reads the whole file every iteration and would otherwise come to hold
+        // all of it.
+        #[cfg(unix)]
+        {
+            let row = self.pixels() * self.dtype.bytes();
+            // The kernel maps up to 64 KiB around each fault ("fault-around"): 2500 one-image
+            // reads spread over 200,000 images left 600 MB mapped until the range dropped
+            // took that margin in.
+            const AROUND: usize = 64 << 10;
+            let start = (HEADER_BYTES + first * row).saturating_sub(AROUND);
+            let end = (HEADER_BYTES + (first + count) * row + AROUND).min(self.map.len());
+            // SAFETY: the map is read-only and nothing of ours borrows it here; MADV_DONTNEED
+            // only drops its pages, which the next access reads back from the file unchanged.
+            let _ = unsafe {
+                self.map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    start,
+                    end - start,
+                )
+            };
+        }
+    }
+
+    /// Images from `first` into the rows of `out`, converted from their stored type.
+    fn convert<T: Float>(&self, first: usize, mut out: ArrayViewMut2<'_, T>) {
         let size = self.dtype.bytes();
         let bytes = self.bytes(first..first + out.nrows());
         let values = out.as_slice_mut().expect("rows of a standard-layout array");

@@ -229,8 +229,8 @@ pub fn write_streamed_outputs<T: Float>(
     use crate::nmf::ColumnBlocks;
     let n = images.count();
     let m = images.pixels();
-    // Blocks of about 16 million values.
-    let block = (16_000_000 / m.max(1)).clamp(1, n.max(1));
+    // Blocks of about 4 million values (the block and its W H are both held).
+    let block = (4_000_000 / m.max(1)).clamp(1, n.max(1));
     let mut errors = Vec::with_capacity(n);
     for start in (0..n).step_by(block) {
         let range = start..(start + block).min(n);
