@@ -836,19 +836,27 @@ fn learn_params(
     Ok(params)
 }
 
-/// The bar of a fit's iterations.
-fn iteration_bar(args: &LearnArgs, rank: usize) -> ProgressBar {
-    let bar = if args.quiet {
+/// A progress bar in the house style, hidden when `quiet`.
+fn progress_bar(quiet: bool, len: u64, template: &str) -> ProgressBar {
+    let bar = if quiet {
         ProgressBar::hidden()
     } else {
-        ProgressBar::new(args.max_iter as u64)
+        ProgressBar::new(len)
     };
     bar.set_style(
-        ProgressStyle::with_template(
-            "{prefix} [{bar:30}] {pos}/{len} iterations, {msg} ({elapsed}, eta {eta})",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
+        ProgressStyle::with_template(template)
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+/// The bar of a fit's iterations.
+fn iteration_bar(args: &LearnArgs, rank: usize) -> ProgressBar {
+    let bar = progress_bar(
+        args.quiet,
+        args.max_iter as u64,
+        "{prefix} [{bar:30}] {pos}/{len} iterations, {msg} ({elapsed}, eta {eta})",
     );
     bar.set_prefix(format!("{} rank {rank}", args.solver));
     bar
@@ -1089,19 +1097,11 @@ fn load_through_cache<T: Float>(loader: &Loader, cache: &Path, quiet: bool) -> R
 
 /// The bar of files decoded into a cache.
 fn decoding_bar(quiet: bool) -> ProgressBar {
-    let bar = if quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(0)
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "decoding [{bar:30}] {pos}/{len} files ({per_sec}, eta {eta})",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    bar
+    progress_bar(
+        quiet,
+        0,
+        "decoding [{bar:30}] {pos}/{len} files ({per_sec}, eta {eta})",
+    )
 }
 
 /// Whether the cache was read or (and why) built.
@@ -1171,17 +1171,10 @@ fn recognize_as<T: Float>(args: &RecognizeArgs) -> Result<()> {
         occlusion: args.occlude,
         seed: args.seed,
     };
-    let bar = if args.quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(args.max_iter as u64)
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "fitting the training faces [{bar:30}] {pos}/{len} iterations, {msg}",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
+    let bar = progress_bar(
+        args.quiet,
+        args.max_iter as u64,
+        "fitting the training faces [{bar:30}] {pos}/{len} iterations, {msg}",
     );
     let started = std::time::Instant::now();
     let report = study.run(&faces, &params, |it| {
@@ -1348,17 +1341,10 @@ fn rank_as<T: Float>(args: &RankArgs) -> Result<()> {
         .tol(args.tol)
         .image_shape(faces.height, faces.width);
     let total = (args.ranks.len() * args.replicates) as u64;
-    let bar = if args.quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(total)
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "rank study [{bar:30}] {pos}/{len} fits, {msg} ({elapsed}, eta {eta})",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
+    let bar = progress_bar(
+        args.quiet,
+        total,
+        "rank study [{bar:30}] {pos}/{len} fits, {msg} ({elapsed}, eta {eta})",
     );
     let report = study.run(&faces.x.view(), &params, |fit| {
         bar.inc(1);
