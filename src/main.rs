@@ -634,7 +634,15 @@ fn learn_as<T: Float>(args: &LearnArgs, resume: Option<(Vec<u8>, String)>) -> Re
     }
     let faces: Faces<T> = match &args.cache {
         Some(cache) => load_through_cache(&loader, cache, args.quiet)?,
-        None => loader.load()?,
+        None => {
+            let bar = decoding_bar(args.quiet);
+            let faces = loader.load_with(|p| {
+                bar.set_length(p.total as u64);
+                bar.set_position(p.done as u64);
+            })?;
+            bar.finish_and_clear();
+            faces
+        }
     };
     if interrupt.is_raised() {
         eprintln!("interrupted while loading; nothing was written");
@@ -1095,7 +1103,7 @@ fn load_through_cache<T: Float>(loader: &Loader, cache: &Path, quiet: bool) -> R
     Ok(faces)
 }
 
-/// The bar of files decoded into a cache.
+/// The bar of files decoded.
 fn decoding_bar(quiet: bool) -> ProgressBar {
     progress_bar(
         quiet,

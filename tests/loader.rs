@@ -348,3 +348,21 @@ fn lee_seung_preprocessing_sets_each_faces_mean_and_spread_then_clips() {
     );
     assert!("zscore".parse::<facenmf::Preprocess>().is_err());
 }
+
+#[test]
+fn loading_reports_each_decoded_file_once() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..37 {
+        flat(dir.path(), &format!("f{i:02}.png"), 4, 3, i as u8);
+    }
+    std::fs::write(dir.path().join("notes.txt"), "not an image").unwrap();
+    let seen = std::sync::Mutex::new(Vec::new());
+    let faces = Loader::new(dir.path())
+        .load_with::<f32>(|p| seen.lock().unwrap().push((p.done, p.total)))
+        .unwrap();
+    assert_eq!(faces.x.ncols(), 37);
+    let mut seen = seen.into_inner().unwrap();
+    seen.sort();
+    // Every decoded file once, counted 1..=37 of 37; the text file is never decoded.
+    assert_eq!(seen, (1..=37).map(|d| (d, 37)).collect::<Vec<_>>());
+}

@@ -327,6 +327,15 @@ impl Loader {
     /// A missing folder, an unreadable, undecodable or oversized file (unless skipped), images of
     /// mixed sizes (unless resized), and a folder with fewer than two images.
     pub fn load<T: Float>(&self) -> Result<Faces<T>> {
+        self.load_with(|_| {})
+    }
+
+    /// [`Loader::load`], calling `progress` as files are decoded (from the decoding threads,
+    /// so it must be `Sync`: a progress bar, a counter).
+    ///
+    /// # Errors
+    /// As [`Loader::load`].
+    pub fn load_with<T: Float>(&self, progress: impl Fn(LoadProgress) + Sync) -> Result<Faces<T>> {
         self.check_settings()?;
         let (files, mut skipped) = list_files(&self.dir, self.skip_unreadable, &self.exclude)?;
         let probes: Vec<Result<Probe>> = files.par_iter().map(|rel| self.probe(rel)).collect();
@@ -352,9 +361,16 @@ impl Loader {
                 found_h: odd.height,
             });
         }
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        let total = found.len();
         let outcomes: Vec<Result<Outcome<T>>> = found
             .par_iter()
-            .map(|(rel, header)| self.decode_one(rel, header))
+            .map(|(rel, header)| {
+                let outcome = self.decode_one(rel, header);
+                let done = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                progress(LoadProgress { done, total });
+                outcome
+            })
             .collect();
         drop(found);
 
