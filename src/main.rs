@@ -633,13 +633,10 @@ fn learn_as<T: Float>(args: &LearnArgs, resume: Option<(Vec<u8>, String)>) -> Re
         return learn_streamed::<T>(args, &loader, interrupt, &signal);
     }
     let faces: Faces<T> = match &args.cache {
-        Some(cache) => load_through_cache(&loader, cache, args.quiet)?,
+        Some(cache) => open_cache(&loader, cache, args.quiet)?.into_faces(),
         None => {
             let bar = decoding_bar(args.quiet);
-            let faces = loader.load_with(|p| {
-                bar.set_length(p.total as u64);
-                bar.set_position(p.done as u64);
-            })?;
+            let faces = loader.load_with(show_files(&bar))?;
             bar.finish_and_clear();
             faces
         }
@@ -882,16 +879,7 @@ fn learn_streamed<T: Float>(
     signal: &Signal,
 ) -> Result<ExitCode> {
     let cache = args.cache.as_deref().expect("--stream requires --cache");
-    let bar = decoding_bar(args.quiet);
-    let started = std::time::Instant::now();
-    let (images, state) = loader
-        .open_cache(cache, |p| {
-            bar.set_length(p.total as u64);
-            bar.set_position(p.done as u64);
-        })
-        .with_context(|| format!("cannot load through the cache in {}", cache.display()))?;
-    bar.finish_and_clear();
-    say_cache_state(&state, images.count(), cache, started, args.quiet);
+    let images = open_cache(loader, cache, args.quiet)?;
     if interrupt.is_raised() {
         eprintln!("interrupted while loading; nothing was written");
         return Ok(signal.exit_code());
@@ -1087,20 +1075,25 @@ fn load_for<T: Float>(
     Ok(faces)
 }
 
-/// The faces through the decoded cache in `cache`, with a bar while files are decoded, saying
-/// whether the cache was read or (and why) built.
-fn load_through_cache<T: Float>(loader: &Loader, cache: &Path, quiet: bool) -> Result<Faces<T>> {
+/// The images of the decoded cache in `cache` (built first if missing or stale), with a bar
+/// while files are decoded, saying whether the cache was read or (and why) built.
+fn open_cache(loader: &Loader, cache: &Path, quiet: bool) -> Result<facenmf::loader::CachedImages> {
     let bar = decoding_bar(quiet);
     let started = std::time::Instant::now();
-    let (faces, state) = loader
-        .load_cached(cache, |p| {
-            bar.set_length(p.total as u64);
-            bar.set_position(p.done as u64);
-        })
+    let (images, state) = loader
+        .open_cache(cache, show_files(&bar))
         .with_context(|| format!("cannot load through the cache in {}", cache.display()))?;
     bar.finish_and_clear();
-    say_cache_state(&state, faces.x.ncols(), cache, started, quiet);
-    Ok(faces)
+    say_cache_state(&state, images.count(), cache, started, quiet);
+    Ok(images)
+}
+
+/// A loader's progress on `bar`.
+fn show_files(bar: &ProgressBar) -> impl Fn(facenmf::loader::LoadProgress) + Sync + '_ {
+    |p| {
+        bar.set_length(p.total as u64);
+        bar.set_position(p.done as u64);
+    }
 }
 
 /// The bar of files decoded.

@@ -297,6 +297,21 @@ impl CachedImages {
             });
     }
 
+    /// All images read into memory as [`Faces`], preprocessed: what [`Loader::load`] gives.
+    pub fn into_faces<T: Float>(self) -> Faces<T> {
+        let mut x = self.to_matrix::<T>();
+        self.preprocess.apply(&mut x);
+        Faces {
+            x,
+            root: self.root,
+            height: self.height,
+            width: self.width,
+            paths: self.paths,
+            skipped: self.skipped,
+            preprocess: self.preprocess,
+        }
+    }
+
     /// All images as X (m x n), as [`Loader::load`] would give them (before preprocessing).
     pub fn to_matrix<T: Float>(&self) -> Array2<T> {
         let (m, n, size, dtype) = (self.pixels(), self.count(), self.dtype.bytes(), self.dtype);
@@ -338,18 +353,7 @@ impl Loader {
         progress: impl FnMut(LoadProgress),
     ) -> Result<(Faces<T>, CacheState)> {
         let (images, state) = self.open_cache(cache, progress)?;
-        let mut x = images.to_matrix::<T>();
-        self.preprocess.apply(&mut x);
-        let faces = Faces {
-            x,
-            root: self.dir.clone(),
-            height: images.height,
-            width: images.width,
-            paths: images.paths,
-            skipped: images.skipped,
-            preprocess: self.preprocess,
-        };
-        Ok((faces, state))
+        Ok((images.into_faces(), state))
     }
 
     /// The cache in `cache` for this folder and these settings, built first if it is missing

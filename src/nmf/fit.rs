@@ -108,12 +108,9 @@ impl Nmf {
             ..self.clone()
         };
         let source = Source::Blocks(blocks, width.max(1));
-        let fit = if rayon::current_thread_index().is_some() {
-            params.fit_loop(source, None, None, progress, None)
-        } else {
-            rayon::scope(|_| params.fit_loop(source, None, None, progress, None))
-        };
-        fit.map(|(fit, _)| fit)
+        params
+            .fit_inner_checkpointed(source, None, None, progress, None)
+            .map(|(fit, _)| fit)
     }
 
     /// Fits X from given factors W0 (m x r) and H0 (r x n) instead of [`Nmf::init`]; W0 is
@@ -215,7 +212,7 @@ impl Nmf {
             ..self.clone()
         };
         params.fit_inner_checkpointed(
-            x,
+            Source::Memory(x),
             start,
             known.map(|k| k.view()),
             progress,
@@ -254,37 +251,23 @@ impl Nmf {
         known: Option<ArrayView2<bool>>,
         progress: impl FnMut(&Iteration) + Send,
     ) -> Result<Factorization<T>> {
-        self.fit_inner_checkpointed(x, start_factors, known, progress, None)
+        self.fit_inner_checkpointed(Source::Memory(x), start_factors, known, progress, None)
             .map(|(fit, _)| fit)
     }
 
     /// [`Nmf::fit_inner`] with checkpoints; returns the last state of an interrupted fit too.
     fn fit_inner_checkpointed<T: Float>(
         &self,
-        x: &ArrayView2<T>,
+        source: Source<'_, T>,
         start_factors: Option<(Array2<T>, Array2<T>)>,
         known: Option<ArrayView2<bool>>,
         progress: impl FnMut(&Iteration) + Send,
         checkpointing: Option<&mut Checkpointing<'_, T>>,
     ) -> Result<(Factorization<T>, Option<Checkpoint<T>>)> {
         if rayon::current_thread_index().is_some() {
-            return self.fit_loop(
-                Source::Memory(x),
-                start_factors,
-                known,
-                progress,
-                checkpointing,
-            );
+            return self.fit_loop(source, start_factors, known, progress, checkpointing);
         }
-        rayon::scope(|_| {
-            self.fit_loop(
-                Source::Memory(x),
-                start_factors,
-                known,
-                progress,
-                checkpointing,
-            )
-        })
+        rayon::scope(|_| self.fit_loop(source, start_factors, known, progress, checkpointing))
     }
 
     /// The coarse shape a multilevel start would fit first, if it applies to this fit.
@@ -884,8 +867,9 @@ fn scan_blocks<T: Float>(images: &Images<'_, T>) -> Result<(f64, f64)> {
         if failure.is_some() {
             return;
         }
-        // The block as images x pixels (how a source gives it): contiguous.
-        let rows = xb.t().as_standard_layout().into_owned();
+        // The block as images x pixels (how a source gives it): contiguous, so not copied.
+        let rows = xb.t();
+        let rows = rows.as_standard_layout();
         match scan_values(&rows.view()) {
             Ok((s, q)) => (sum, sq) = (sum + s, sq + q),
             Err(at) => failure = Some((cols.start, at)),

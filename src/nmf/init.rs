@@ -25,7 +25,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::blocks::Images;
-use super::linalg::{TallProduct, matmul, view, view_mut};
+use super::linalg::{TallProduct, matmul, matmul_into, view, view_mut};
 use super::seed;
 use crate::{Error, Float, Result};
 
@@ -522,9 +522,8 @@ fn sum_x<T: Float>(images: &Images<'_, T>, out: &mut Array2<T>, b: &Array2<T>) {
 /// `out = X^T q` (n x l) for q (m x l), one block of rows at a time.
 fn stack_xt<T: Float>(images: &Images<'_, T>, out: &mut Array2<T>, q: &Array2<T>) {
     images.for_each(|cols, xb| {
-        let mut part = Array2::<T>::zeros((cols.len(), q.ncols()));
-        matmul(&mut part, view(&xb).transpose(), view(&q.view()));
-        out.slice_mut(ndarray::s![cols, ..]).assign(&part);
+        let mut rows = out.slice_mut(ndarray::s![cols, ..]);
+        matmul_into(&mut rows, view(&xb).transpose(), view(&q.view()));
     });
 }
 

@@ -21,6 +21,7 @@ mod plot;
 mod recognition;
 mod report;
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -176,30 +177,7 @@ pub fn write_outputs<T: Float>(
         names: (0..faces.x.ncols()).map(|j| faces.name(j)).collect(),
         errors,
     };
-    let mut report_error = None;
-    write_as_set(dir, |staged| {
-        report_error = write_set(staged, &shown, fit, options)?;
-        match checkpoint {
-            Some(bytes) => write_atomic(&staged.join(CHECKPOINT_FILE), bytes),
-            None => Ok(()),
-        }
-    })?;
-    let mut paths: Vec<PathBuf> = OUTPUT_FILES
-        .iter()
-        .take(if report_error.is_some() {
-            FACTOR_FILES
-        } else {
-            OUTPUT_FILES.len()
-        })
-        .map(|n| dir.join(n))
-        .collect();
-    if checkpoint.is_some() {
-        paths.push(dir.join(CHECKPOINT_FILE));
-    }
-    Ok(Outputs {
-        paths,
-        report_error,
-    })
+    write_shown(dir, &shown, fit, options, checkpoint)
 }
 
 /// The faces a run's outputs speak of: every face named and measured, and those shown held.
@@ -263,20 +241,38 @@ pub fn write_streamed_outputs<T: Float>(
             .collect(),
         errors,
     };
+    write_shown(dir, &shown, fit, options, None)
+}
+
+/// Writes the set of `shown` (and `checkpoint`, if any) into `dir` as one (see
+/// [`write_as_set`]) and lists what it wrote.
+fn write_shown<T: Float>(
+    dir: &Path,
+    shown: &Shown<'_, T>,
+    fit: &Factorization<T>,
+    options: &OutputOptions,
+    checkpoint: Option<&[u8]>,
+) -> Result<Outputs> {
     let mut report_error = None;
     write_as_set(dir, |staged| {
-        report_error = write_set(staged, &shown, fit, options)?;
-        Ok(())
+        report_error = write_set(staged, shown, fit, options)?;
+        match checkpoint {
+            Some(bytes) => write_atomic(&staged.join(CHECKPOINT_FILE), bytes),
+            None => Ok(()),
+        }
     })?;
-    let paths = OUTPUT_FILES
+    let mut paths: Vec<PathBuf> = OUTPUT_FILES
         .iter()
         .take(if report_error.is_some() {
             FACTOR_FILES
         } else {
             OUTPUT_FILES.len()
         })
-        .map(|name| dir.join(name))
+        .map(|n| dir.join(n))
         .collect();
+    if checkpoint.is_some() {
+        paths.push(dir.join(CHECKPOINT_FILE));
+    }
     Ok(Outputs {
         paths,
         report_error,
@@ -400,7 +396,7 @@ fn write_set<T: Float>(
     // streamed run, it sees the faces held as if they were all.
     let mut run: RunSummary = serde_json::from_slice(&json).expect("run.json reads back");
     let (h, errors) = match columns {
-        None => (fit.h.clone(), errors.clone()),
+        None => (Cow::Borrowed(&fit.h), Cow::Borrowed(errors)),
         Some(columns) => {
             run.images = columns.len();
             run.files = columns.iter().map(|&j| names[j].clone()).collect();
@@ -410,8 +406,8 @@ fn write_set<T: Float>(
                     .expect("shown faces are held");
             }
             (
-                fit.h.select(ndarray::Axis(1), columns),
-                columns.iter().map(|&j| errors[j]).collect(),
+                Cow::Owned(fit.h.select(ndarray::Axis(1), columns)),
+                Cow::Owned(columns.iter().map(|&j| errors[j]).collect()),
             )
         }
     };
