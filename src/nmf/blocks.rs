@@ -16,6 +16,7 @@ use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, s};
 
 use super::hals;
 use super::linalg::residual_sq;
+use super::split::Share;
 use crate::Float;
 
 /// A source of the images (the columns of X) block by block, for an X that is not held in
@@ -43,9 +44,18 @@ pub trait ColumnBlocks<T>: Sync + std::fmt::Debug {
     }
 }
 
-/// The images (columns of X) as a sequence of column blocks.
+/// The images (columns of X) as a sequence of column blocks: this process's images, when they
+/// are split over processes ([`Share`]).
 #[derive(Debug, Clone)]
-pub(crate) enum Images<'a, T> {
+pub(crate) struct Images<'a, T> {
+    columns: Columns<'a, T>,
+    /// This process's share of the images, when they are split over processes.
+    share: Option<Share<'a>>,
+}
+
+/// Where the columns are.
+#[derive(Debug, Clone)]
+enum Columns<'a, T> {
     /// All of X in memory, `width` images per block (the last block may be narrower).
     InMemory {
         /// X, m x n.
@@ -79,7 +89,10 @@ impl<'a, T: Float> Images<'a, T> {
     /// groups of the HALS kernel's rows.
     pub(crate) fn in_memory(x: ArrayView2<'a, T>, width: Option<usize>) -> Self {
         let width = whole_groups(width, x.ncols());
-        Images::InMemory { x, width }
+        Images {
+            columns: Columns::InMemory { x, width },
+            share: None,
+        }
     }
 
     /// X from `source`, `width` images at a time (rounded as [`Images::in_memory`] does), read
@@ -90,63 +103,124 @@ impl<'a, T: Float> Images<'a, T> {
         buffer: &'a RefCell<Array2<T>>,
     ) -> Self {
         let width = whole_groups(Some(width), source.count());
-        Images::Streamed {
-            source,
-            width,
-            buffer,
+        Images {
+            columns: Columns::Streamed {
+                source,
+                width,
+                buffer,
+            },
+            share: None,
         }
     }
 
     /// X itself when it is in memory.
     pub(crate) fn in_memory_x(&self) -> Option<ArrayView2<'a, T>> {
-        match self {
-            Images::InMemory { x, .. } => Some(*x),
-            Images::Streamed { .. } => None,
+        match &self.columns {
+            Columns::InMemory { x, .. } => Some(*x),
+            Columns::Streamed { .. } => None,
         }
     }
 
     /// Images per block (the last block may hold fewer).
     pub(crate) fn width(&self) -> usize {
-        match self {
-            Images::InMemory { width, .. } | Images::Streamed { width, .. } => *width,
+        match &self.columns {
+            Columns::InMemory { width, .. } | Columns::Streamed { width, .. } => *width,
         }
     }
 
     /// Number of images, n.
     pub(crate) fn count(&self) -> usize {
-        match self {
-            Images::InMemory { x, .. } => x.ncols(),
-            Images::Streamed { source, .. } => source.count(),
+        match &self.columns {
+            Columns::InMemory { x, .. } => x.ncols(),
+            Columns::Streamed { source, .. } => source.count(),
         }
     }
 
     /// Pixels per image, m.
     pub(crate) fn pixels(&self) -> usize {
-        match self {
-            Images::InMemory { x, .. } => x.nrows(),
-            Images::Streamed { source, .. } => source.pixels(),
+        match &self.columns {
+            Columns::InMemory { x, .. } => x.nrows(),
+            Columns::Streamed { source, .. } => source.pixels(),
         }
     }
 
     /// Image `j`, X's column j.
     pub(crate) fn column(&self, j: usize) -> Array1<T> {
-        match self {
-            Images::InMemory { x, .. } => x.column(j).to_owned(),
-            Images::Streamed { source, .. } => source.rows(j..j + 1).row(0).to_owned(),
+        match &self.columns {
+            Columns::InMemory { x, .. } => x.column(j).to_owned(),
+            Columns::Streamed { source, .. } => source.rows(j..j + 1).row(0).to_owned(),
         }
     }
 
-    /// `||X - W H||_F^2` for W (m x r) and H^T (n x r), block by block.
+    /// `||X - W H||_F^2` for W (m x r) and H^T (n x r), block by block (over all processes).
     pub(crate) fn residual_sq(&self, w: &Array2<T>, ht: &Array2<T>) -> f64 {
-        if let Some(x) = self.in_memory_x() {
-            return residual_sq(&x, w, ht);
-        }
         let mut total = 0.0;
-        self.for_each(|cols, xb| {
-            let ht_b = ht.slice(s![cols, ..]).to_owned();
-            total += residual_sq(&xb, w, &ht_b);
-        });
-        total
+        if let Some(x) = self.in_memory_x() {
+            total = residual_sq(&x, w, ht);
+        } else {
+            self.for_each(|cols, xb| {
+                let ht_b = ht.slice(s![cols, ..]).to_owned();
+                total += residual_sq(&xb, w, &ht_b);
+            });
+        }
+        self.sum_scalar(total)
+    }
+
+    /// These images split over processes, this process holding `share`'s part.
+    pub(crate) fn with_share(self, share: Option<Share<'a>>) -> Self {
+        Images { share, ..self }
+    }
+
+    /// The process group, when the images are split over several.
+    pub(crate) fn share(&self) -> Option<&Share<'a>> {
+        self.share.as_ref()
+    }
+
+    /// Number of images over all processes (n of the whole X).
+    pub(crate) fn total(&self) -> usize {
+        self.share.map_or_else(|| self.count(), |s| s.total)
+    }
+
+    /// The column of the whole X that this process's first image is.
+    pub(crate) fn first(&self) -> usize {
+        self.share.map_or(0, |s| s.first)
+    }
+
+    /// X whole, when it is in memory in this process.
+    pub(crate) fn whole_x(&self) -> Option<ArrayView2<'a, T>> {
+        self.in_memory_x().filter(|_| self.share.is_none())
+    }
+
+    /// Replaces `values` with their sum over the processes (nothing to do in one).
+    pub(crate) fn sum(&self, values: &mut [f64]) {
+        if let Some(share) = &self.share {
+            share.group.sum(values);
+        }
+    }
+
+    /// `value` summed over the processes.
+    pub(crate) fn sum_scalar(&self, value: f64) -> f64 {
+        let mut v = [value];
+        self.sum(&mut v);
+        v[0]
+    }
+
+    /// Replaces each array's entries with their sum over the processes, in one exchange.
+    pub(crate) fn sum_arrays(&self, arrays: &mut [&mut Array2<T>]) {
+        if self.share.is_none() {
+            return;
+        }
+        let mut values: Vec<f64> = arrays
+            .iter()
+            .flat_map(|a| a.iter().map(|v| v.to_f64()))
+            .collect();
+        self.sum(&mut values);
+        let mut values = values.into_iter();
+        for a in arrays.iter_mut() {
+            a.iter_mut()
+                .zip(&mut values)
+                .for_each(|(v, s)| *v = T::from_f64(s));
+        }
     }
 
     /// Whether the images come as one block (then the half-steps work on H^T in place).
@@ -156,15 +230,15 @@ impl<'a, T: Float> Images<'a, T> {
 
     /// Calls `visit` with each block's column range and pixels (m x block), in column order.
     pub(crate) fn for_each(&self, mut visit: impl FnMut(Range<usize>, ArrayView2<'_, T>)) {
-        match self {
-            Images::InMemory { x, width } => {
+        match &self.columns {
+            Columns::InMemory { x, width } => {
                 let n = x.ncols();
                 for start in (0..n).step_by(*width) {
                     let range = start..(start + width).min(n);
                     visit(range.clone(), x.slice(s![.., range]));
                 }
             }
-            Images::Streamed {
+            Columns::Streamed {
                 source,
                 width,
                 buffer,

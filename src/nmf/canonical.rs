@@ -12,8 +12,14 @@ use super::linalg::column_norms_sq;
 use crate::Float;
 
 /// Rescales (if `rescale`) and reorders W (m x r) and H^T (n x r) in place into the canonical
-/// form; WH is unchanged up to rounding.
-pub(crate) fn canonicalize<T: Float>(w: &mut Array2<T>, ht: &mut Array2<T>, rescale: bool) {
+/// form; WH is unchanged up to rounding. `sum_over_processes` completes the squared norms of
+/// H's rows when each process holds some of its columns (so that all order alike).
+pub(crate) fn canonicalize<T: Float>(
+    w: &mut Array2<T>,
+    ht: &mut Array2<T>,
+    rescale: bool,
+    sum_over_processes: impl FnOnce(&mut [f64]),
+) {
     let r = w.ncols();
     if rescale {
         for k in 0..r {
@@ -25,9 +31,11 @@ pub(crate) fn canonicalize<T: Float>(w: &mut Array2<T>, ht: &mut Array2<T>, resc
             }
         }
     }
+    let mut h_norms = column_norms_sq(ht);
+    sum_over_processes(&mut h_norms);
     let share: Vec<f64> = column_norms_sq(w)
         .iter()
-        .zip(column_norms_sq(ht))
+        .zip(h_norms)
         .map(|(a, b)| a.sqrt() * b.sqrt())
         .collect();
     let mut order: Vec<usize> = (0..r).collect();
@@ -77,7 +85,7 @@ mod tests {
         let mut w = array![[1.0f64, 4.0, 0.0], [2.0, 2.0, 0.0]];
         let mut ht = array![[1.0, 3.0, 0.0], [1.0, 3.0, 0.0], [0.0, 1.0, 0.0]];
         let before = w.dot(&ht.t());
-        canonicalize(&mut w, &mut ht, true);
+        canonicalize(&mut w, &mut ht, true, |_| {});
         assert!((&w.dot(&ht.t()) - &before).iter().all(|d| d.abs() < 1e-12));
         // Component 1 (share ||(4,2)|| ||(3,3,1)||) first, then 0, then the zero one.
         assert_eq!(w.column(0).to_vec(), vec![1.0, 0.5]);

@@ -19,6 +19,7 @@ use super::penalty::Penalty;
 use super::result::{CoarseLevel, Factorization, Iteration, Stop};
 use super::revive::Revival;
 use super::seed;
+use super::split::Share;
 use super::step::Step;
 use crate::{Error, Float, Result};
 
@@ -109,7 +110,60 @@ impl Nmf {
         };
         let source = Source::Blocks(blocks, width.max(1));
         params
-            .fit_inner_checkpointed(source, None, None, progress, None)
+            .fit_inner_checkpointed(source, None, None, None, progress, None)
+            .map(|(fit, _)| fit)
+    }
+
+    /// Fits X split by columns over a group of processes ([`Collective`](super::Collective)), each calling this
+    /// with its own images: `x` holds columns `share.first..share.first + x.ncols()` of X
+    /// (m x `share.total`). W is replicated and each process keeps its own columns of H: the
+    /// returned [`Factorization::h`] holds only those (the caller gathers H if it wants it
+    /// whole). Per iteration the processes exchange one sum of `X H^T` and `H H^T` (m r + r r
+    /// numbers) and the stopping flags; every decision comes from summed values, so the
+    /// iterates are the single process's up to the order of sums (f64: relative errors equal
+    /// to 1e-9 at every iteration), and the same bits for the same group size.
+    ///
+    /// Every process must call this with the same parameters; progress is reported on each.
+    /// There is no multilevel start (X at half resolution would be split too); with
+    /// [`Nmf::multilevel`] off a single process makes the same iterates.
+    ///
+    /// # Errors
+    /// As [`Nmf::fit_blocks`], and the L1/L2 penalties; the same error on every process
+    /// (a bad entry in any process's images ends every process's fit with it).
+    pub fn fit_share<T: Float>(
+        &self,
+        x: &ArrayView2<T>,
+        share: Share<'_>,
+        progress: impl FnMut(&Iteration) + Send,
+    ) -> Result<Factorization<T>> {
+        let params = Nmf {
+            seed: seed::run_seed(self.seed, 0),
+            ..self.clone()
+        };
+        params
+            .fit_inner_checkpointed(Source::Memory(x), Some(share), None, None, progress, None)
+            .map(|(fit, _)| fit)
+    }
+
+    /// [`Nmf::fit_share`] with this process's images read block by block from `blocks`
+    /// (`width` at a time), as [`Nmf::fit_blocks`] reads them: a split of a decoded cache, say.
+    ///
+    /// # Errors
+    /// As [`Nmf::fit_share`].
+    pub fn fit_blocks_share<T: Float>(
+        &self,
+        blocks: &dyn ColumnBlocks<T>,
+        width: usize,
+        share: Share<'_>,
+        progress: impl FnMut(&Iteration) + Send,
+    ) -> Result<Factorization<T>> {
+        let params = Nmf {
+            seed: seed::run_seed(self.seed, 0),
+            ..self.clone()
+        };
+        let source = Source::Blocks(blocks, width.max(1));
+        params
+            .fit_inner_checkpointed(source, Some(share), None, None, progress, None)
             .map(|(fit, _)| fit)
     }
 
@@ -213,6 +267,7 @@ impl Nmf {
         };
         params.fit_inner_checkpointed(
             Source::Memory(x),
+            None,
             start,
             known.map(|k| k.view()),
             progress,
@@ -251,23 +306,33 @@ impl Nmf {
         known: Option<ArrayView2<bool>>,
         progress: impl FnMut(&Iteration) + Send,
     ) -> Result<Factorization<T>> {
-        self.fit_inner_checkpointed(Source::Memory(x), start_factors, known, progress, None)
-            .map(|(fit, _)| fit)
+        self.fit_inner_checkpointed(
+            Source::Memory(x),
+            None,
+            start_factors,
+            known,
+            progress,
+            None,
+        )
+        .map(|(fit, _)| fit)
     }
 
     /// [`Nmf::fit_inner`] with checkpoints; returns the last state of an interrupted fit too.
     fn fit_inner_checkpointed<T: Float>(
         &self,
         source: Source<'_, T>,
+        share: Option<Share<'_>>,
         start_factors: Option<(Array2<T>, Array2<T>)>,
         known: Option<ArrayView2<bool>>,
         progress: impl FnMut(&Iteration) + Send,
         checkpointing: Option<&mut Checkpointing<'_, T>>,
     ) -> Result<(Factorization<T>, Option<Checkpoint<T>>)> {
         if rayon::current_thread_index().is_some() {
-            return self.fit_loop(source, start_factors, known, progress, checkpointing);
+            return self.fit_loop(source, share, start_factors, known, progress, checkpointing);
         }
-        rayon::scope(|_| self.fit_loop(source, start_factors, known, progress, checkpointing))
+        rayon::scope(|_| {
+            self.fit_loop(source, share, start_factors, known, progress, checkpointing)
+        })
     }
 
     /// The coarse shape a multilevel start would fit first, if it applies to this fit.
@@ -318,6 +383,7 @@ impl Nmf {
     fn fit_loop<T: Float>(
         &self,
         source: Source<'_, T>,
+        share: Option<Share<'_>>,
         start_factors: Option<(Array2<T>, Array2<T>)>,
         known: Option<ArrayView2<bool>>,
         mut progress: impl FnMut(&Iteration),
@@ -337,19 +403,28 @@ impl Nmf {
                 Some((blocks, width)),
             ),
         };
-        let (m, n) = match blocks {
+        // n counts the images of every process; this process holds `local` of them.
+        let (m, local) = match blocks {
             Some((b, _)) => (b.pixels(), b.count()),
             None => x.dim(),
         };
+        let n = share.map_or(local, |s| s.total);
+        if let Some(share) = &share {
+            let (given, checkpointed) = (start_factors.is_some(), checkpointing.is_some());
+            self.check_shareable(share, m, local, given, checkpointed)?;
+        }
         self.check(m, n)?;
-        if blocks.is_some() {
-            self.check_streamable(known.is_some())?;
+        if blocks.is_some() || share.is_some() {
+            self.check_streamable(known.is_some(), share.is_some())?;
         }
         // A streamed fit reads each block into this buffer, allocated once.
         let stream_buffer = std::cell::RefCell::new(Array2::zeros((0, 0)));
         let (sum, xx) = match blocks {
-            Some((b, width)) => scan_blocks(&Images::streamed(b, width, &stream_buffer))?,
-            None => scan_input(&x)?,
+            Some((b, width)) => scan(
+                &Images::streamed(b, width, &stream_buffer).with_share(share),
+                None,
+            )?,
+            None => scan(&Images::in_memory(x, None).with_share(share), Some(&x))?,
         };
         if known.is_some() && !self.loss.is_frobenius() {
             return Err(Error::param(
@@ -402,6 +477,7 @@ impl Nmf {
                     Some((b, stream_width)) => Images::streamed(b, stream_width, &stream_buffer),
                     None => Images::in_memory(data(&x, &missing), width),
                 }
+                .with_share(share)
             };
         }
         let mut step = Step::new(self, m, &images!());
@@ -484,7 +560,7 @@ impl Nmf {
                 let given = start_factors.is_some();
                 let mut coarse_levels = Vec::new();
                 let coarse = match (&start_factors, &missing) {
-                    (None, None) if blocks.is_none() => {
+                    (None, None) if blocks.is_none() && share.is_none() => {
                         self.coarse_start(&x, &mut coarse_levels)?
                     }
                     _ => None,
@@ -641,7 +717,11 @@ impl Nmf {
         for iter in resumed_at..=self.max_iter {
             // Checked before each iteration: raised during the start (a multilevel level, say),
             // the start is the result.
-            if self.interrupt.is_raised() {
+            // Split over processes, all stop together: after the start here, else at the foot
+            // of the iteration below.
+            if (share.is_none() || iter == resumed_at)
+                && on_any(share.as_ref(), self.interrupt.is_raised())
+            {
                 stop = Stop::Interrupted;
                 break;
             }
@@ -734,7 +814,21 @@ impl Nmf {
                     }
                 }
             }
-            if self.max_time.is_some_and(|limit| elapsed() >= limit) {
+            let time_up = self.max_time.is_some_and(|limit| elapsed() >= limit);
+            if let Some(share) = &share {
+                // One process's clock or signal stops every process at the same iterate.
+                let mut flags =
+                    [time_up, self.interrupt.is_raised()].map(|f| f64::from(u8::from(f)));
+                share.group.sum(&mut flags);
+                if flags[0] > 0.0 {
+                    stop = Stop::MaxTime;
+                    break;
+                }
+                if flags[1] > 0.0 {
+                    stop = Stop::Interrupted;
+                    break;
+                }
+            } else if time_up {
                 stop = Stop::MaxTime;
                 break;
             }
@@ -759,7 +853,12 @@ impl Nmf {
         // Rescaling W against H would change the penalty terms, so penalised results are only
         // reordered.
         // Lee & Seung's unit column sums are part of their result: kept, only reordered.
-        canonical::canonicalize(&mut w, &mut ht, !penalty.is_active() && !self.unit_sum_w);
+        canonical::canonicalize(
+            &mut w,
+            &mut ht,
+            !penalty.is_active() && !self.unit_sum_w,
+            |norms| images!().sum(norms),
+        );
         let (rel_error, residual, hidden_error) = match &mut missing {
             Some(mi) => {
                 let (known, hidden) = mi.errors(&x, &w, &ht);
@@ -856,11 +955,51 @@ struct Carried<T> {
     seconds_before: f64,
 }
 
-/// One parallel pass over X: the first entry that is negative or not finite (an error naming
-/// it), else the sum of X and ||X||^2. Fixed blocks, summed in order: the same bits for any
-/// thread count.
-/// [`scan_input`] block by block: the sum and squared norm of X, its values checked.
-fn scan_blocks<T: Float>(images: &Images<'_, T>) -> Result<(f64, f64)> {
+/// Whether `flag` holds in any process of the group (in this one, when not split).
+fn on_any(share: Option<&Share<'_>>, flag: bool) -> bool {
+    let Some(share) = share else {
+        return flag;
+    };
+    let mut v = [f64::from(u8::from(flag))];
+    share.group.sum(&mut v);
+    v[0] > 0.0
+}
+
+/// The sum of X and ||X||^2, its values checked: an error names the first entry that is
+/// negative or not finite (over all processes, by its column of the whole X). One parallel
+/// pass over `x` when given (X in memory, standard layout), else block by block.
+fn scan<T: Float>(images: &Images<'_, T>, x: Option<&ArrayView2<T>>) -> Result<(f64, f64)> {
+    let local = match x {
+        Some(x) => scan_values(x),
+        None => scan_blocks(images),
+    };
+    let (sum, sq) = match images.share() {
+        None => local.map_err(|(i, j, v)| bad_entry(i, j, v))?,
+        Some(share) => {
+            // Every process learns of a bad entry anywhere; sums in rank order.
+            let mine = match local {
+                Ok((s, q)) => [0.0, 0.0, 0.0, s, q],
+                Err((i, j, v)) => [1.0, i as f64, (share.first + j) as f64, v, 0.0],
+            };
+            let all = share.group.gather(&mine);
+            if let Some(bad) = all.chunks(5).find(|c| c[0] != 0.0) {
+                return Err(bad_entry(bad[1] as usize, bad[2] as usize, bad[3]));
+            }
+            all.chunks(5)
+                .fold((0.0, 0.0), |(s, q), c| (s + c[3], q + c[4]))
+        }
+    };
+    if sq == 0.0 {
+        return Err(all_zero());
+    }
+    Ok((sum, sq))
+}
+
+/// [`scan_values`] block by block: the sum and squared norm, or the pixel, image and value of
+/// the first bad entry.
+fn scan_blocks<T: Float>(
+    images: &Images<'_, T>,
+) -> std::result::Result<(f64, f64), (usize, usize, f64)> {
     let (mut sum, mut sq) = (0.0, 0.0);
     let mut failure = None;
     images.for_each(|cols, xb| {
@@ -875,22 +1014,10 @@ fn scan_blocks<T: Float>(images: &Images<'_, T>) -> Result<(f64, f64)> {
             Err(at) => failure = Some((cols.start, at)),
         }
     });
-    if let Some((first, (image, pixel, value))) = failure {
-        return Err(bad_entry(pixel, first + image, value));
+    match failure {
+        Some((first, (image, pixel, value))) => Err((pixel, first + image, value)),
+        None => Ok((sum, sq)),
     }
-    if sq == 0.0 {
-        return Err(all_zero());
-    }
-    Ok((sum, sq))
-}
-
-/// The sum and squared norm of X (m x n, standard layout), its values checked in one pass.
-fn scan_input<T: Float>(x: &ArrayView2<T>) -> Result<(f64, f64)> {
-    let (sum, sq) = scan_values(x).map_err(|(i, j, v)| bad_entry(i, j, v))?;
-    if sq == 0.0 {
-        return Err(all_zero());
-    }
-    Ok((sum, sq))
 }
 
 /// The sum and squared norm of a standard-layout matrix, or the row, column and value of

@@ -132,6 +132,8 @@ pub(crate) fn initialize_with<T: Float>(
         let w = Array2::from_shape_simple_fn((m, rank), || {
             T::from_f64(avg * standard_normal(&mut rng).abs())
         });
+        // Split over processes, each draws its own rows of the one sequence.
+        skip_normals(&mut rng, x.first() * rank);
         let ht = Array2::from_shape_simple_fn((n, rank), || {
             T::from_f64(avg * standard_normal(&mut rng).abs())
         });
@@ -169,9 +171,29 @@ pub(crate) fn initialize_with<T: Float>(
             }
         };
         w.mapv_inplace(&mut fill);
+        if let Some(share) = x.share() {
+            // One draw per zero of H^T in row order: skip those of the processes before.
+            let zeros = ht.iter().filter(|v| **v == T::zero()).count();
+            let before: f64 = share.group.gather(&[zeros as f64])[..share.group.rank()]
+                .iter()
+                .sum();
+            skip_normals(&mut rng, before as usize);
+        }
+        let mut fill = |v: T| {
+            if v == T::zero() {
+                T::from_f64((mean * standard_normal(&mut rng) / 100.0).abs())
+            } else {
+                v
+            }
+        };
         ht.mapv_inplace(&mut fill);
     }
     Ok((w, ht))
+}
+
+/// Moves `rng` past `count` draws of [`standard_normal`] (two 64-bit words each).
+fn skip_normals(rng: &mut ChaCha8Rng, count: usize) {
+    rng.set_word_pos(rng.get_word_pos() + 4 * count as u128);
 }
 
 /// Most HALS sweeps that polish H for the columns SPA picked (they stop early once H barely
@@ -278,7 +300,7 @@ fn nndsvd<T: Float>(
     zero: T,
     rng: &mut ChaCha8Rng,
 ) -> Result<(Array2<T>, Array2<T>)> {
-    let svd = match x.in_memory_x() {
+    let mut svd = match x.whole_x() {
         Some(x) => truncated_svd(&x, rank, power_iterations, rng.next_u64())?,
         None => svd_of(
             &mut ShortSide::streamed(x),
@@ -287,7 +309,17 @@ fn nndsvd<T: Float>(
             rng.next_u64(),
         )?,
     };
-    let (norms_u, norms_v) = (part_norms(&svd.u), part_norms(&svd.v));
+    let norms_u = part_norms(&svd.u, |_| {});
+    let norms_v = if svd.v.nrows() == x.count() {
+        // This process's rows of V (all of them, unless split): summed over the processes.
+        part_norms(&svd.v, |norms| x.sum(norms))
+    } else {
+        // Split with V on the short side, whole in every process: its norms, then its rows.
+        let norms = part_norms(&svd.v, |_| {});
+        let rows = x.first()..x.first() + x.count();
+        svd.v = svd.v.slice(ndarray::s![rows, ..]).to_owned();
+        norms
+    };
     // Per component: which sign's part to keep and the factor that scales it, so that each
     // factor is then filled in one row-major pass.
     let mut keep_u = Vec::with_capacity(rank);
@@ -333,8 +365,12 @@ fn nndsvd<T: Float>(
     Ok((w, ht))
 }
 
-/// Norms of the positive and of the negative part of each column, in one pass over the rows.
-fn part_norms(vectors: &Array2<f64>) -> (Vec<f64>, Vec<f64>) {
+/// Norms of the positive and of the negative part of each column, in one pass over the rows;
+/// `sum_over_processes` completes their squares when the rows are split over processes.
+fn part_norms(
+    vectors: &Array2<f64>,
+    sum_over_processes: impl FnOnce(&mut [f64]),
+) -> (Vec<f64>, Vec<f64>) {
     // O(rows r) work: sequential, as waking the pool would cost more.
     let r = vectors.ncols();
     let mut positive = vec![0.0; r];
@@ -347,8 +383,11 @@ fn part_norms(vectors: &Array2<f64>) -> (Vec<f64>, Vec<f64>) {
             *q += down * down;
         }
     }
+    let mut both = [positive, negative].concat();
+    sum_over_processes(&mut both);
+    let negative = both.split_off(r);
     let root = |v: Vec<f64>| v.into_iter().map(f64::sqrt).collect();
-    (root(positive), root(negative))
+    (root(both), root(negative))
 }
 
 /// How an NNDSVD factor entry comes from a singular vector entry t: `factor * |sign t|` where
@@ -456,7 +495,27 @@ impl<'a, 'b, T: Float> ShortSide<'a, 'b, T> {
     fn streamed(images: &'b Images<'a, T>) -> Self {
         ShortSide::Streamed {
             images,
-            transposed: images.pixels() > images.count(),
+            transposed: images.pixels() > images.total(),
+        }
+    }
+
+    /// The rows of the long side this process holds: all of them, unless the images are split
+    /// over processes and are the long side.
+    fn long_rows(&self) -> std::ops::Range<usize> {
+        match self {
+            ShortSide::Streamed {
+                images,
+                transposed: false,
+            } => images.first()..images.first() + images.count(),
+            _ => 0..self.dim().1,
+        }
+    }
+
+    /// Whether products along the long side are split over processes and must be summed.
+    fn long_is_split(&self) -> bool {
+        match self {
+            ShortSide::Streamed { images, transposed } => !*transposed && images.share().is_some(),
+            ShortSide::Dense { .. } => false,
         }
     }
 
@@ -473,7 +532,7 @@ impl<'a, 'b, T: Float> ShortSide<'a, 'b, T> {
         match self {
             ShortSide::Dense { a, .. } => a.dim(),
             ShortSide::Streamed { images, transposed } => {
-                let (m, n) = (images.pixels(), images.count());
+                let (m, n) = (images.pixels(), images.total());
                 if *transposed { (n, m) } else { (m, n) }
             }
         }
@@ -508,23 +567,40 @@ impl<'a, 'b, T: Float> ShortSide<'a, 'b, T> {
     }
 }
 
-/// `out = X b` (m x l) for b (n x l), summed over X's column blocks.
+/// `out = X b` (m x l) for b (n x l), summed over X's column blocks (and over the processes
+/// when split). `b` holds the rows of this process's images, or all n rows.
 fn sum_x<T: Float>(images: &Images<'_, T>, out: &mut Array2<T>, b: &Array2<T>) {
+    let offset = if b.nrows() == images.count() {
+        0
+    } else {
+        images.first()
+    };
     out.fill(T::zero());
     let mut part = Array2::<T>::zeros(out.dim());
     images.for_each(|cols, xb| {
-        let bb = b.slice(ndarray::s![cols, ..]);
+        let bb = b.slice(ndarray::s![cols.start + offset..cols.end + offset, ..]);
         matmul(&mut part, view(&xb), view(&bb));
         *out += &part;
     });
+    images.sum_arrays(&mut [out]);
 }
 
-/// `out = X^T q` (n x l) for q (m x l), one block of rows at a time.
+/// `out = X^T q` (n x l) for q (m x l), one block of rows at a time. `out` takes the rows of
+/// this process's images, or all n rows: then, split over processes, each fills its own and
+/// the sum over processes (of rows all others left zero) assembles the whole.
 fn stack_xt<T: Float>(images: &Images<'_, T>, out: &mut Array2<T>, q: &Array2<T>) {
+    let whole = out.nrows() != images.count();
+    let offset = if whole { images.first() } else { 0 };
+    if whole {
+        out.fill(T::zero());
+    }
     images.for_each(|cols, xb| {
-        let mut rows = out.slice_mut(ndarray::s![cols, ..]);
+        let mut rows = out.slice_mut(ndarray::s![cols.start + offset..cols.end + offset, ..]);
         matmul_into(&mut rows, view(&xb).transpose(), view(&q.view()));
     });
+    if whole {
+        images.sum_arrays(&mut [out]);
+    }
 }
 
 /// The truncated SVD of [`truncated_svd`] through a [`ShortSide`].
@@ -535,12 +611,16 @@ fn svd_of<T: Float>(
     seed: u64,
 ) -> Result<TruncatedSvd> {
     let transposed = side.transposed();
-    let (short, long) = side.dim();
+    let (short, _) = side.dim();
     let width = (rank + 10).min(short);
     // Uniform [-1, 1) test vectors from a counter-based hash: as good as Gaussian ones for range
     // finding, reproducible, and generated in parallel.
-    let mut omega = Array2::<T>::zeros((long, width));
+    // Split over processes with the images on the long side, each holds its own rows of the
+    // long-side arrays, drawn as the whole's rows are.
+    let rows = side.long_rows();
+    let mut omega = Array2::<T>::zeros((rows.len(), width));
     const DRAWS: usize = 4096;
+    let skipped = rows.start * width;
     omega
         .as_slice_mut()
         .expect("standard layout")
@@ -548,9 +628,11 @@ fn svd_of<T: Float>(
         .enumerate()
         .for_each(|(c, chunk)| {
             for (k, v) in chunk.iter_mut().enumerate() {
-                *v = T::from_f64(2.0 * seed::uniform(seed, (c * DRAWS + k) as u64) - 1.0);
+                let at = skipped + c * DRAWS + k;
+                *v = T::from_f64(2.0 * seed::uniform(seed, at as u64) - 1.0);
             }
         });
+    let long = rows.len();
     let mut y = Array2::<T>::zeros((short, width));
     let mut z = Array2::<T>::zeros((long, width));
     side.times(&mut y, &omega);
@@ -566,6 +648,9 @@ fn svd_of<T: Float>(
     side.t_times(&mut bt, &q);
     let mut bbt = Array2::<T>::zeros((width, width));
     TallProduct::new(width, width).compute(&mut bbt, &bt.view(), &bt.view());
+    if let (true, ShortSide::Streamed { images, .. }) = (side.long_is_split(), &*side) {
+        images.sum_arrays(&mut [&mut bbt]);
+    }
     let (lambda, basis) = eigen_descending(&bbt.mapv(|v| v.to_f64()))?;
     let top = lambda.first().copied().unwrap_or(0.0);
     let s: Vec<f64> = (0..rank)

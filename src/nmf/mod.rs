@@ -46,6 +46,7 @@ mod result;
 mod revive;
 mod seed;
 mod sparseness;
+mod split;
 mod step;
 
 #[cfg(test)]
@@ -65,3 +66,4 @@ pub use project::{PROJECT_TOL, Projection, project};
 pub use result::{CoarseLevel, Factorization, Iteration, Stop};
 pub(crate) use seed::nth as mix_seed;
 pub(crate) use seed::nth_uniform as uniform_draw;
+pub use split::{Collective, SHARE_GROUP, Share, ThreadRank, Threads};

@@ -14,6 +14,7 @@ use super::init::Init;
 use super::linalg::residual_sq;
 use super::multilevel::ImageShape;
 use super::penalty::Penalty;
+use super::split::Share;
 use super::{fpgm, hals};
 use crate::{Error, Float, Result};
 
@@ -518,13 +519,16 @@ impl Nmf {
 
 impl Nmf {
     /// Rejects what a fit over column blocks cannot do without X whole (see
-    /// [`Nmf::fit_blocks`]); `masked`: missing data was asked for.
-    pub(crate) fn check_streamable(&self, masked: bool) -> Result<()> {
+    /// [`Nmf::fit_blocks`]); `masked`: missing data was asked for; `split`: the images are
+    /// split over processes rather than streamed.
+    pub(crate) fn check_streamable(&self, masked: bool, split: bool) -> Result<()> {
         let refuse = |name: &'static str, why: &str| {
-            Err(Error::param(
-                name,
-                format!("{why}; not with images streamed block by block"),
-            ))
+            let how = if split {
+                "split over processes"
+            } else {
+                "streamed block by block"
+            };
+            Err(Error::param(name, format!("{why}; not with images {how}")))
         };
         if masked {
             return refuse("mask", "missing data fills X whole");
@@ -543,6 +547,88 @@ impl Nmf {
         }
         if self.runs != 1 {
             return refuse("runs", "one run at a time");
+        }
+        Ok(())
+    }
+
+    /// Checks that the processes of `share` hold the images as one split (a contiguous run of
+    /// columns each, in rank order, `local` here, of the same number of pixels `m`), and
+    /// rejects what a split fit does not do. Collective, and called first: every process
+    /// gets the same answer, so none waits for another that has stopped.
+    pub(crate) fn check_shareable(
+        &self,
+        share: &Share<'_>,
+        m: usize,
+        local: usize,
+        given: bool,
+        checkpointed: bool,
+    ) -> Result<()> {
+        let mine = [m, share.first, local, share.total].map(|v| v as f64);
+        let all = share.group.gather(&mine);
+        let mut next = 0;
+        for (p, held) in all.chunks(4).enumerate() {
+            let [pixels, first, count, total] =
+                [held[0], held[1], held[2], held[3]].map(|v| v as usize);
+            let wrong = if pixels != m {
+                Some(format!("images of {pixels} pixels, not {m}"))
+            } else if total != share.total {
+                Some(format!("a total of {total} images, not {}", share.total))
+            } else if first != next {
+                Some(format!("images from column {first}, not {next}"))
+            } else if count == 0 {
+                Some(format!(
+                    "no images ({} images are at most {} shares of whole groups of {})",
+                    share.total,
+                    Share::most_processes(share.total),
+                    super::split::SHARE_GROUP
+                ))
+            } else if first % super::split::SHARE_GROUP != 0 {
+                Some(format!(
+                    "images from column {first}, not a multiple of {}",
+                    super::split::SHARE_GROUP
+                ))
+            } else {
+                None
+            };
+            if let Some(wrong) = wrong {
+                return Err(Error::InvalidInput {
+                    reason: format!(
+                        "process {p} of {} holds {wrong}: each process must hold its own \
+                         contiguous run of columns of one X, in process order",
+                        share.group.size()
+                    ),
+                });
+            }
+            next = first + count;
+        }
+        if next != share.total {
+            return Err(Error::InvalidInput {
+                reason: format!(
+                    "the processes hold {next} images between them, not the {} of X",
+                    share.total
+                ),
+            });
+        }
+        let refuse = |name: &'static str, why: &str| {
+            Err(Error::param(
+                name,
+                format!("{why}; not with images split over processes"),
+            ))
+        };
+        if self.alpha_w > 0.0 || self.alpha_h > 0.0 {
+            return refuse(
+                "alpha_w",
+                "the penalties' value sums over H, which no process holds whole",
+            );
+        }
+        if self.init == Init::Spa {
+            return refuse("init", "spa picks images by passes over all of them");
+        }
+        if given {
+            return refuse("init_from", "a split fit starts from its init");
+        }
+        if checkpointed {
+            return refuse("checkpoint", "each process would save only its part");
         }
         Ok(())
     }

@@ -81,7 +81,7 @@ impl Revival {
         if self.count >= self.budget {
             return false;
         }
-        let Some(k) = first_dead(w, ht) else {
+        let Some(k) = first_dead(x, w, ht) else {
             return false;
         };
         if !restart(x, w, ht, k) {
@@ -115,7 +115,8 @@ impl Revival {
         };
         // The kept component is the one with the larger share of W H: on the swimmer keeping
         // the other made the error rise (500 against 478) where this lowers it (440).
-        let (w_norms, h_norms) = (column_norms_sq(w), column_norms_sq(ht));
+        let (w_norms, mut h_norms) = (column_norms_sq(w), column_norms_sq(ht));
+        x.sum(&mut h_norms);
         let share = |k: usize| w_norms[k] * h_norms[k];
         let (keep, free) = if share(a) >= share(b) { (a, b) } else { (b, a) };
         let before = (w.clone(), ht.clone());
@@ -209,7 +210,8 @@ fn restart<T: Float>(x: &Images<'_, T>, w: &mut Array2<T>, ht: &mut Array2<T>, k
 }
 
 /// The residual `x_j - W h_j` of the image with the largest residual norm (the first of
-/// equals), found block by block so that W H is never held whole.
+/// equals), found block by block so that W H is never held whole. Split over processes, the
+/// process holding that image gives its residual to all.
 fn worst_residual<T: Float>(images: &Images<'_, T>, w: &Array2<T>, ht: &Array2<T>) -> Vec<T> {
     let n = images.count();
     let mut norms = Vec::with_capacity(n);
@@ -220,13 +222,31 @@ fn worst_residual<T: Float>(images: &Images<'_, T>, w: &Array2<T>, ht: &Array2<T
     let worst = (0..n)
         .max_by(|&a, &b| norms[a].total_cmp(&norms[b]).then(b.cmp(&a)))
         .unwrap_or(0);
-    let fitted = w.dot(&ht.row(worst));
-    images
-        .column(worst)
-        .iter()
-        .zip(&fitted)
-        .map(|(&v, &f)| v - f)
-        .collect()
+    let residual = |j: usize| -> Vec<T> {
+        let fitted = w.dot(&ht.row(j));
+        images
+            .column(j)
+            .iter()
+            .zip(&fitted)
+            .map(|(&v, &f)| v - f)
+            .collect()
+    };
+    let Some(share) = images.share() else {
+        return residual(worst);
+    };
+    // Each process's worst; the largest norm wins, the lowest column among equals (the
+    // processes hold the columns in order).
+    let candidates = share.group.gather(&[norms[worst]]);
+    let owner = (0..candidates.len())
+        .max_by(|&a, &b| candidates[a].total_cmp(&candidates[b]).then(b.cmp(&a)))
+        .expect("a group has a process");
+    let mut values: Vec<f64> = if owner == share.group.rank() {
+        residual(worst).iter().map(|v| v.to_f64()).collect()
+    } else {
+        vec![0.0; images.pixels()]
+    };
+    share.group.broadcast(&mut values, owner);
+    values.into_iter().map(T::from_f64).collect()
 }
 
 /// The squared residual norm of each image of `x` (m x b) given W and its rows of H^T.
@@ -261,8 +281,9 @@ fn residual_norms<T: Float>(
 
 /// The first component whose share of W H (the product of its two norms) is below rounding
 /// of the largest share.
-fn first_dead<T: Float>(w: &Array2<T>, ht: &Array2<T>) -> Option<usize> {
-    let (wn, hn) = (column_norms_sq(w), column_norms_sq(ht));
+fn first_dead<T: Float>(images: &Images<'_, T>, w: &Array2<T>, ht: &Array2<T>) -> Option<usize> {
+    let (wn, mut hn) = (column_norms_sq(w), column_norms_sq(ht));
+    images.sum(&mut hn);
     let shares: Vec<f64> = wn.iter().zip(&hn).map(|(a, b)| (a * b).sqrt()).collect();
     let largest = shares.iter().copied().fold(0.0, f64::max);
     let threshold = largest * T::EPSILON.to_f64();

@@ -67,7 +67,9 @@ pub(crate) struct Step<T> {
 impl<T: Float> Step<T> {
     /// Buffers for `params` on X of m x n, visited as `images`.
     pub(crate) fn new(params: &Nmf, m: usize, images: &Images<'_, T>) -> Self {
-        let (n, r) = (images.count(), params.rank);
+        // The sweeps and penalties are those of the whole X; the buffers hold this process's
+        // images.
+        let (n, r) = (images.total(), params.rank);
         let policy = params.solver.policy();
         let (sweeps_w, sweeps_h) = if policy.repeats_sweeps {
             (hals::max_sweeps(m, n, r), hals::max_sweeps(n, m, r))
@@ -83,9 +85,10 @@ impl<T: Float> Step<T> {
             })
         };
         let one_block = images.is_one_block();
+        let local = images.count();
         let mut widths = vec![images.width()];
-        if n % images.width() != 0 {
-            widths.push(n % images.width());
+        if !local.is_multiple_of(images.width()) {
+            widths.push(local % images.width());
         }
         let blocks = widths
             .into_iter()
@@ -149,7 +152,10 @@ impl<T: Float> Step<T> {
             };
         });
         self.xtw_ready = keep && images.is_one_block();
-        (cross, dot(&self.hh, &self.ww, &mut self.partials))
+        let mut cross = [cross];
+        images.sum(&mut cross);
+        images.sum_arrays(&mut [&mut self.hh]);
+        (cross[0], dot(&self.hh, &self.ww, &mut self.partials))
     }
 
     /// W was scaled by `alpha`: scale what the start computed from it.
@@ -184,6 +190,8 @@ impl<T: Float> Step<T> {
                 self.xh_product.compute(&mut self.xh, &x.t(), &ht.view());
                 self.gram_h.compute(&mut self.hh, &ht.view(), &ht.view());
             });
+            // Split over processes: the W half-step's one exchange.
+            images.sum_arrays(&mut [&mut self.xh, &mut self.hh]);
             return;
         }
         assert!(
@@ -214,6 +222,7 @@ impl<T: Float> Step<T> {
                 self.hh += &self.hh_part;
             }
         });
+        images.sum_arrays(&mut [&mut self.xh, &mut self.hh]);
     }
 
     /// One block's coefficients from the X^T W in `blocks[which]`, penalised if asked: `f`, or

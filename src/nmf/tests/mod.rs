@@ -5,6 +5,7 @@ mod invariants;
 mod options;
 mod projection;
 mod references;
+mod split;
 mod validation;
 
 use ndarray::Array2;

@@ -308,7 +308,7 @@ fn column_blocks_give_the_iterates_of_one_block() {
 
 /// X behind the column-block seam, as a decoded cache gives it: rows copied out on demand.
 #[derive(Debug)]
-struct Held<T>(Array2<T>);
+pub(super) struct Held<T>(pub(super) Array2<T>);
 
 impl<T: crate::Float> ColumnBlocks<T> for Held<T> {
     fn pixels(&self) -> usize {
