@@ -8,13 +8,14 @@ mod files;
 mod float;
 pub mod loader;
 pub mod model;
+pub mod mpi;
 pub mod nmf;
 pub mod render;
 pub mod synth;
 
 pub use error::{Error, Result};
 pub use float::Float;
-pub use loader::{Faces, Loader, Preprocess, SkipReason, Skipped};
+pub use loader::{Faces, Listing, Loader, Preprocess, SkipReason, Skipped};
 pub use model::Model;
 pub use nmf::{
     Checkpoint, Checkpointing, CoarseLevel, Factorization, ImageShape, Init, Interrupt, Iteration,

@@ -9,6 +9,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::Array2;
 
+#[path = "cli/distributed.rs"]
+mod distributed;
+
 use facenmf::render::{Palette, TileScale};
 use facenmf::{Faces, Factorization, Float, Init, Interrupt, Loader, Nmf, Solver, render, synth};
 
@@ -582,13 +585,20 @@ fn learn(mut args: LearnArgs) -> Result<ExitCode> {
             .build_global()
             .context("cannot start the worker threads")?;
     }
+    // Under mpirun (and built with the mpi feature), one fit split over the processes.
+    let group = distributed::join()?;
+    let group = group.as_ref();
     match args.precision {
-        Precision::F32 => learn_as::<f32>(&args, resume),
-        Precision::F64 => learn_as::<f64>(&args, resume),
+        Precision::F32 => learn_as::<f32>(&args, resume, group),
+        Precision::F64 => learn_as::<f64>(&args, resume, group),
     }
 }
 
-fn learn_as<T: Float>(args: &LearnArgs, resume: Option<(Vec<u8>, String)>) -> Result<ExitCode> {
+fn learn_as<T: Float>(
+    args: &LearnArgs,
+    resume: Option<(Vec<u8>, String)>,
+    group: Option<&distributed::Group>,
+) -> Result<ExitCode> {
     let say = |line: String| {
         if !args.quiet {
             eprintln!("{line}");
@@ -596,6 +606,10 @@ fn learn_as<T: Float>(args: &LearnArgs, resume: Option<(Vec<u8>, String)>) -> Re
     };
     let interrupt = Interrupt::new();
     let signal = watch_signals(&interrupt)?;
+    if let Some(group) = group {
+        // Before anything one process alone could stop at: every early stop is agreed there.
+        return distributed::learn::<T>(args, group, &learn_loader(args), interrupt, &signal);
+    }
     // Before any work: an output folder that cannot take the outputs is found now, not after
     // the fit; and when it lies inside the image folder its pictures are not faces.
     render::prepare_output_dir(&args.out)?;
@@ -621,14 +635,7 @@ fn learn_as<T: Float>(args: &LearnArgs, resume: Option<(Vec<u8>, String)>) -> Re
         }
         None => None,
     };
-    let mut loader = Loader::new(args.dir())
-        .skip_unreadable(args.skip_unreadable)
-        .max_pixels(args.max_image_pixels)
-        .preprocess(args.preprocess)
-        .exclude(&args.out);
-    if let Some((w, h)) = args.resize {
-        loader = loader.resize(w, h);
-    }
+    let loader = learn_loader(args);
     if args.stream {
         return learn_streamed::<T>(args, &loader, interrupt, &signal);
     }
@@ -802,6 +809,19 @@ fn learn_as<T: Float>(args: &LearnArgs, resume: Option<(Vec<u8>, String)>) -> Re
         return Ok(signal.exit_code());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The loader `learn`'s arguments ask for.
+fn learn_loader(args: &LearnArgs) -> Loader {
+    let mut loader = Loader::new(args.dir())
+        .skip_unreadable(args.skip_unreadable)
+        .max_pixels(args.max_image_pixels)
+        .preprocess(args.preprocess)
+        .exclude(&args.out);
+    if let Some((w, h)) = args.resize {
+        loader = loader.resize(w, h);
+    }
+    loader
 }
 
 /// The fit's parameters from learn's arguments, for images of `height` x `width`.

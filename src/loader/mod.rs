@@ -248,6 +248,21 @@ struct Gray<T> {
 }
 
 /// A file whose header was read: its bytes, format and size.
+/// A folder's images in column order, from [`Loader::list`].
+#[derive(Debug, Clone)]
+pub struct Listing {
+    /// The folder listed.
+    pub root: PathBuf,
+    /// Each image's path relative to the folder: column j of X is `paths[j]`.
+    pub paths: Vec<PathBuf>,
+    /// Files left out, with the reason, sorted by path.
+    pub skipped: Vec<Skipped>,
+    /// Image width in pixels (after resizing, if asked).
+    pub width: usize,
+    /// Image height in pixels (after resizing, if asked).
+    pub height: usize,
+}
+
 struct Header {
     bytes: Vec<u8>,
     format: ImageFormat,
@@ -361,6 +376,117 @@ impl Loader {
                 found_h: odd.height,
             });
         }
+        self.decode_found(found, skipped, progress)
+    }
+
+    /// The images of the folder in column order, sized from their headers (nothing is
+    /// decoded, and no more of a file is read than its header), and the files left out: what
+    /// each process of a split fit lists before it loads its own images
+    /// ([`Loader::load_listed`]).
+    ///
+    /// # Errors
+    /// As [`Loader::load`], for what a header shows.
+    pub fn list(&self) -> Result<Listing> {
+        self.check_settings()?;
+        let (files, mut skipped) = list_files(&self.dir, self.skip_unreadable, &self.exclude)?;
+        let sizes: Vec<_> = files.par_iter().map(|rel| self.probe_size(rel)).collect();
+        let mut paths = Vec::with_capacity(files.len());
+        let mut first: Option<(usize, (u32, u32))> = None;
+        for (rel, size) in files.into_iter().zip(sizes) {
+            match size? {
+                Ok(size) => {
+                    match first {
+                        None => first = Some((paths.len(), size)),
+                        Some((at, first_size)) if self.resize.is_none() && size != first_size => {
+                            return Err(Error::MixedSizes {
+                                first: self.dir.join(&paths[at]),
+                                first_w: first_size.0,
+                                first_h: first_size.1,
+                                path: self.dir.join(&rel),
+                                found_w: size.0,
+                                found_h: size.1,
+                            });
+                        }
+                        Some(_) => {}
+                    }
+                    paths.push(rel);
+                }
+                Err(reason) => skipped.push(Skipped { path: rel, reason }),
+            }
+        }
+        skipped.sort_by_cached_key(|s| slash_string(&s.path));
+        match paths.len() {
+            0 => {
+                return Err(Error::NoImages {
+                    path: self.dir.clone(),
+                    skipped: skipped.len(),
+                });
+            }
+            1 => {
+                return Err(Error::OneImage {
+                    path: self.dir.clone(),
+                });
+            }
+            _ => {}
+        }
+        let (width, height) = self
+            .resize
+            .or(first.map(|(_, size)| size))
+            .expect("two images were found");
+        Ok(Listing {
+            root: self.dir.clone(),
+            paths,
+            skipped,
+            width: width as usize,
+            height: height as usize,
+        })
+    }
+
+    /// The images `columns` of `listing` (of this loader's folder), decoded in that order as
+    /// the columns of X; [`Faces::skipped`] holds those of them that could not be decoded after
+    /// all (with skipping on). Calls `progress` as [`Loader::load_with`] does.
+    ///
+    /// # Errors
+    /// As [`Loader::load`]; a column beyond the listing.
+    pub fn load_listed<T: Float>(
+        &self,
+        listing: &Listing,
+        columns: &[usize],
+        progress: impl Fn(LoadProgress) + Sync,
+    ) -> Result<Faces<T>> {
+        self.check_settings()?;
+        if let Some(&j) = columns.iter().find(|&&j| j >= listing.paths.len()) {
+            return Err(Error::InvalidInput {
+                reason: format!(
+                    "image {j} was asked for, but {} lists {} images",
+                    listing.root.display(),
+                    listing.paths.len()
+                ),
+            });
+        }
+        let probes: Vec<Result<Probe>> = columns
+            .par_iter()
+            .map(|&j| self.probe(&listing.paths[j]))
+            .collect();
+        let mut found = Vec::with_capacity(columns.len());
+        let mut skipped = Vec::new();
+        for (&j, probe) in columns.iter().zip(probes) {
+            let rel = listing.paths[j].clone();
+            match probe? {
+                Probe::Image(header) => found.push((rel, header)),
+                Probe::Skip(reason) => skipped.push(Skipped { path: rel, reason }),
+            }
+        }
+        self.decode_found(found, skipped, progress)
+    }
+
+    /// Decodes the files `found` (their headers read) into the columns of X, in order.
+    fn decode_found<T: Float>(
+        &self,
+        found: Vec<(PathBuf, Header)>,
+        mut skipped: Vec<Skipped>,
+        progress: impl Fn(LoadProgress) + Sync,
+    ) -> Result<Faces<T>> {
         let done = std::sync::atomic::AtomicUsize::new(0);
         let total = found.len();
         let outcomes: Vec<Result<Outcome<T>>> = found
@@ -480,18 +606,65 @@ impl Loader {
         let Ok(format) = image::guess_format(&bytes) else {
             return Ok(Probe::Skip(SkipReason::NotAnImage));
         };
+        let size = self.header(&path, || {
+            image::ImageReader::with_format(Cursor::new(&bytes[..]), format)
+        })?;
+        Ok(match size {
+            Ok((width, height)) => Probe::Image(Header {
+                bytes,
+                format,
+                width,
+                height,
+            }),
+            Err(reason) => Probe::Skip(reason),
+        })
+    }
+
+    /// [`Loader::probe`] reading no more of the file than its header: the image's size, or why
+    /// it is skipped.
+    fn probe_size(&self, rel: &Path) -> Result<std::result::Result<(u32, u32), SkipReason>> {
+        let path = self.dir.join(rel);
+        let unreadable = |e: std::io::Error| {
+            if self.skip_unreadable {
+                Ok(Err(SkipReason::Unreadable(e.to_string())))
+            } else {
+                Err(Error::io(&path, e))
+            }
+        };
+        let file = match std::fs::File::open(&path) {
+            Ok(file) => file,
+            Err(e) => return unreadable(e),
+        };
+        let reader =
+            match image::ImageReader::new(std::io::BufReader::new(file)).with_guessed_format() {
+                Ok(reader) => reader,
+                Err(e) => return unreadable(e),
+            };
+        if reader.format().is_none() {
+            return Ok(Err(SkipReason::NotAnImage));
+        }
+        self.header(&path, move || reader)
+    }
+
+    /// The size of the image `reader` gives (nothing decoded), within the loader's limits, or
+    /// why it is skipped.
+    fn header<R: std::io::BufRead + std::io::Seek>(
+        &self,
+        path: &Path,
+        reader: impl FnOnce() -> image::ImageReader<R>,
+    ) -> Result<std::result::Result<(u32, u32), SkipReason>> {
         let failed = |reason: String| {
             if self.skip_unreadable {
-                Ok(Probe::Skip(SkipReason::Unreadable(reason)))
+                Ok(Err(SkipReason::Unreadable(reason)))
             } else {
                 Err(Error::Undecodable {
-                    path: path.clone(),
+                    path: path.to_path_buf(),
                     reason,
                 })
             }
         };
         let (width, height) = match contained(|| {
-            let mut reader = image::ImageReader::with_format(Cursor::new(&bytes[..]), format);
+            let mut reader = reader();
             reader.limits(self.limits());
             reader.into_dimensions().map_err(|e| e.to_string())
         }) {
@@ -505,21 +678,16 @@ impl Loader {
                     "image is {width}x{height}, above the limit of {} pixels",
                     self.max_pixels
                 );
-                return Ok(Probe::Skip(SkipReason::Unreadable(reason)));
+                return Ok(Err(SkipReason::Unreadable(reason)));
             }
             return Err(Error::TooLarge {
-                path,
+                path: path.to_path_buf(),
                 width,
                 height,
                 max_pixels: self.max_pixels,
             });
         }
-        Ok(Probe::Image(Header {
-            bytes,
-            format,
-            width,
-            height,
-        }))
+        Ok(Ok((width, height)))
     }
 
     fn decode_one<T: Float>(&self, rel: &Path, header: &Header) -> Result<Outcome<T>> {

@@ -246,9 +246,10 @@ impl<T: Float> TallProduct<T> {
     }
 }
 
-/// Each column's relative error and the whole one, `W H` formed a block of rows at a time
-/// (rows of X are contiguous), each block's per-column sums added in order.
-pub(crate) fn column_errors<T: Float>(
+/// Each column's relative error `||x_j - W h_j|| / ||x_j||` and the whole one, for X (m x n),
+/// W (m x r) and H (r x n). `W H` is formed a block of rows at a time (rows of X are
+/// contiguous), each block's per-column sums added in order.
+pub fn column_errors<T: Float>(
     x: &ArrayView2<T>,
     w: &ArrayView2<T>,
     h: &ArrayView2<T>,

@@ -58,7 +58,7 @@ pub use checkpoint::{Checkpoint, checkpoint_context};
 pub use fit::{Checkpointing, TOL_WINDOW};
 pub use init::Init;
 pub use linalg::Products;
-pub(crate) use linalg::column_errors;
+pub use linalg::column_errors;
 pub use missing::random_mask;
 pub use multilevel::ImageShape;
 pub use params::{Interrupt, Loss, Nmf, Solver};

@@ -216,7 +216,7 @@ pub fn write_streamed_outputs<T: Float>(
         let h = fit.h.slice(ndarray::s![.., range]);
         errors.extend(crate::nmf::column_errors(&rows.t(), &fit.w.view(), &h).0);
     }
-    let columns = sample_indices(n, BASELINE_FACES);
+    let columns = shown_columns(n);
     let mut x = ndarray::Array2::<T>::zeros((m, columns.len()));
     for (k, &j) in columns.iter().enumerate() {
         let row: ndarray::Array2<T> = ColumnBlocks::rows(images, j..j + 1);
@@ -231,11 +231,36 @@ pub fn write_streamed_outputs<T: Float>(
         skipped: images.skipped.clone(),
         preprocess: images.preprocess,
     };
+    write_sampled_outputs(dir, &faces, columns, &images.paths, errors, fit, options)
+}
+
+/// The columns of X whose faces a run over `n` images too many to hold shows: at most
+/// [`BASELINE_FACES`], spread evenly, ascending.
+pub fn shown_columns(n: usize) -> Vec<usize> {
+    sample_indices(n, BASELINE_FACES)
+}
+
+/// Writes the outputs of a fit whose images are not held whole, as [`write_outputs`] does:
+/// `shown` holds the faces of X's columns `columns` ([`shown_columns`]), `paths` every
+/// face's file and `errors` every face's relative error, in column order. `W.npy`, `H.npy`
+/// and `run.json` cover every face; the pictures and the report show the faces held (the
+/// report says so).
+///
+/// # Errors
+/// As [`write_outputs`].
+pub fn write_sampled_outputs<T: Float>(
+    dir: &Path,
+    shown: &Faces<T>,
+    columns: Vec<usize>,
+    paths: &[PathBuf],
+    errors: Vec<f64>,
+    fit: &Factorization<T>,
+    options: &OutputOptions,
+) -> Result<Outputs> {
     let shown = Shown {
-        faces: &faces,
+        faces: shown,
         columns: Some(columns),
-        names: images
-            .paths
+        names: paths
             .iter()
             .map(|p| p.to_string_lossy().replace('\\', "/"))
             .collect(),
