@@ -280,7 +280,8 @@ struct LearnArgs {
     /// Fit this many times from distinct seeds and keep the best (all errors go to run.json).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     runs: u64,
-    /// Worker threads (0: one per core).
+    /// Worker threads (0: one per core; under mpirun, the cores divided among the processes on
+    /// each machine).
     #[arg(long, default_value_t = 0)]
     threads: usize,
     /// Floating-point precision of the computation.
@@ -487,6 +488,7 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        Err(err) if err.is::<distributed::ReportedByProcess0>() => ExitCode::FAILURE,
         Err(err) => {
             let mut lines = err.chain().map(in_cli_terms);
             eprintln!("error: {}", lines.next().unwrap_or_default());
@@ -579,15 +581,20 @@ fn learn(mut args: LearnArgs) -> Result<ExitCode> {
             args.threads
         );
     }
-    if args.threads > 0 {
+    // Under mpirun (and built with the mpi feature), one fit split over the processes; those
+    // on one machine share its cores unless --threads says otherwise.
+    let group = distributed::join()?;
+    let group = group.as_ref();
+    let threads = match (args.threads, group, facenmf::mpi::launcher_local_size()) {
+        (0, Some(_), Some(local)) if local > 1 => (cores / local).max(1),
+        (threads, _, _) => threads,
+    };
+    if threads > 0 {
         rayon::ThreadPoolBuilder::new()
-            .num_threads(args.threads)
+            .num_threads(threads)
             .build_global()
             .context("cannot start the worker threads")?;
     }
-    // Under mpirun (and built with the mpi feature), one fit split over the processes.
-    let group = distributed::join()?;
-    let group = group.as_ref();
     match args.precision {
         Precision::F32 => learn_as::<f32>(&args, resume, group),
         Precision::F64 => learn_as::<f64>(&args, resume, group),

@@ -11,15 +11,22 @@
 pub use enabled::Mpi;
 
 /// The number of processes an MPI launcher (`mpirun`, `mpiexec`, `srun`) started this one
-/// among, read from the variables OpenMPI, MPICH/Hydra, PMIx and Slurm set; `None` when there
-/// is no trace of one.
+/// among, read from the variables OpenMPI, PMIx and PMI (MPICH's Hydra, Slurm's srun) set;
+/// `None` when there is no trace of one. (Slurm's own job variables are not read: a job of
+/// many tasks may run the binary once, outside `srun`.)
 pub fn launcher_size() -> Option<usize> {
+    ["OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "PMI_SIZE"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok()?.trim().parse().ok())
+}
+
+/// How many of the launcher's processes run on this machine (OpenMPI, PMIx, MPICH's Hydra),
+/// if it says: each takes its part of the cores.
+pub fn launcher_local_size() -> Option<usize> {
     [
-        "OMPI_COMM_WORLD_SIZE",
-        "PMIX_SIZE",
-        "PMI_SIZE",
+        "OMPI_COMM_WORLD_LOCAL_SIZE",
+        "PMIX_LOCAL_SIZE",
         "MPI_LOCALNRANKS",
-        "SLURM_NTASKS",
     ]
     .iter()
     .find_map(|name| std::env::var(name).ok()?.trim().parse().ok())

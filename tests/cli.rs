@@ -440,3 +440,51 @@ fn synth_writes_each_parts_set_and_never_mixes_two_in_one_folder() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// A binary without the mpi feature started by an MPI launcher runs the whole fit in each
+/// process: it says so, and how to build the one that splits it.
+#[cfg(not(feature = "mpi"))]
+#[test]
+fn an_mpi_launcher_without_the_mpi_feature_is_warned_about() {
+    let tmp = tempfile::tempdir().unwrap();
+    let made = facenmf(&["synth", "--out", "data", "--count", "20"], tmp.path());
+    assert!(made.status.success(), "{}", stderr(&made));
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_facenmf"))
+        .args([
+            "learn",
+            "data/faces",
+            "-r",
+            "3",
+            "--max-iter",
+            "5",
+            "-q",
+            "-o",
+            "out",
+        ])
+        .env("OMPI_COMM_WORLD_SIZE", "4")
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    let err = stderr(&run);
+    assert!(
+        err.contains("MPI launcher with 4 processes") && err.contains("--features mpi"),
+        "{err}"
+    );
+    // Without a launcher, nothing is said.
+    let plain = facenmf(
+        &[
+            "learn",
+            "data/faces",
+            "-r",
+            "3",
+            "--max-iter",
+            "5",
+            "-q",
+            "-o",
+            "out2",
+        ],
+        tmp.path(),
+    );
+    assert!(!stderr(&plain).contains("MPI"), "{}", stderr(&plain));
+}

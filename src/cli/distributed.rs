@@ -54,7 +54,10 @@ pub(crate) fn join() -> Result<Option<Group>> {
 
 /// `learn` split over `group`.
 #[cfg(not(feature = "mpi"))]
-#[allow(clippy::extra_unused_type_parameters, reason = "the mpi build's signature")]
+#[allow(
+    clippy::extra_unused_type_parameters,
+    reason = "the mpi build's signature"
+)]
 pub(crate) fn learn<T>(
     _: &LearnArgs,
     group: &Group,
@@ -65,9 +68,39 @@ pub(crate) fn learn<T>(
     match *group {}
 }
 
-/// `learn` split over `group`: see the module's documentation.
+/// An error another process reports: this one exits with failure and says nothing, so that
+/// each error is printed once, by process 0.
+#[derive(Debug)]
+pub(crate) struct ReportedByProcess0;
+
+impl std::fmt::Display for ReportedByProcess0 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stopped; process 0 says why")
+    }
+}
+
+impl std::error::Error for ReportedByProcess0 {}
+
+/// `learn` split over `group`: see the module's documentation. Only process 0 reports an
+/// error (every error is known to it: those before the fit are agreed, and the fit's are the
+/// same everywhere).
 #[cfg(feature = "mpi")]
 pub(crate) fn learn<T: Float>(
+    args: &LearnArgs,
+    group: &Group,
+    loader: &Loader,
+    interrupt: Interrupt,
+    signal: &Signal,
+) -> Result<ExitCode> {
+    let result = learn_split::<T>(args, group, loader, interrupt, signal);
+    if group.rank() != 0 {
+        return result.map_err(|_| ReportedByProcess0.into());
+    }
+    result
+}
+
+#[cfg(feature = "mpi")]
+fn learn_split<T: Float>(
     args: &LearnArgs,
     group: &Group,
     loader: &Loader,
@@ -292,7 +325,11 @@ fn agree<R>(group: &Group, result: Result<R>) -> Result<R> {
         let len = len as usize;
         if len > 0 {
             let text: Vec<u8> = all[at..at + len].iter().map(|&b| b as u8).collect();
-            bail!("process {p} stopped: {}", String::from_utf8_lossy(&text));
+            bail!(
+                "process {p} of {}: {}",
+                group.size(),
+                String::from_utf8_lossy(&text)
+            );
         }
         at += len;
     }

@@ -615,11 +615,13 @@ impl Nmf {
                 format!("{why}; not with images split over processes"),
             ))
         };
-        if self.alpha_w > 0.0 || self.alpha_h > 0.0 {
-            return refuse(
-                "alpha_w",
-                "the penalties' value sums over H, which no process holds whole",
-            );
+        for (name, alpha) in [("alpha_w", self.alpha_w), ("alpha_h", self.alpha_h)] {
+            if alpha > 0.0 {
+                return refuse(
+                    name,
+                    "the penalties' value sums over H, which no process holds whole",
+                );
+            }
         }
         if self.init == Init::Spa {
             return refuse("init", "spa picks images by passes over all of them");

@@ -160,7 +160,7 @@ fn a_bad_entry_in_one_process_ends_every_process_with_its_place_in_x() {
 fn split_fits_refuse_what_they_cannot_do_on_every_process() {
     let x = noisy(20, 100, 7);
     for (params, name) in [
-        (Nmf::params(3).alpha_h(0.1), "alpha_w"),
+        (Nmf::params(3).alpha_h(0.1), "alpha_h"),
         (Nmf::params(3).init(Init::Spa), "init"),
         (
             Nmf::params(3)
