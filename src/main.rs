@@ -786,6 +786,7 @@ fn learn_as<T: Float>(
     let options = render::OutputOptions {
         samples: args.samples,
         threads,
+        processes: 1,
         look: render::Look {
             tile_scale: args.tile_scale,
             palette: args.display,
@@ -936,6 +937,7 @@ fn learn_streamed<T: Float>(
     let options = render::OutputOptions {
         samples: args.samples,
         threads: rayon::current_num_threads(),
+        processes: 1,
         look: render::Look {
             tile_scale: args.tile_scale,
             palette: args.display,

@@ -119,6 +119,9 @@ fn same_as_one_process(dir: &Path, processes: &[usize], extra: &[&str]) {
             dw < 1e-8 && dh < 1e-8,
             "P = {p}: W differs by {dw}, H by {dh}"
         );
+        let run: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(folder.join("run.json")).unwrap()).unwrap();
+        assert_eq!(run["processes"], p, "P = {p}: run.json's processes");
         // Process 0 wrote every output, the pictures and report included.
         for file in ["basis.png", "reconstructions.png", "report.html"] {
             assert!(folder.join(file).is_file(), "P = {p}: no {file}");

@@ -184,8 +184,13 @@ fn learn_split<T: Float>(
         let local = folder.faces::<T>(loader, &columns, quiet).map(|f| f.x);
         Some(agree(group, local)?)
     };
-    if interrupt.is_raised() {
-        eprintln!("interrupted while loading; nothing was written");
+    // A signal to any process while loading stops all of them.
+    let mut raised = [f64::from(u8::from(interrupt.is_raised()))];
+    group.sum(&mut raised);
+    if raised[0] > 0.0 {
+        if root {
+            eprintln!("interrupted while loading; nothing was written");
+        }
         return Ok(signal.exit_code());
     }
     let (height, width) = folder.shape();
@@ -251,8 +256,10 @@ fn learn_split<T: Float>(
         .into_iter()
         .map(|row| group.gather_to_root(&row.iter().map(|v| v.to_f64()).collect::<Vec<_>>()))
         .collect();
+    // Every process stopped at the same iterate for the same reason.
+    let interrupted = fit.stop == facenmf::Stop::Interrupted;
     if !root {
-        return Ok(if interrupt.is_raised() {
+        return Ok(if interrupted {
             signal.exit_code()
         } else {
             ExitCode::SUCCESS
@@ -273,6 +280,7 @@ fn learn_split<T: Float>(
     let options = render::OutputOptions {
         samples: args.samples,
         threads: rayon::current_num_threads(),
+        processes: group.size(),
         look: render::Look {
             tile_scale: args.tile_scale,
             palette: args.display,
@@ -294,7 +302,7 @@ fn learn_split<T: Float>(
         );
     }
     crate::summarise(args, (m, n), &fit, &outputs.paths);
-    if interrupt.is_raised() {
+    if interrupted {
         eprintln!(
             "interrupted ({}): wrote the best iterate so far ({} iterations, relative error \
              {:.6}) to {}",

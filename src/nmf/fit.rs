@@ -114,8 +114,9 @@ impl Nmf {
             .map(|(fit, _)| fit)
     }
 
-    /// Fits X split by columns over a group of processes ([`Collective`](super::Collective)), each calling this
-    /// with its own images: `x` holds columns `share.first..share.first + x.ncols()` of X
+    /// Fits X split by columns over a group of processes
+    /// ([`Collective`](super::Collective)), each calling this with its own images: `x` holds
+    /// columns `share.first..share.first + x.ncols()` of X
     /// (m x `share.total`). W is replicated and each process keeps its own columns of H: the
     /// returned [`Factorization::h`] holds only those (the caller gathers H if it wants it
     /// whole). Per iteration the processes exchange one sum of `X H^T` and `H H^T` (m r + r r

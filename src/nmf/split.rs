@@ -68,7 +68,9 @@ impl Share<'_> {
 
 /// P threads of one process as a process group: what the split fit is checked against
 /// without MPI. Sums are taken in rank order, as [`Collective::sum`] promises the same bits
-/// everywhere. Every member must be used by its own thread, all of them at once.
+/// everywhere. Every member must be used by its own thread, all of them at once, and each
+/// member's fit must run in a rayon pool of its own (`ThreadPool::install`): a member waiting
+/// for the others must not hold a worker thread another member's fit needs.
 #[derive(Debug)]
 pub struct Threads {
     size: usize,

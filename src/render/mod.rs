@@ -89,13 +89,20 @@ const FACTOR_FILES: usize = 3;
 pub struct OutputOptions {
     /// Faces shown beside their reconstructions.
     pub samples: usize,
-    /// Worker threads the fit ran on, recorded in run.json.
+    /// Worker threads the fit ran on (per process), recorded in run.json.
     pub threads: usize,
+    /// MPI processes the fit was split over, recorded in run.json when more than one.
+    pub processes: usize,
     /// How basis images are shown, recorded in run.json.
     pub look: Look,
     /// The `--resize` the faces were loaded with (width, height), recorded so that
     /// `facenmf report` loads them the same way.
     pub resize: Option<(u32, u32)>,
+}
+
+/// A fit in one process: run.json says nothing of processes then.
+fn one_process(processes: &usize) -> bool {
+    *processes == 1
 }
 
 /// Everything about one run that `run.json` records.
@@ -112,6 +119,8 @@ struct RunRecord<'a> {
     precision: &'static str,
     seed: u64,
     threads: usize,
+    #[serde(skip_serializing_if = "one_process")]
+    processes: usize,
     params: &'a Nmf,
     iterations: usize,
     seconds: f64,
@@ -375,6 +384,7 @@ fn write_set<T: Float>(
         precision: T::NAME,
         seed: fit.params.seed,
         threads: options.threads,
+        processes: options.processes,
         params: &fit.params,
         iterations: fit.n_iter,
         seconds: fit.seconds,
