@@ -783,16 +783,7 @@ fn learn_as<T: Float>(
 
     let threads = rayon::current_num_threads();
     let last_state = last_state.map(|s| s.to_bytes());
-    let options = render::OutputOptions {
-        samples: args.samples,
-        threads,
-        processes: 1,
-        look: render::Look {
-            tile_scale: args.tile_scale,
-            palette: args.display,
-        },
-        resize: args.resize,
-    };
+    let options = output_options(args, threads, 1);
     let outputs = render::write_outputs(&args.out, &faces, &fit, &options, last_state.as_deref())?;
     if let Some(e) = &outputs.report_error {
         eprintln!(
@@ -803,14 +794,7 @@ fn learn_as<T: Float>(
     }
     summarise(args, faces.x.dim(), &fit, &outputs.paths);
     if interrupt.is_raised() {
-        eprintln!(
-            "interrupted ({}): wrote the best iterate so far ({} iterations, relative error \
-             {:.6}) to {}",
-            signal.name(),
-            fit.n_iter,
-            fit.rel_error,
-            args.out.display()
-        );
+        say_interrupted(args, &signal, &fit);
         if last_state.is_some() {
             eprintln!("go on with: facenmf learn --resume {}", args.out.display());
         }
@@ -934,16 +918,7 @@ fn learn_streamed<T: Float>(
         bar.set_message(format!("error {:.6}", it.rel_error));
     })?;
     bar.finish_and_clear();
-    let options = render::OutputOptions {
-        samples: args.samples,
-        threads: rayon::current_num_threads(),
-        processes: 1,
-        look: render::Look {
-            tile_scale: args.tile_scale,
-            palette: args.display,
-        },
-        resize: args.resize,
-    };
+    let options = output_options(args, rayon::current_num_threads(), 1);
     let outputs = render::write_streamed_outputs(&args.out, &images, &fit, &options)?;
     if let Some(e) = &outputs.report_error {
         eprintln!(
@@ -952,17 +927,36 @@ fn learn_streamed<T: Float>(
     }
     summarise(args, (m, n), &fit, &outputs.paths);
     if interrupt.is_raised() {
-        eprintln!(
-            "interrupted ({}): wrote the best iterate so far ({} iterations, relative error \
-             {:.6}) to {}",
-            signal.name(),
-            fit.n_iter,
-            fit.rel_error,
-            args.out.display()
-        );
+        say_interrupted(args, signal, &fit);
         return Ok(signal.exit_code());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How `learn` writes its outputs, from its arguments.
+fn output_options(args: &LearnArgs, threads: usize, processes: usize) -> render::OutputOptions {
+    render::OutputOptions {
+        samples: args.samples,
+        threads,
+        processes,
+        look: render::Look {
+            tile_scale: args.tile_scale,
+            palette: args.display,
+        },
+        resize: args.resize,
+    }
+}
+
+/// What an interrupted `learn` wrote.
+fn say_interrupted<T: Float>(args: &LearnArgs, signal: &Signal, fit: &Factorization<T>) {
+    eprintln!(
+        "interrupted ({}): wrote the best iterate so far ({} iterations, relative error {:.6}) \
+         to {}",
+        signal.name(),
+        fit.n_iter,
+        fit.rel_error,
+        args.out.display()
+    );
 }
 
 /// Which signal stopped the run, if one did.

@@ -137,6 +137,13 @@ fn a_split_fit_is_the_single_process_fit() {
 }
 
 #[test]
+fn a_share_of_a_single_image_is_the_single_process_fit() {
+    // 33 faces over 2 processes: 32 and 1.
+    let (_tmp, faces) = demo_faces(33);
+    same_as_one_process(&faces, &[2], &[]);
+}
+
+#[test]
 fn a_split_fit_through_the_decoded_cache_streamed_is_the_single_process_fit() {
     let (tmp, faces) = demo_faces(150);
     let cache = tmp.path().join("cache");

@@ -246,7 +246,9 @@ fn learn_split<T: Float>(
     // Process 0 gathers every face's error and H, a row at a time, and writes.
     let errors = match (&folder, &x) {
         (_, Some(x)) => facenmf::nmf::column_errors(&x.view(), &fit.w.view(), &fit.h.view()).0,
-        (Folder::Cached(images), None) => window_errors(images, mine.clone(), &fit),
+        (Folder::Cached(images), None) => {
+            render::errors_by_blocks::<T>(images, mine.clone(), &fit.w.view(), &fit.h.view())
+        }
         (Folder::Listed(_), None) => unreachable!("--stream is refused without --cache"),
     };
     let errors = group.gather_to_root(&errors);
@@ -277,16 +279,7 @@ fn learn_split<T: Float>(
     let shown = render::shown_columns(n);
     let faces = folder.faces::<T>(loader, &shown, quiet)?;
     let errors = errors.expect("process 0 gathers");
-    let options = render::OutputOptions {
-        samples: args.samples,
-        threads: rayon::current_num_threads(),
-        processes: group.size(),
-        look: render::Look {
-            tile_scale: args.tile_scale,
-            palette: args.display,
-        },
-        resize: args.resize,
-    };
+    let options = crate::output_options(args, rayon::current_num_threads(), size);
     let outputs = render::write_sampled_outputs(
         &args.out,
         &faces,
@@ -303,14 +296,7 @@ fn learn_split<T: Float>(
     }
     crate::summarise(args, (m, n), &fit, &outputs.paths);
     if interrupted {
-        eprintln!(
-            "interrupted ({}): wrote the best iterate so far ({} iterations, relative error \
-             {:.6}) to {}",
-            signal.name(),
-            fit.n_iter,
-            fit.rel_error,
-            args.out.display()
-        );
+        crate::say_interrupted(args, signal, &fit);
         return Ok(signal.exit_code());
     }
     Ok(ExitCode::SUCCESS)
@@ -397,55 +383,9 @@ impl Folder {
                     ..faces
                 })
             }
-            Folder::Cached(images) => {
-                use facenmf::nmf::ColumnBlocks;
-                let m = images.pixels();
-                let mut x = ndarray::Array2::<T>::zeros((m, columns.len()));
-                // Runs of consecutive columns are read as one block.
-                let mut k = 0;
-                while k < columns.len() {
-                    let mut end = k + 1;
-                    while end < columns.len() && columns[end] == columns[end - 1] + 1 {
-                        end += 1;
-                    }
-                    let rows: ndarray::Array2<T> =
-                        ColumnBlocks::rows(images, columns[k]..columns[end - 1] + 1);
-                    x.slice_mut(ndarray::s![.., k..end]).assign(&rows.t());
-                    k = end;
-                }
-                Ok(facenmf::Faces {
-                    x,
-                    root: images.root.clone(),
-                    height: images.height,
-                    width: images.width,
-                    paths: columns.iter().map(|&j| images.paths[j].clone()).collect(),
-                    skipped: images.skipped.clone(),
-                    preprocess: images.preprocess,
-                })
-            }
+            Folder::Cached(images) => Ok(images.select(columns)),
         }
     }
-}
-
-/// The relative error of each face of `columns`, read block by block from the cache.
-#[cfg(feature = "mpi")]
-fn window_errors<T: Float>(
-    images: &facenmf::loader::CachedImages,
-    columns: std::ops::Range<usize>,
-    fit: &Factorization<T>,
-) -> Vec<f64> {
-    use facenmf::nmf::ColumnBlocks;
-    let m = images.pixels();
-    let block = (4_000_000 / m.max(1)).max(1);
-    let mut errors = Vec::with_capacity(columns.len());
-    for start in columns.clone().step_by(block) {
-        let range = start..(start + block).min(columns.end);
-        let rows: ndarray::Array2<T> = ColumnBlocks::rows(images, range.clone());
-        let local = range.start - columns.start..range.end - columns.start;
-        let h = fit.h.slice(ndarray::s![.., local]);
-        errors.extend(facenmf::nmf::column_errors(&rows.t(), &fit.w.view(), &h).0);
-    }
-    errors
 }
 
 /// This process's columns of the decoded cache, as the engine reads them block by block.

@@ -194,6 +194,33 @@ pub struct CachedImages {
 }
 
 /// A fit reads the images preprocessed, block by block.
+impl CachedImages {
+    /// The images of `columns` (ascending or not) as faces: runs of consecutive columns are
+    /// read as one block. For the faces a run shows when it does not hold X.
+    pub fn select<T: Float>(&self, columns: &[usize]) -> Faces<T> {
+        let mut x = Array2::<T>::zeros((self.pixels(), columns.len()));
+        let mut k = 0;
+        while k < columns.len() {
+            let mut end = k + 1;
+            while end < columns.len() && columns[end] == columns[end - 1] + 1 {
+                end += 1;
+            }
+            let rows: Array2<T> = ColumnBlocks::rows(self, columns[k]..columns[end - 1] + 1);
+            x.slice_mut(ndarray::s![.., k..end]).assign(&rows.t());
+            k = end;
+        }
+        Faces {
+            x,
+            root: self.root.clone(),
+            height: self.height,
+            width: self.width,
+            paths: columns.iter().map(|&j| self.paths[j].clone()).collect(),
+            skipped: self.skipped.clone(),
+            preprocess: self.preprocess,
+        }
+    }
+}
+
 impl<T: Float> ColumnBlocks<T> for CachedImages {
     fn pixels(&self) -> usize {
         CachedImages::pixels(self)

@@ -376,7 +376,23 @@ impl Loader {
                 found_h: odd.height,
             });
         }
-        self.decode_found(found, skipped, progress)
+        let faces = self.decode_found(found, skipped, progress)?;
+        self.enough_images(faces.x.ncols(), faces.skipped.len())?;
+        Ok(faces)
+    }
+
+    /// A fit needs two images at least: none or one found is an error naming the folder.
+    fn enough_images(&self, found: usize, skipped: usize) -> Result<()> {
+        match found {
+            0 => Err(Error::NoImages {
+                path: self.dir.clone(),
+                skipped,
+            }),
+            1 => Err(Error::OneImage {
+                path: self.dir.clone(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// The images of the folder in column order, sized from their headers (nothing is
@@ -415,20 +431,7 @@ impl Loader {
             }
         }
         skipped.sort_by_cached_key(|s| slash_string(&s.path));
-        match paths.len() {
-            0 => {
-                return Err(Error::NoImages {
-                    path: self.dir.clone(),
-                    skipped: skipped.len(),
-                });
-            }
-            1 => {
-                return Err(Error::OneImage {
-                    path: self.dir.clone(),
-                });
-            }
-            _ => {}
-        }
+        self.enough_images(paths.len(), skipped.len())?;
         let (width, height) = self
             .resize
             .or(first.map(|(_, size)| size))
@@ -447,7 +450,7 @@ impl Loader {
     /// all (with skipping on). Calls `progress` as [`Loader::load_with`] does.
     ///
     /// # Errors
-    /// As [`Loader::load`]; a column beyond the listing.
+    /// As [`Loader::load`] (but one image is enough); a column beyond the listing.
     pub fn load_listed<T: Float>(
         &self,
         listing: &Listing,
@@ -508,19 +511,12 @@ impl Loader {
             }
         }
         skipped.sort_by_cached_key(|s| slash_string(&s.path));
-        match images.len() {
-            0 => {
-                return Err(Error::NoImages {
-                    path: self.dir.clone(),
-                    skipped: skipped.len(),
-                });
-            }
-            1 => {
-                return Err(Error::OneImage {
-                    path: self.dir.clone(),
-                });
-            }
-            _ => {}
+        // Some of a folder's images (a process's share of a split fit) may be a single one.
+        if images.is_empty() {
+            return Err(Error::NoImages {
+                path: self.dir.clone(),
+                skipped: skipped.len(),
+            });
         }
 
         let (first_path, first) = &images[0];

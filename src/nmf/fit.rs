@@ -104,13 +104,23 @@ impl Nmf {
         width: usize,
         progress: impl FnMut(&Iteration) + Send,
     ) -> Result<Factorization<T>> {
+        self.fit_one(Source::Blocks(blocks, width.max(1)), None, progress)
+    }
+
+    /// One run (with run 0's seed, as [`Nmf::fit_with`]'s first) over `source`, split over
+    /// processes by `share` if given.
+    fn fit_one<T: Float>(
+        &self,
+        source: Source<'_, T>,
+        share: Option<Share<'_>>,
+        progress: impl FnMut(&Iteration) + Send,
+    ) -> Result<Factorization<T>> {
         let params = Nmf {
             seed: seed::run_seed(self.seed, 0),
             ..self.clone()
         };
-        let source = Source::Blocks(blocks, width.max(1));
         params
-            .fit_inner_checkpointed(source, None, None, None, progress, None)
+            .fit_inner_checkpointed(source, share, None, None, progress, None)
             .map(|(fit, _)| fit)
     }
 
@@ -137,13 +147,7 @@ impl Nmf {
         share: Share<'_>,
         progress: impl FnMut(&Iteration) + Send,
     ) -> Result<Factorization<T>> {
-        let params = Nmf {
-            seed: seed::run_seed(self.seed, 0),
-            ..self.clone()
-        };
-        params
-            .fit_inner_checkpointed(Source::Memory(x), Some(share), None, None, progress, None)
-            .map(|(fit, _)| fit)
+        self.fit_one(Source::Memory(x), Some(share), progress)
     }
 
     /// [`Nmf::fit_share`] with this process's images read block by block from `blocks`
@@ -158,14 +162,7 @@ impl Nmf {
         share: Share<'_>,
         progress: impl FnMut(&Iteration) + Send,
     ) -> Result<Factorization<T>> {
-        let params = Nmf {
-            seed: seed::run_seed(self.seed, 0),
-            ..self.clone()
-        };
-        let source = Source::Blocks(blocks, width.max(1));
-        params
-            .fit_inner_checkpointed(source, Some(share), None, None, progress, None)
-            .map(|(fit, _)| fit)
+        self.fit_one(Source::Blocks(blocks, width.max(1)), Some(share), progress)
     }
 
     /// Fits X from given factors W0 (m x r) and H0 (r x n) instead of [`Nmf::init`]; W0 is

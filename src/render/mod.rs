@@ -213,34 +213,32 @@ pub fn write_streamed_outputs<T: Float>(
     fit: &Factorization<T>,
     options: &OutputOptions,
 ) -> Result<Outputs> {
-    use crate::nmf::ColumnBlocks;
     let n = images.count();
-    let m = images.pixels();
-    // Blocks of about 4 million values (the block and its W H are both held).
-    let block = (4_000_000 / m.max(1)).clamp(1, n.max(1));
-    let mut errors = Vec::with_capacity(n);
-    for start in (0..n).step_by(block) {
-        let range = start..(start + block).min(n);
-        let rows: ndarray::Array2<T> = ColumnBlocks::rows(images, range.clone());
-        let h = fit.h.slice(ndarray::s![.., range]);
-        errors.extend(crate::nmf::column_errors(&rows.t(), &fit.w.view(), &h).0);
-    }
+    let errors = errors_by_blocks(images, 0..n, &fit.w.view(), &fit.h.view());
     let columns = shown_columns(n);
-    let mut x = ndarray::Array2::<T>::zeros((m, columns.len()));
-    for (k, &j) in columns.iter().enumerate() {
-        let row: ndarray::Array2<T> = ColumnBlocks::rows(images, j..j + 1);
-        x.column_mut(k).assign(&row.row(0));
-    }
-    let faces = Faces {
-        x,
-        root: images.root.clone(),
-        height: images.height,
-        width: images.width,
-        paths: columns.iter().map(|&j| images.paths[j].clone()).collect(),
-        skipped: images.skipped.clone(),
-        preprocess: images.preprocess,
-    };
+    let faces = images.select::<T>(&columns);
     write_sampled_outputs(dir, &faces, columns, &images.paths, errors, fit, options)
+}
+
+/// The relative error of each image of `columns` of `images` given W and those columns' H
+/// (r x columns), read block by block: X is never held.
+pub fn errors_by_blocks<T: Float>(
+    images: &dyn crate::nmf::ColumnBlocks<T>,
+    columns: std::ops::Range<usize>,
+    w: &ndarray::ArrayView2<T>,
+    h: &ndarray::ArrayView2<T>,
+) -> Vec<f64> {
+    // Blocks of about 4 million values (the block and its W H are both held).
+    let block = (4_000_000 / images.pixels().max(1)).max(1);
+    let mut errors = Vec::with_capacity(columns.len());
+    for start in columns.clone().step_by(block) {
+        let range = start..(start + block).min(columns.end);
+        let rows = images.rows(range.clone());
+        let local = range.start - columns.start..range.end - columns.start;
+        let h = h.slice(ndarray::s![.., local]);
+        errors.extend(crate::nmf::column_errors(&rows.t(), w, &h).0);
+    }
+    errors
 }
 
 /// The columns of X whose faces a run over `n` images too many to hold shows: at most

@@ -34,6 +34,26 @@ pub(super) fn noisy(m: usize, n: usize, seed: u64) -> Array2<f64> {
     low_rank(m, n, 8, seed) + Array2::from_shape_simple_fn((m, n), || 0.3 * uniform(&mut rng))
 }
 
+/// `b` made the iterates of `a`: as many iterations and restarts, and every iteration's
+/// relative error, and the final one, equal to 1e-9.
+pub(super) fn assert_same_iterates<T>(a: &Factorization<T>, b: &Factorization<T>, label: &str) {
+    assert_eq!(a.n_iter, b.n_iter, "{label}");
+    assert_eq!(a.restarts, b.restarts, "{label}");
+    for (x, y) in a.history.iter().zip(&b.history) {
+        assert!(
+            (x.rel_error - y.rel_error).abs() <= 1e-9 * x.rel_error,
+            "{label} at iteration {}: {} against {}",
+            x.iter,
+            x.rel_error,
+            y.rel_error
+        );
+    }
+    assert!(
+        (a.rel_error - b.rel_error).abs() <= 1e-9 * a.rel_error,
+        "{label}"
+    );
+}
+
 pub(super) const ALL_SOLVERS: [Solver; 5] = [
     Solver::Hals,
     Solver::Cd,

@@ -352,18 +352,7 @@ fn streamed_fits_make_the_in_memory_iterates() {
         for width in [32, 64, x.ncols()] {
             let streamed = params.fit_blocks(&Held(x.clone()), width, |_| {}).unwrap();
             let label = format!("{} {} in blocks of {width}", params.solver, params.init);
-            assert_eq!(memory.n_iter, streamed.n_iter, "{label}");
-            assert_eq!(memory.restarts, streamed.restarts, "{label}");
-            for (a, b) in memory.history.iter().zip(&streamed.history) {
-                assert!(
-                    (a.rel_error - b.rel_error).abs() <= 1e-9 * a.rel_error,
-                    "{label} at iteration {}: {} against {}",
-                    a.iter,
-                    a.rel_error,
-                    b.rel_error
-                );
-            }
-            assert!((memory.rel_error - streamed.rel_error).abs() <= 1e-9 * memory.rel_error);
+            assert_same_iterates(&memory, &streamed, &label);
             let dw = (&memory.w - &streamed.w)
                 .iter()
                 .fold(0.0f64, |m, d| m.max(d.abs()));

@@ -90,18 +90,7 @@ fn split_fits_make_the_single_process_iterates() {
                 .map(|f| f.unwrap())
                 .collect();
             for fit in &fits {
-                assert_eq!(single.n_iter, fit.n_iter, "{label}");
-                assert_eq!(single.restarts, fit.restarts, "{label}");
-                for (a, b) in single.history.iter().zip(&fit.history) {
-                    assert!(
-                        (a.rel_error - b.rel_error).abs() <= 1e-9 * a.rel_error,
-                        "{label} at iteration {}: {} against {}",
-                        a.iter,
-                        a.rel_error,
-                        b.rel_error
-                    );
-                }
-                assert!((single.rel_error - fit.rel_error).abs() <= 1e-9 * single.rel_error);
+                assert_same_iterates(&single, fit, &label);
                 // W is replicated: the same bits in every process.
                 assert_eq!(fit.w, fits[0].w, "{label}");
             }
