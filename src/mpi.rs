@@ -2,10 +2,11 @@
 //! traces in the environment (always, so that a binary built without the feature can say
 //! that it is running P separate fits).
 //!
-//! [`Mpi`] gives the engine's [`Collective`] over MPI's world communicator (OpenMPI, through
-//! the `mpi` crate). Sums are a reduction to process 0 followed by a broadcast, rather than
-//! one all-reduce: MPI does not promise that an all-reduce gives every process the same bits,
-//! and the engine's W must be the same bits everywhere.
+//! `Mpi` (with the feature) gives the engine's [`Collective`](crate::nmf::Collective) over
+//! MPI's world communicator (OpenMPI, through the `mpi` crate). Sums are a reduction to
+//! process 0 followed by a broadcast, rather than one all-reduce: MPI does not promise that an
+//! all-reduce gives every process the same bits, and the engine's W must be the same bits
+//! everywhere.
 
 #[cfg(feature = "mpi")]
 pub use enabled::Mpi;

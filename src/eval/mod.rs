@@ -1,5 +1,5 @@
 //! Apply: choosing the rank by held-out error (here), and recognising people from their
-//! coefficients ([`recognition`]).
+//! coefficients (`recognition`).
 //!
 //! For each rank and replicate, one fit on the known entries only (the missing-data machinery):
 //! a random fraction of the pixels of every training face is hidden (speckled

@@ -366,10 +366,11 @@ impl CachedImages {
 }
 
 impl Loader {
-    /// Loads the folder through the decoded cache in `cache` (see the [module docs](self)):
-    /// read from it when it matches the folder and these settings, otherwise decoded, written
-    /// there and then read. The preprocessing is applied after, so one cache serves every
-    /// [`Preprocess`](super::Preprocess). X is the same, bit for bit, as [`Loader::load`] gives.
+    /// Loads the folder through the decoded cache in `cache` (see the docs of this module,
+    /// `loader::cache`): read from it when it matches the folder and these settings, otherwise
+    /// decoded, written there and then read. The preprocessing is applied after, so one cache
+    /// serves every [`Preprocess`]. X is the same, bit for bit, as
+    /// [`Loader::load`] gives.
     ///
     /// # Errors
     /// As [`Loader::load`], and the cache folder cannot be created or written (a full disk:

@@ -327,7 +327,7 @@ impl Nmf {
     }
 
     /// Stop when the relative error fell by less than `tol` (as a fraction of itself) over the
-    /// last [`TOL_WINDOW`] iterations; 0 disables the rule. Default: 1e-4.
+    /// last [`TOL_WINDOW`](crate::nmf::TOL_WINDOW) iterations; 0 disables the rule. Default: 1e-4.
     pub fn tol(mut self, tol: f64) -> Self {
         self.tol = tol;
         self
@@ -346,7 +346,7 @@ impl Nmf {
     }
 
     /// Fit this many times from distinct seeds (derived from [`Nmf::seed`]) and keep the
-    /// result with the least error; every run's error is in [`Factorization::run_errors`].
+    /// result with the least error; every run's error is in [`Factorization::run_errors`](crate::Factorization::run_errors).
     /// Matters for random starts; NNDSVD starts differ little between seeds. Default: 1.
     pub fn runs(mut self, runs: usize) -> Self {
         self.runs = runs;

@@ -3,8 +3,8 @@
 //!
 //! - [`demo`]: the bundled demo faces (`assets/faces`), and a variant with the outline of the
 //!   head in every face.
-//! - [`swimmer`]: Donoho & Stodden's swimmer, a torso and four limbs in four positions each.
-//! - [`bars`]: Foldiak's horizontal and vertical bars, each present with small probability.
+//! - `swimmer`: Donoho & Stodden's swimmer, a torso and four limbs in four positions each.
+//! - `bars`: Foldiak's horizontal and vertical bars, each present with small probability.
 //!
 //! Each set is a [`PartsSet`]: the parts, the coefficients that mix them into images, and a
 //! writer for `facenmf synth`. [`match_parts`] pairs every true part with its own basis image
