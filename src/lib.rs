@@ -19,5 +19,5 @@ pub use loader::{Faces, Listing, Loader, Preprocess, SkipReason, Skipped};
 pub use model::Model;
 pub use nmf::{
     Checkpoint, Checkpointing, CoarseLevel, Factorization, ImageShape, Init, Interrupt, Iteration,
-    Loss, Nmf, Solver, Stop,
+    Loss, Nmf, Online, Solver, Stop,
 };

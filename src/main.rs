@@ -313,8 +313,24 @@ struct LearnArgs {
     #[arg(long, requires = "cache", conflicts_with_all = ["mask", "hide_fraction", "init_from", "checkpoint_every", "resume"])]
     stream: bool,
     /// Images per block of a streamed fit [default: about 64 MB of pixels per block].
-    #[arg(long, value_name = "N", requires = "stream")]
+    #[arg(long, value_name = "N", requires = "stream", conflicts_with = "online")]
     block_images: Option<usize>,
+    /// Learn online (Mairal et al. 2010; scikit-learn's MiniBatchNMF): update the parts after
+    /// every batch of --batch-images faces, not once per pass over all of them, from sums over
+    /// the batches seen (older ones weighted down by --forget). For the largest folders, where a
+    /// few passes are all there is time for; --max-iter then counts passes, and the error is
+    /// measured exactly after each. No extrapolation, multilevel start or checkpoints; not
+    /// with missing data, penalties or sparseness constraints. With --stream a block is a
+    /// batch.
+    #[arg(long, conflicts_with_all = ["mask", "hide_fraction", "checkpoint_every", "resume"])]
+    online: bool,
+    /// Faces per batch of --online (rounded up to a multiple of 32).
+    #[arg(long, value_name = "N", requires = "online", default_value_t = facenmf::nmf::DEFAULT_BATCH_IMAGES)]
+    batch_images: usize,
+    /// Share of a batch's weight in --online's sums left after one more pass, in (0, 1]
+    /// (1: nothing forgotten).
+    #[arg(long, value_name = "F", requires = "online", default_value_t = facenmf::nmf::DEFAULT_FORGET)]
+    forget: f64,
     /// Output folder.
     #[arg(short, long, default_value = "output")]
     out: PathBuf,
@@ -529,6 +545,7 @@ fn flag(parameter: &str) -> String {
     match parameter {
         "rank" => "--rank".into(),
         "image_shape" => "image size".into(),
+        "online" => "--online".into(),
         other => format!("--{}", other.replace('_', "-")),
     }
 }
@@ -842,6 +859,10 @@ fn learn_params(
         .sparsity_w(args.sparsity_w)
         .sparsity_h(args.sparsity_h)
         .unit_sum_w(args.unit_sum_w)
+        .online(
+            args.online
+                .then(|| facenmf::Online::new(args.batch_images).forget(args.forget)),
+        )
         .image_shape(height, width)
         .interrupt(interrupt.clone());
     if let Some(on) = args.extrapolate {
@@ -875,7 +896,8 @@ fn iteration_bar(args: &LearnArgs, rank: usize) -> ProgressBar {
         args.max_iter as u64,
         "{prefix} [{bar:30}] {pos}/{len} iterations, {msg} ({elapsed}, eta {eta})",
     );
-    bar.set_prefix(format!("{} rank {rank}", args.solver));
+    let online = if args.online { " online" } else { "" };
+    bar.set_prefix(format!("{}{online} rank {rank}", args.solver));
     bar
 }
 
@@ -898,16 +920,20 @@ fn learn_streamed<T: Float>(
     }
     let (m, n) = (images.pixels(), images.count());
     let rank = args.rank.unwrap_or(DEFAULT_RANK);
-    let width = args
-        .block_images
-        .unwrap_or(STREAM_BLOCK_VALUES / m.max(1))
-        .max(1);
+    // Online, a block is a batch.
+    let width = if args.online {
+        args.batch_images
+    } else {
+        args.block_images.unwrap_or(STREAM_BLOCK_VALUES / m.max(1))
+    }
+    .max(1);
     if !args.quiet {
         eprintln!(
-            "streaming {n} images of {}x{} from {} in blocks of {} (X is {m} x {n}, not held)",
+            "streaming {n} images of {}x{} from {} in {} of {} (X is {m} x {n}, not held)",
             images.width,
             images.height,
             cache.display(),
+            if args.online { "batches" } else { "blocks" },
             width.min(n)
         );
     }
@@ -1050,8 +1076,13 @@ fn summarise<T: Float>(
         fit.start,
         T::NAME
     );
+    let unit = if args.online {
+        "passes (online)"
+    } else {
+        "iterations"
+    };
     eprintln!(
-        "{} iterations in {:.2} s ({}), relative error {:.6}",
+        "{} {unit} in {:.2} s ({}), relative error {:.6}",
         fit.n_iter, fit.seconds, fit.stop, fit.rel_error
     );
     if let Some(divergence) = fit.divergence {

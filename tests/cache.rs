@@ -370,3 +370,86 @@ fn learn_stream_fits_from_the_cache_and_writes_every_output() {
         assert!(stderr(&out).contains(flag), "{flag}: {}", stderr(&out));
     }
 }
+
+#[test]
+fn learn_online_moves_the_parts_batch_by_batch_in_memory_or_streamed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = facenmf(&["synth", "--out", "d", "--count", "150"], tmp.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let run = |args: &[&str]| {
+        let mut all = vec![
+            "learn",
+            "d/faces",
+            "-r",
+            "12",
+            "--max-iter",
+            "25",
+            "--tol",
+            "0",
+            "--precision",
+            "f64",
+            "--online",
+            "--batch-images",
+            "64",
+        ];
+        all.extend_from_slice(args);
+        let out = facenmf(&all, tmp.path());
+        assert!(out.status.success(), "{}", stderr(&out));
+        stderr(&out)
+    };
+    let said = run(&["--cache", "c", "--stream", "-o", "s"]);
+    assert!(said.contains("in batches of 64"), "{said}");
+    assert!(said.contains("25 passes (online)"), "{said}");
+    run(&["-o", "m"]);
+    let json = |dir: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(tmp.path().join(dir).join("run.json")).unwrap())
+            .unwrap()
+    };
+    let (streamed, memory) = (json("s"), json("m"));
+    assert_eq!(memory["params"]["online"]["batch_images"], 64);
+    assert_eq!(memory["params"]["online"]["forget"], 0.7);
+    let history = |r: &serde_json::Value| -> Vec<f64> {
+        r["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["rel_error"].as_f64().unwrap())
+            .collect()
+    };
+    let (a, b) = (history(&streamed), history(&memory));
+    assert_eq!(a.len(), 26);
+    assert_eq!(a.len(), b.len());
+    for (k, (a, b)) in a.iter().zip(&b).enumerate() {
+        assert!((a - b).abs() <= 1e-9 * b, "pass {k}: {a} against {b}");
+    }
+    assert!(b[25] < 0.5 * b[0], "{} against {}", b[25], b[0]);
+    assert!(tmp.path().join("m").join("report.html").is_file());
+    // Refused before any work, by flag.
+    for (extra, flag) in [
+        (vec!["--batch-images", "64"], "--online"),
+        (vec!["--online", "--forget", "0"], "--online"),
+        (
+            vec!["--online", "--checkpoint-every", "5"],
+            "--checkpoint-every",
+        ),
+        (vec!["--online", "--alpha-w", "0.1"], "--online"),
+        (
+            vec![
+                "--online",
+                "--cache",
+                "c",
+                "--stream",
+                "--block-images",
+                "32",
+            ],
+            "--block-images",
+        ),
+    ] {
+        let mut all = vec!["learn", "d/faces", "-r", "4", "-o", "x"];
+        all.extend_from_slice(&extra);
+        let out = facenmf(&all, tmp.path());
+        assert!(!out.status.success(), "{extra:?}");
+        assert!(stderr(&out).contains(flag), "{flag}: {}", stderr(&out));
+    }
+    assert!(!tmp.path().join("x").exists());
+}

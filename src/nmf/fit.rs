@@ -340,7 +340,8 @@ impl Nmf {
             && self.sparsity_h.is_none()
             && self.alpha_w == 0.0
             && self.alpha_h == 0.0;
-        let on = self.multilevel.unwrap_or(self.solver.policy().multilevel);
+        let on =
+            self.multilevel.unwrap_or(self.solver.policy().multilevel) && self.online.is_none();
         self.image_shape
             .filter(|_| plain && on)
             .and_then(|shape| shape.coarse_level(self.rank))
@@ -396,9 +397,10 @@ impl Nmf {
                 standard = x.as_standard_layout();
                 (standard.view(), None)
             }
+            // Online, a block is a batch.
             Source::Blocks(blocks, width) => (
                 ArrayView2::from_shape((0, 0), &[]).expect("an empty view"),
-                Some((blocks, width)),
+                Some((blocks, self.online.map_or(width, |o| o.batch_images))),
             ),
         };
         // n counts the images of every process; this process holds `local` of them.
@@ -443,10 +445,24 @@ impl Nmf {
             }
         }
         let policy = self.solver.policy();
-        // Blocks of images only where nothing couples all of them.
-        let width = self
+        let checkpointed = checkpointing
+            .as_ref()
+            .is_some_and(|c| c.every.is_some() || c.resume.is_some());
+        if self.online.is_some() && (missing.is_some() || checkpointed) {
+            let what = if missing.is_some() {
+                "missing data (it fills X whole)"
+            } else {
+                "checkpoints (the batches' sums are not kept)"
+            };
+            return Err(Error::param(
+                "online",
+                format!("online fitting does not combine with {what}"),
+            ));
+        }
+        // Blocks of images only where nothing couples all of them; online, a block is a batch.
+        let width = self.online.map(|o| o.batch_images).or(self
             .column_block
-            .filter(|_| missing.is_none() && self.sparsity_h.is_none());
+            .filter(|_| missing.is_none() && self.sparsity_h.is_none()));
 
         let penalty = Penalty::new(self.alpha_w, self.alpha_h, self.l1_ratio, m, n);
         // Under a sparseness constraint the start does not satisfy it: the first iterate that
@@ -644,8 +660,9 @@ impl Nmf {
                     best,
                     best_by_iter,
                     extrapolation,
-                    // Penalties and sparseness constraints zero components on purpose.
-                    revival: (!constrained && !penalty.is_active())
+                    // Penalties and sparseness constraints zero components on purpose; online,
+                    // the batches' sums would pull a restarted component back.
+                    revival: (!constrained && !penalty.is_active() && self.online.is_none())
                         .then(|| Revival::new(self.rank)),
                     // A stall with two alike components merges them at the next iteration's
                     // top and gives the fit another window before the stopping rule is asked
@@ -747,7 +764,7 @@ impl Nmf {
                 None => {
                     let cross = {
                         let images = images!();
-                        step.update_h(&images, &w, &mut ht, |rows, ht_block| {
+                        step.update_h(&images, &mut w, &mut ht, |rows, ht_block| {
                             if let Some(e) = &mut extrapolation {
                                 e.extrapolate_h(rows, ht_block);
                             }
@@ -840,8 +857,9 @@ impl Nmf {
             }
         }
         // An interrupted fit's last state, to go on from (none before its first iteration:
-        // there is nothing to keep that a new start would not redo).
-        let last_state = (stop == Stop::Interrupted && history.len() > 1)
+        // there is nothing to keep that a new start would not redo; none online, whose
+        // batches' sums it would not hold).
+        let last_state = (stop == Stop::Interrupted && history.len() > 1 && self.online.is_none())
             .then(|| checkpoint!(history.len() - 1));
 
         let (mut w, mut ht) = match extrapolation {

@@ -18,8 +18,9 @@
 //!   plugs in.
 //! - `result`: [`Factorization`], [`Iteration`], [`Stop`].
 //! - One file per kernel with its paper: `hals`, `mu`, `fpgm`, `anls`, `beta`; beside them
-//!   `init`, `extrapolate`, `multilevel`, `missing`, `penalty`, `sparseness`, `canonical`,
-//!   `linalg` (faer products on ndarray memory) and `seed`.
+//!   `init`, `extrapolate`, `multilevel`, `missing`, `online` (the sums of an online fit),
+//!   `penalty`, `sparseness`, `canonical`, `linalg` (faer products on ndarray memory) and
+//!   `seed`.
 //!
 //! The objective is `||X - WH||_F^2`; the relative error `||X - WH||_F / ||X||_F` is computed
 //! every iteration from the Gram matrices the update already has, at the cost of two r x r and
@@ -39,6 +40,7 @@ mod linalg;
 mod missing;
 mod mu;
 mod multilevel;
+mod online;
 mod params;
 mod penalty;
 mod project;
@@ -61,6 +63,7 @@ pub use linalg::Products;
 pub use linalg::column_errors;
 pub use missing::random_mask;
 pub use multilevel::ImageShape;
+pub use online::{DEFAULT_BATCH_IMAGES, DEFAULT_FORGET, Online};
 pub use params::{Interrupt, Loss, Nmf, Solver};
 pub use project::{PROJECT_TOL, Projection, project};
 pub use result::{CoarseLevel, Factorization, Iteration, Stop};

@@ -13,6 +13,7 @@ use ndarray::ArrayView2;
 use super::init::Init;
 use super::linalg::residual_sq;
 use super::multilevel::ImageShape;
+use super::online::Online;
 use super::penalty::Penalty;
 use super::split::Share;
 use super::{fpgm, hals};
@@ -151,6 +152,9 @@ pub struct Nmf {
     /// Recorded only when on, so that run.json and checkpoints of other fits read as before.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub(crate) unit_sum_w: bool,
+    /// Online fitting: W moves after every batch. Recorded only when on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) online: Option<Online>,
     /// Images per column block of the H half-step (see `blocks.rs`); `None`: all in one.
     #[serde(skip)]
     pub(crate) column_block: Option<usize>,
@@ -225,6 +229,7 @@ impl Nmf {
             image_shape: None,
             multilevel: None,
             unit_sum_w: false,
+            online: None,
             column_block: None,
             interrupt: Interrupt::default(),
             coarse_level: false,
@@ -267,10 +272,13 @@ impl Nmf {
     }
 
     /// Whether this fit extrapolates (never under a sparseness constraint, whose projections
-    /// the extrapolated points would leave, nor for a divergence loss).
+    /// the extrapolated points would leave, nor for a divergence loss, nor online, where W
+    /// moves batch by batch).
     pub fn extrapolates(&self) -> bool {
-        let constrained =
-            self.sparsity_w.is_some() || self.sparsity_h.is_some() || !self.loss.is_frobenius();
+        let constrained = self.sparsity_w.is_some()
+            || self.sparsity_h.is_some()
+            || !self.loss.is_frobenius()
+            || self.online.is_some();
         !constrained
             && self
                 .extrapolate
@@ -317,6 +325,19 @@ impl Nmf {
     /// canonical maximum 1). Default: off.
     pub fn unit_sum_w(mut self, on: bool) -> Self {
         self.unit_sum_w = on;
+        self
+    }
+
+    /// Fit online (Mairal et al. 2010): W is updated after every batch of images, from sums
+    /// over the batches seen with older ones weighted down, instead of after every pass over all
+    /// images. An iteration is then one pass over the images (the error and the stopping rule
+    /// are measured per pass, exactly, on the H of that pass and the W at its end). It pays on
+    /// the largest folders, where a pass is costly: W learns from the first batches on. No
+    /// extrapolation, multilevel start, restarts of dead components or checkpoints; not with
+    /// missing data, penalties, sparseness constraints, divergences or a split over processes.
+    /// Default: off (batch alternating NMF).
+    pub fn online(mut self, online: Option<Online>) -> Self {
+        self.online = online;
         self
     }
 
@@ -507,6 +528,32 @@ impl Nmf {
                 ),
             ));
         }
+        if let Some(online) = self.online {
+            if online.batch_images == 0 {
+                return Err(Error::param("online", "a batch needs at least one image"));
+            }
+            if !(online.forget > 0.0 && online.forget <= 1.0) {
+                return Err(Error::param(
+                    "online",
+                    format!("the forgetting factor {} must be in (0, 1]", online.forget),
+                ));
+            }
+            let refused = if !self.loss.is_frobenius() {
+                Some(format!("the {} loss", self.loss))
+            } else if self.alpha_w != 0.0 || self.alpha_h != 0.0 {
+                Some("penalties".to_string())
+            } else if self.sparsity_w.is_some() || self.sparsity_h.is_some() {
+                Some("sparseness constraints".to_string())
+            } else {
+                None
+            };
+            if let Some(what) = refused {
+                return Err(Error::param(
+                    "online",
+                    format!("online fitting does not combine with {what}"),
+                ));
+            }
+        }
         if self.tol.is_nan() || self.tol < 0.0 {
             return Err(Error::param(
                 "tol",
@@ -547,6 +594,12 @@ impl Nmf {
         }
         if self.runs != 1 {
             return refuse("runs", "one run at a time");
+        }
+        if split && self.online.is_some() {
+            return refuse(
+                "online",
+                "online fitting moves W after every batch, an exchange per batch",
+            );
         }
         Ok(())
     }

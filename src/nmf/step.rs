@@ -13,6 +13,7 @@ use ndarray::{Array2, ArrayViewMut2, s};
 
 use super::blocks::Images;
 use super::linalg::{TallProduct, dot};
+use super::online::BatchSums;
 use super::params::{Nmf, Solver};
 use super::penalty::{self, Penalty};
 use super::{anls, fpgm, hals, mu, sparseness};
@@ -62,6 +63,8 @@ pub(crate) struct Step<T> {
     a_pen_w: Array2<T>,
     g_pen: Array2<T>,
     partials: Vec<f64>,
+    /// An online fit's decayed sums: W moves after every block (none with one block).
+    batch_sums: Option<BatchSums<T>>,
 }
 
 impl<T: Float> Step<T> {
@@ -71,11 +74,18 @@ impl<T: Float> Step<T> {
         // images.
         let (n, r) = (images.total(), params.rank);
         let policy = params.solver.policy();
+        let one_block = images.is_one_block();
+        // Online, each block of images is coded against the W of that moment, so its sweeps
+        // are those of one block's problem.
+        let online = params.online.filter(|_| !one_block);
+        let coded = if online.is_some() { images.width() } else { n };
         let (sweeps_w, sweeps_h) = if policy.repeats_sweeps {
-            (hals::max_sweeps(m, n, r), hals::max_sweeps(n, m, r))
+            (hals::max_sweeps(m, n, r), hals::max_sweeps(coded, m, r))
         } else {
             (1, 1)
         };
+        let batch_sums =
+            online.map(|o| BatchSums::new(o, (m, n, r), images.width(), policy.repeats_sweeps));
         let penalty = Penalty::new(params.alpha_w, params.alpha_h, params.l1_ratio, m, n);
         let penalized = |rows: usize| {
             Array2::<T>::zeros(if penalty.is_active() {
@@ -84,7 +94,6 @@ impl<T: Float> Step<T> {
                 (0, 0)
             })
         };
-        let one_block = images.is_one_block();
         let local = images.count();
         let mut widths = vec![images.width()];
         if !local.is_multiple_of(images.width()) {
@@ -123,6 +132,7 @@ impl<T: Float> Step<T> {
             a_pen_w: penalized(m),
             g_pen: penalized(r),
             partials: Vec::new(),
+            batch_sums,
         }
     }
 
@@ -168,10 +178,11 @@ impl<T: Float> Step<T> {
 
     /// The H half-step: updates H^T (n x r) given W, block by block; `then` sees each block's
     /// updated rows (for extrapolation) before they enter the sums `X H^T` and `H H^T`.
+    /// Online, W moves after every block, from the decayed sums of the blocks so far.
     pub(crate) fn update_h(
         &mut self,
         images: &Images<'_, T>,
-        w: &Array2<T>,
+        w: &mut Array2<T>,
         ht: &mut Array2<T>,
         mut then: impl FnMut(Range<usize>, ArrayViewMut2<'_, T>),
     ) {
@@ -200,6 +211,7 @@ impl<T: Float> Step<T> {
         );
         let mut first = true;
         images.for_each(|rows, xb| {
+            let len = rows.len();
             let width = self.blocks[0].xtw.nrows();
             let which = usize::from(rows.len() != width);
             let buf = &mut self.blocks[which];
@@ -220,6 +232,22 @@ impl<T: Float> Step<T> {
             } else {
                 self.xh += &self.xh_part;
                 self.hh += &self.hh_part;
+            }
+            if let Some(sums) = &mut self.batch_sums {
+                sums.absorb(len, &self.xh_part, &self.hh_part);
+                let (a, g) = (&sums.xh, &sums.hh);
+                let scratch = &mut self.scratch_w;
+                kernel(
+                    self.solver,
+                    w,
+                    a,
+                    g,
+                    sums.sweeps,
+                    scratch,
+                    0.0,
+                    &mut self.partials,
+                );
+                self.gram_w.compute(&mut self.ww, &w.view(), &w.view());
             }
         });
         images.sum_arrays(&mut [&mut self.xh, &mut self.hh]);
@@ -259,7 +287,11 @@ impl<T: Float> Step<T> {
 
     /// The W half-step: updates W (m x r) from the sums of the H half-step. Returns
     /// `<X H^T, W>` of the new W when the kernel found it on the way (for the error).
+    /// Online, W already moved block by block: nothing to do.
     pub(crate) fn update_w(&mut self, w: &mut Array2<T>, ht: &mut Array2<T>) -> Option<f64> {
+        if self.batch_sums.is_some() {
+            return None;
+        }
         let (l1, l2) = (self.penalty.l1_w, self.penalty.l2_w);
         let (solver, sweeps) = (self.solver, self.sweeps_w);
         let mut cross = None;

@@ -2,6 +2,7 @@
 
 mod checkpoints;
 mod invariants;
+mod online;
 mod options;
 mod projection;
 mod references;
