@@ -407,7 +407,7 @@ fn learn_online_moves_the_parts_batch_by_batch_in_memory_or_streamed() {
     };
     let (streamed, memory) = (json("s"), json("m"));
     assert_eq!(memory["params"]["online"]["batch_images"], 64);
-    assert_eq!(memory["params"]["online"]["forget"], 0.7);
+    assert_eq!(memory["params"]["online"]["forget"], 0.1);
     let history = |r: &serde_json::Value| -> Vec<f64> {
         r["history"]
             .as_array()

@@ -12,7 +12,7 @@
 //! algorithms for nonnegative matrix factorization with the Itakura-Saito divergence", WASPAA
 //! 2011) keeps the same sums for multiplicative updates and scales them by
 //! `rho = forget^(batch / n)` per batch, so that one pass later a batch counts `forget` times
-//! what it did; the same rule is used here, with the same default.
+//! what it did. The same rule is used here, with a smaller default (see [`DEFAULT_FORGET`]).
 
 use ndarray::Array2;
 
@@ -21,8 +21,10 @@ use crate::Float;
 
 /// Images per batch unless told otherwise: scikit-learn's `MiniBatchNMF` default.
 pub const DEFAULT_BATCH_IMAGES: usize = 1024;
-/// The share of the sums kept after one pass unless told otherwise: scikit-learn's default.
-pub const DEFAULT_FORGET: f64 = 0.7;
+/// The share of the sums kept after one pass unless told otherwise. scikit-learn's default is
+/// 0.7; with HALS updates 0.1 fitted better at every time measured on CBCL and on 50,000
+/// synthetic faces (README, "Online": 0.0454 against 0.0665 after 12 passes on the latter).
+pub const DEFAULT_FORGET: f64 = 0.1;
 
 /// Online fitting ([`Nmf::online`](super::Nmf::online)): W is updated after every batch of
 /// images rather than after every pass, from the batches' sums, older batches weighted down.
