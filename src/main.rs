@@ -891,11 +891,13 @@ fn progress_bar(quiet: bool, len: u64, template: &str) -> ProgressBar {
 
 /// The bar of a fit's iterations.
 fn iteration_bar(args: &LearnArgs, rank: usize) -> ProgressBar {
-    let bar = progress_bar(
-        args.quiet,
-        args.max_iter as u64,
-        "{prefix} [{bar:30}] {pos}/{len} iterations, {msg} ({elapsed}, eta {eta})",
-    );
+    // Online, an iteration is a pass over the images.
+    let template = if args.online {
+        "{prefix} [{bar:30}] {pos}/{len} passes, {msg} ({elapsed}, eta {eta})"
+    } else {
+        "{prefix} [{bar:30}] {pos}/{len} iterations, {msg} ({elapsed}, eta {eta})"
+    };
+    let bar = progress_bar(args.quiet, args.max_iter as u64, template);
     let online = if args.online { " online" } else { "" };
     bar.set_prefix(format!("{}{online} rank {rank}", args.solver));
     bar
