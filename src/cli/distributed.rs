@@ -276,7 +276,7 @@ fn learn_split<T: Float>(
     )
     .expect("a row of H per component");
     let fit = Factorization { h, ..fit };
-    let shown = render::shown_columns(n);
+    let shown = render::shown_columns(n, m);
     let faces = folder.faces::<T>(loader, &shown, quiet)?;
     let errors = errors.expect("process 0 gathers");
     let options = crate::output_options(args, rayon::current_num_threads(), size);

@@ -202,8 +202,8 @@ struct Shown<'a, T> {
 
 /// Writes the outputs of a fit over images streamed from a decoded cache, as
 /// [`write_outputs`] does, without holding X: every face's error is measured block by block,
-/// and the pictures and the report show at most [`BASELINE_FACES`] faces spread evenly (the
-/// report says so). `W.npy`, `H.npy` and `run.json` cover every face.
+/// and the pictures and the report show a sample of faces spread evenly ([`shown_columns`];
+/// the report says so). `W.npy`, `H.npy` and `run.json` cover every face.
 ///
 /// # Errors
 /// As [`write_outputs`].
@@ -215,7 +215,7 @@ pub fn write_streamed_outputs<T: Float>(
 ) -> Result<Outputs> {
     let n = images.count();
     let errors = errors_by_blocks(images, 0..n, &fit.w.view(), &fit.h.view());
-    let columns = shown_columns(n);
+    let columns = shown_columns(n, images.pixels());
     let faces = images.select::<T>(&columns);
     write_sampled_outputs(dir, &faces, columns, &images.paths, errors, fit, options)
 }
@@ -241,10 +241,18 @@ pub fn errors_by_blocks<T: Float>(
     errors
 }
 
-/// The columns of X whose faces a run over `n` images too many to hold shows: at most
-/// [`BASELINE_FACES`], spread evenly, ascending.
-pub fn shown_columns(n: usize) -> Vec<usize> {
-    sample_indices(n, BASELINE_FACES)
+/// Pixel values of the faces a run too large to hold shows, at most: 16 MB in f32, and the
+/// report's baselines (PCA and k-means, in f64, with the faces' Gram matrix and its
+/// eigenvectors) then stay near 100 MB. With 2500 faces of 64 x 64 they took about 250 MB,
+/// the peak of a streamed run of 50,000 faces (399 MB against 146 MB for its fit).
+pub const SHOWN_VALUES: usize = 4 << 20;
+
+/// The columns of X whose faces a run over `n` images of `pixels` pixels, too many to hold,
+/// shows: at most [`BASELINE_FACES`] and [`SHOWN_VALUES`] pixel values (never fewer than 100
+/// faces), spread evenly, ascending.
+pub fn shown_columns(n: usize, pixels: usize) -> Vec<usize> {
+    let faces = (SHOWN_VALUES / pixels.max(1)).clamp(100, BASELINE_FACES);
+    sample_indices(n, faces)
 }
 
 /// Writes the outputs of a fit whose images are not held whole, as [`write_outputs`] does:
