@@ -209,6 +209,10 @@ impl CachedImages {
             x.slice_mut(ndarray::s![.., k..end]).assign(&rows.t());
             k = end;
         }
+        // Each read dropped its own pages, yet 1024 single faces spread over 200,000 left 238 MB
+        // of the file mapped (likely a fault mapping a whole large folio of the page cache, of
+        // which only the read's range went). Sparse reads end with the whole map dropped.
+        self.drop_pages(0, self.map.len());
         Faces {
             x,
             root: self.root.clone(),
@@ -271,25 +275,32 @@ impl CachedImages {
         // The block's pages leave this process's resident memory (the page cache keeps them):
         // a streamed fit reads the whole file every iteration and would otherwise come to hold
         // all of it.
+        let row = self.pixels() * self.dtype.bytes();
+        // The kernel maps up to 64 KiB around each fault ("fault-around"): 2500 one-image
+        // reads spread over 200,000 images left 600 MB mapped until the range dropped took
+        // that margin in.
+        const AROUND: usize = 64 << 10;
+        let start = (HEADER_BYTES + first * row).saturating_sub(AROUND);
+        let end = (HEADER_BYTES + (first + count) * row + AROUND).min(self.map.len());
+        self.drop_pages(start, end);
+    }
+
+    /// Drops the map's pages in bytes `start..end` from this process's resident memory.
+    fn drop_pages(&self, start: usize, end: usize) {
         #[cfg(unix)]
         {
-            let row = self.pixels() * self.dtype.bytes();
-            // The kernel maps up to 64 KiB around each fault ("fault-around"): 2500 one-image
-            // reads spread over 200,000 images left 600 MB mapped until the range dropped
-            // took that margin in.
-            const AROUND: usize = 64 << 10;
-            let start = (HEADER_BYTES + first * row).saturating_sub(AROUND);
-            let end = (HEADER_BYTES + (first + count) * row + AROUND).min(self.map.len());
             // SAFETY: the map is read-only and nothing of ours borrows it here; MADV_DONTNEED
             // only drops its pages, which the next access reads back from the file unchanged.
             let _ = unsafe {
                 self.map.unchecked_advise_range(
                     memmap2::UncheckedAdvice::DontNeed,
                     start,
-                    end - start,
+                    end.saturating_sub(start),
                 )
             };
         }
+        #[cfg(not(unix))]
+        let _ = (start, end);
     }
 
     /// Images from `first` into the rows of `out`, converted from their stored type.
