@@ -367,3 +367,21 @@ fn a_damaged_checkpoint_is_a_clear_error() {
     );
     assert!(stderr(&runs).contains("cover one run"), "{}", stderr(&runs));
 }
+
+/// A run too large to hold shows at most 4 million pixel values of faces (never fewer than 100
+/// faces, nor more than the baselines take), spread evenly over the folder.
+#[test]
+fn a_streamed_run_shows_a_sample_bounded_in_pixels() {
+    use facenmf::render::{BASELINE_FACES, SHOWN_VALUES, shown_columns};
+    // 64 x 64 faces: 1024 of 200,000, evenly spread, ascending, both ends reached.
+    let shown = shown_columns(200_000, 64 * 64);
+    assert_eq!(shown.len(), SHOWN_VALUES / 4096);
+    assert!(shown.windows(2).all(|p| p[0] < p[1]));
+    assert!(shown[0] < 200 && *shown.last().unwrap() > 199_800);
+    // CBCL's 19 x 19: the baselines' cap.
+    assert_eq!(shown_columns(200_000, 361).len(), BASELINE_FACES);
+    // Huge images: never fewer than 100 faces.
+    assert_eq!(shown_columns(200_000, 100_000_000).len(), 100);
+    // Fewer images than the cap: all of them.
+    assert_eq!(shown_columns(300, 4096), (0..300).collect::<Vec<_>>());
+}
