@@ -284,30 +284,49 @@ fn cbcl_through_the_cache_is_the_baselines_x() {
     );
 }
 
+/// `facenmf learn d/faces` in `root` with `args` after the shared ones (rank 12, f64, no
+/// tolerance); its stderr. Fails the test if the run fails.
+fn learn_f64(root: &Path, args: &[&str]) -> String {
+    let mut all = vec![
+        "learn",
+        "d/faces",
+        "-r",
+        "12",
+        "--tol",
+        "0",
+        "--precision",
+        "f64",
+    ];
+    all.extend_from_slice(args);
+    let out = facenmf(&all, root);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stderr(&out)
+}
+
+/// The run.json of output folder `dir` under `root`.
+fn run_json(root: &Path, dir: &str) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(root.join(dir).join("run.json")).unwrap()).unwrap()
+}
+
+/// Every iteration's relative error in a run.json.
+fn errors_by_iteration(run: &serde_json::Value) -> Vec<f64> {
+    run["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["rel_error"].as_f64().unwrap())
+        .collect()
+}
+
 #[test]
 fn learn_stream_fits_from_the_cache_and_writes_every_output() {
     let tmp = tempfile::tempdir().unwrap();
     let out = facenmf(&["synth", "--out", "d", "--count", "90"], tmp.path());
     assert!(out.status.success(), "{}", stderr(&out));
     let run = |args: &[&str]| {
-        let mut all = vec![
-            "learn",
-            "d/faces",
-            "-r",
-            "12",
-            "--max-iter",
-            "40",
-            "--tol",
-            "0",
-            "--precision",
-            "f64",
-            "--multilevel",
-            "off",
-        ];
+        let mut all = vec!["--max-iter", "40", "--multilevel", "off"];
         all.extend_from_slice(args);
-        let out = facenmf(&all, tmp.path());
-        assert!(out.status.success(), "{}", stderr(&out));
-        stderr(&out)
+        learn_f64(tmp.path(), &all)
     };
     let said = run(&[
         "--cache",
@@ -320,22 +339,10 @@ fn learn_stream_fits_from_the_cache_and_writes_every_output() {
     ]);
     assert!(said.contains("streaming 90 images"), "{said}");
     run(&["-o", "m"]);
-    let json = |dir: &str| -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(tmp.path().join(dir).join("run.json")).unwrap())
-            .unwrap()
-    };
-    let (streamed, memory) = (json("s"), json("m"));
+    let (streamed, memory) = (run_json(tmp.path(), "s"), run_json(tmp.path(), "m"));
     assert_eq!(streamed["images"], 90);
     assert_eq!(streamed["files"], memory["files"]);
-    let history = |r: &serde_json::Value| -> Vec<f64> {
-        r["history"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| h["rel_error"].as_f64().unwrap())
-            .collect()
-    };
-    let (a, b) = (history(&streamed), history(&memory));
+    let (a, b) = (errors_by_iteration(&streamed), errors_by_iteration(&memory));
     assert_eq!(a.len(), b.len());
     for (k, (a, b)) in a.iter().zip(&b).enumerate() {
         assert!((a - b).abs() <= 1e-9 * b, "iteration {k}: {a} against {b}");
@@ -377,46 +384,18 @@ fn learn_online_moves_the_parts_batch_by_batch_in_memory_or_streamed() {
     let out = facenmf(&["synth", "--out", "d", "--count", "150"], tmp.path());
     assert!(out.status.success(), "{}", stderr(&out));
     let run = |args: &[&str]| {
-        let mut all = vec![
-            "learn",
-            "d/faces",
-            "-r",
-            "12",
-            "--max-iter",
-            "25",
-            "--tol",
-            "0",
-            "--precision",
-            "f64",
-            "--online",
-            "--batch-images",
-            "64",
-        ];
+        let mut all = vec!["--max-iter", "25", "--online", "--batch-images", "64"];
         all.extend_from_slice(args);
-        let out = facenmf(&all, tmp.path());
-        assert!(out.status.success(), "{}", stderr(&out));
-        stderr(&out)
+        learn_f64(tmp.path(), &all)
     };
     let said = run(&["--cache", "c", "--stream", "-o", "s"]);
     assert!(said.contains("in batches of 64"), "{said}");
     assert!(said.contains("25 passes (online)"), "{said}");
     run(&["-o", "m"]);
-    let json = |dir: &str| -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(tmp.path().join(dir).join("run.json")).unwrap())
-            .unwrap()
-    };
-    let (streamed, memory) = (json("s"), json("m"));
+    let (streamed, memory) = (run_json(tmp.path(), "s"), run_json(tmp.path(), "m"));
     assert_eq!(memory["params"]["online"]["batch_images"], 64);
     assert_eq!(memory["params"]["online"]["forget"], 0.1);
-    let history = |r: &serde_json::Value| -> Vec<f64> {
-        r["history"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| h["rel_error"].as_f64().unwrap())
-            .collect()
-    };
-    let (a, b) = (history(&streamed), history(&memory));
+    let (a, b) = (errors_by_iteration(&streamed), errors_by_iteration(&memory));
     assert_eq!(a.len(), 26);
     assert_eq!(a.len(), b.len());
     for (k, (a, b)) in a.iter().zip(&b).enumerate() {
