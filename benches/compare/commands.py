@@ -85,9 +85,7 @@ htr = model.fit_transform(xtr.astype(np.float32))
 hte = model.transform(xte.astype(np.float32))
 l1 = model.components_.sum(axis=1)
 feat = lambda h: np.sqrt(np.maximum(h, 0) * l1)
-acc = {{}}
-for name, a, b in [("nmf", feat(htr), feat(hte))]:
-    acc[name] = KNeighborsClassifier(1).fit(a, ytr).score(b, yte)
+acc = {{"nmf": KNeighborsClassifier(1).fit(feat(htr), ytr).score(feat(hte), yte)}}
 pca = PCA({rank}).fit(xtr)
 acc["pca"] = KNeighborsClassifier(1).fit(pca.transform(xtr), ytr).score(pca.transform(xte), yte)
 acc["pixels"] = KNeighborsClassifier(1).fit(xtr, ytr).score(xte, yte)

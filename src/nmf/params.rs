@@ -275,11 +275,11 @@ impl Nmf {
     /// the extrapolated points would leave, nor for a divergence loss, nor online, where W
     /// moves batch by batch).
     pub fn extrapolates(&self) -> bool {
-        let constrained = self.sparsity_w.is_some()
+        let never = self.sparsity_w.is_some()
             || self.sparsity_h.is_some()
             || !self.loss.is_frobenius()
             || self.online.is_some();
-        !constrained
+        !never
             && self
                 .extrapolate
                 .unwrap_or(self.solver.policy().extrapolates)

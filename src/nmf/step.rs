@@ -233,24 +233,32 @@ impl<T: Float> Step<T> {
                 self.xh += &self.xh_part;
                 self.hh += &self.hh_part;
             }
-            if let Some(sums) = &mut self.batch_sums {
-                sums.absorb(len, &self.xh_part, &self.hh_part);
-                let (a, g) = (&sums.xh, &sums.hh);
-                let scratch = &mut self.scratch_w;
-                kernel(
-                    self.solver,
-                    w,
-                    a,
-                    g,
-                    sums.sweeps,
-                    scratch,
-                    0.0,
-                    &mut self.partials,
-                );
-                self.gram_w.compute(&mut self.ww, &w.view(), &w.view());
+            if self.batch_sums.is_some() {
+                self.update_w_after_batch(len, w);
             }
         });
         images.sum_arrays(&mut [&mut self.xh, &mut self.hh]);
+    }
+
+    /// Online: adds the block of `len` images just coded (its shares in `xh_part` and
+    /// `hh_part`) to the decayed sums and moves W from them.
+    fn update_w_after_batch(&mut self, len: usize, w: &mut Array2<T>) {
+        let Some(sums) = &mut self.batch_sums else {
+            return;
+        };
+        sums.absorb(len, &self.xh_part, &self.hh_part);
+        let (a, g, sweeps) = (&sums.xh, &sums.hh, sums.sweeps);
+        kernel(
+            self.solver,
+            w,
+            a,
+            g,
+            sweeps,
+            &mut self.scratch_w,
+            0.0,
+            &mut self.partials,
+        );
+        self.refresh_gram_w(w);
     }
 
     /// One block's coefficients from the X^T W in `blocks[which]`, penalised if asked: `f`, or
