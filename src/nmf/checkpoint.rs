@@ -68,7 +68,10 @@ pub(crate) struct Meta {
     pub(crate) scores: Vec<u64>,
     pub(crate) best_by_iter: Vec<u64>,
     pub(crate) restarts: Option<(usize, bool)>,
-    pub(crate) merge_pending: bool,
+    /// An escape from a stall is due at the next iteration (named for its first kind, the
+    /// merge, so that older checkpoints still read).
+    #[serde(rename = "merge_pending")]
+    pub(crate) escape_pending: bool,
     pub(crate) quiet_until: usize,
     pub(crate) given: bool,
     pub(crate) coarse_levels: Vec<CoarseLevel>,

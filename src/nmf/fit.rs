@@ -562,7 +562,7 @@ impl Nmf {
                     revival: meta
                         .restarts
                         .map(|state| Revival::restored(self.rank, state)),
-                    merge_pending: meta.merge_pending,
+                    escape_pending: meta.escape_pending,
                     quiet_until: meta.quiet_until,
                     coarse_levels: meta.coarse_levels.clone(),
                     given: meta.given,
@@ -667,7 +667,7 @@ impl Nmf {
                     // A stall with two alike components merges them at the next iteration's
                     // top and gives the fit another window before the stopping rule is asked
                     // again.
-                    merge_pending: false,
+                    escape_pending: false,
                     quiet_until: 0,
                     coarse_levels,
                     given,
@@ -684,7 +684,7 @@ impl Nmf {
             mut best_by_iter,
             mut extrapolation,
             mut revival,
-            mut merge_pending,
+            mut escape_pending,
             mut quiet_until,
             coarse_levels,
             given,
@@ -712,7 +712,7 @@ impl Nmf {
                         scores: scores.iter().map(|s| s.to_bits()).collect(),
                         best_by_iter: best_by_iter.iter().map(|s| s.to_bits()).collect(),
                         restarts: revival.as_ref().map(Revival::state),
-                        merge_pending,
+                        escape_pending,
                         quiet_until,
                         given,
                         coarse_levels: coarse_levels.clone(),
@@ -744,11 +744,20 @@ impl Nmf {
             // residual is a worse guide than the first iterate's: min cosine 0.58-0.90 on the
             // swimmer against >= 0.97), and only when another iteration follows, so that
             // every iterate the loop returns is one it measured.
-            if let Some(r) = revival.as_mut().filter(|_| iter > 1)
-                && (std::mem::take(&mut merge_pending)
-                    && r.merge_duplicate(&images!(), &mut w, &mut ht)
-                    || r.revive(&images!(), &mut w, &mut ht))
-            {
+            let restarted = match revival.as_mut().filter(|_| iter > 1) {
+                // An escape from the stall the tolerance rule found: refused, the fit stops
+                // where it stalled, with W and H as they were (the same bits as without it).
+                Some(r) if std::mem::take(&mut escape_pending) => {
+                    if !r.escape(&images!(), &mut w, &mut ht) {
+                        stop = Stop::Tolerance;
+                        break;
+                    }
+                    true
+                }
+                Some(r) => r.revive(&images!(), &mut w, &mut ht),
+                None => false,
+            };
+            if restarted {
                 step.refresh_gram_w(&w);
                 // The divergence's updates divide by W H: the restarted one.
                 if let Some(b) = &mut beta_mu {
@@ -818,10 +827,12 @@ impl Nmf {
             if self.tol > 0.0 && iter >= (first_feasible + TOL_WINDOW).max(quiet_until) {
                 let before = best_by_iter[iter - TOL_WINDOW];
                 if before - best <= self.tol * before {
-                    // A plateau where one part is held twice (and so another part shares a
-                    // component) is a local minimum, not convergence.
-                    if revival.as_ref().is_some_and(|r| r.has_duplicate(&w)) {
-                        merge_pending = true;
+                    // A plateau may be a local minimum where a part is held twice or two
+                    // parts share a component: one escape is tried before the fit stops.
+                    // Not at a coarse level of the multilevel start: it is only a start,
+                    // and there a kept escape would cost time to E.
+                    if !self.coarse_level && revival.as_ref().is_some_and(Revival::can_escape) {
+                        escape_pending = true;
                         quiet_until = iter + TOL_WINDOW;
                     } else {
                         stop = Stop::Tolerance;
@@ -964,7 +975,7 @@ struct Carried<T> {
     best_by_iter: Vec<f64>,
     extrapolation: Option<Extrapolated<T>>,
     revival: Option<Revival>,
-    merge_pending: bool,
+    escape_pending: bool,
     quiet_until: usize,
     coarse_levels: Vec<CoarseLevel>,
     given: bool,
