@@ -748,7 +748,16 @@ impl Nmf {
                 // An escape from the stall the tolerance rule found: refused, the fit stops
                 // where it stalled, with W and H as they were (the same bits as without it).
                 Some(r) if std::mem::take(&mut escape_pending) => {
-                    if !r.escape(&images!(), &mut w, &mut ht) {
+                    let images = images!();
+                    // Judged by the loss the fit minimises.
+                    let loss = |w: &Array2<T>, ht: &Array2<T>| match &mut beta_mu {
+                        Some(b) => {
+                            b.product(w, ht);
+                            b.measure(&x).1
+                        }
+                        None => images.residual_sq(w, ht),
+                    };
+                    if !r.escape(&images, &mut w, &mut ht, loss) {
                         stop = Stop::Tolerance;
                         break;
                     }

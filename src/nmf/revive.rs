@@ -108,13 +108,15 @@ impl Revival {
     /// components of W if their cosine is at least [`DUPLICATE`] (a part held twice), else
     /// clears the component with the least share of W H (a mixed one); either way the freed
     /// component restarts as [`Revival::revive`] restarts a dead one. The change is kept
-    /// only if it lowers the error on X; a refused one leaves W and H as they were and ends
-    /// the escapes. A kept one counts against the budget. Returns whether it kept one.
+    /// only if it lowers `loss` (the fit's loss of X given W and H^T); a refused one leaves W
+    /// and H as they were and ends the escapes. A kept one counts against the budget.
+    /// Returns whether it kept one.
     pub(crate) fn escape<T: Float>(
         &mut self,
         x: &Images<'_, T>,
         w: &mut Array2<T>,
         ht: &mut Array2<T>,
+        mut loss: impl FnMut(&Array2<T>, &Array2<T>) -> f64,
     ) -> bool {
         if !self.can_escape() {
             return false;
@@ -123,7 +125,7 @@ impl Revival {
         x.sum(&mut h_norms);
         let share = |k: usize| w_norms[k] * h_norms[k];
         let before = (w.clone(), ht.clone());
-        let error_before = x.residual_sq(w, ht);
+        let loss_before = loss(w, ht);
         let free = match most_alike(w) {
             Some((a, b)) => {
                 // The kept component is the one with the larger share of W H: on the swimmer
@@ -142,7 +144,7 @@ impl Revival {
         };
         ht.column_mut(free).fill(T::zero());
         w.column_mut(free).fill(T::zero());
-        if restart(x, w, ht, free) && x.residual_sq(w, ht) < error_before {
+        if restart(x, w, ht, free) && loss(w, ht) < loss_before {
             self.count += 1;
             return true;
         }
@@ -329,6 +331,13 @@ mod tests {
         (x, w, ht)
     }
 
+    /// The Frobenius loss an escape is judged by, as a Frobenius fit judges it.
+    fn frobenius<'a>(
+        images: &'a Images<'_, f64>,
+    ) -> impl FnMut(&Array2<f64>, &Array2<f64>) -> f64 + 'a {
+        |w, ht| images.residual_sq(w, ht)
+    }
+
     fn error(x: &Array2<f64>, w: &Array2<f64>, ht: &Array2<f64>) -> f64 {
         (x - &w.dot(&ht.t())).mapv(|v| v * v).sum()
     }
@@ -409,9 +418,10 @@ mod tests {
     fn a_part_held_twice_frees_a_component_for_a_mixed_one() {
         let (x, mut w, mut ht) = held_twice();
         let before = error(&x, &w, &ht);
+        let images = Images::in_memory(x.view(), None);
         let mut revival = Revival::new(3);
         assert!(most_alike(&w).is_some());
-        assert!(revival.escape(&Images::in_memory(x.view(), None), &mut w, &mut ht));
+        assert!(revival.escape(&images, &mut w, &mut ht, frobenius(&images)));
         // The kept first part carries both shares; the freed component is the worst image's
         // residual (image 1 or 2: the two mixed parts are equally badly explained).
         assert!(error(&x, &w, &ht) < before);
@@ -428,9 +438,10 @@ mod tests {
         let mut w = array![[1.0, 1.0], [1.0, 0.9]];
         let mut ht = array![[1.0, 0.0], [0.0, 1.0]];
         let before = (w.clone(), ht.clone());
+        let images = Images::in_memory(x.view(), None);
         let mut revival = Revival::new(2);
         assert!(revival.can_escape());
-        assert!(!revival.escape(&Images::in_memory(x.view(), None), &mut w, &mut ht));
+        assert!(!revival.escape(&images, &mut w, &mut ht, frobenius(&images)));
         assert_eq!((w, ht), before);
         assert!(!revival.can_escape());
         assert_eq!(revival.count, 0, "a refused escape is not a restart");
@@ -459,9 +470,10 @@ mod tests {
             [1.0, 0.0, 0.0]
         ];
         let before = error(&x, &w, &ht);
+        let images = Images::in_memory(x.view(), None);
         let mut revival = Revival::new(3);
         assert!(most_alike(&w).is_none());
-        assert!(revival.escape(&Images::in_memory(x.view(), None), &mut w, &mut ht));
+        assert!(revival.escape(&images, &mut w, &mut ht, frobenius(&images)));
         assert!(error(&x, &w, &ht) < before);
         // The mix with the least share (the third: 1.5 x 1.04 against 1.6 x 1.12) is now the
         // residual of the image it left worst explained, the third part; the others are as
@@ -470,6 +482,20 @@ mod tests {
         assert_eq!(w.column(0).to_vec(), vec![1.0, 1.0, 0.0, 0.0]);
         assert_eq!(w.column(1).to_vec(), vec![0.0, 0.0, 1.0, 0.5]);
         assert_eq!(revival.count, 1);
+    }
+
+    /// The fit's own loss decides: an escape that lowers the Frobenius error but not the
+    /// loss given (a divergence, say) is refused.
+    #[test]
+    fn an_escape_is_judged_by_the_fits_loss() {
+        let (x, mut w, mut ht) = held_twice();
+        let images = Images::in_memory(x.view(), None);
+        let before = (w.clone(), ht.clone());
+        let mut frobenius = frobenius(&images);
+        let opposite = |w: &Array2<f64>, ht: &Array2<f64>| -frobenius(w, ht);
+        let mut revival = Revival::new(3);
+        assert!(!revival.escape(&images, &mut w, &mut ht, opposite));
+        assert_eq!((w, ht), before);
     }
 
     #[test]
