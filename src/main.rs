@@ -308,9 +308,8 @@ struct LearnArgs {
     cache: Option<PathBuf>,
     /// Fit without holding the images in memory: read them block by block from --cache every
     /// iteration (memory: W, H and one block). Same iterates as in memory, without the
-    /// multilevel start; not with missing data, divergences, --sparsity-h, --runs, spa or
-    /// checkpoints.
-    #[arg(long, requires = "cache", conflicts_with_all = ["mask", "hide_fraction", "init_from", "checkpoint_every", "resume"])]
+    /// multilevel start; not with missing data, divergences, --sparsity-h, --runs or spa.
+    #[arg(long, requires = "cache", conflicts_with_all = ["mask", "hide_fraction", "init_from"])]
     stream: bool,
     /// Images per block of a streamed fit [default: about 64 MB of pixels per block].
     #[arg(long, value_name = "N", requires = "stream", conflicts_with = "online")]
@@ -661,7 +660,7 @@ fn learn_as<T: Float>(
     };
     let loader = learn_loader(args);
     if args.stream {
-        return learn_streamed::<T>(args, &loader, interrupt, &signal);
+        return learn_streamed::<T>(args, &loader, resume, interrupt, &signal);
     }
     let faces: Faces<T> = match &args.cache {
         Some(cache) => open_cache(&loader, cache, args.quiet)?.into_faces(),
@@ -742,36 +741,9 @@ fn learn_as<T: Float>(
         (fit, None)
     } else {
         // One run: checkpoints while it runs when asked, and its last state when interrupted.
-        let (resume, context) = match resume {
-            Some((saved, context)) => (Some(saved), context),
-            None => {
-                let run = RunContext {
-                    cwd: std::env::current_dir().context("cannot read the working folder")?,
-                    argv: std::env::args().collect(),
-                };
-                (
-                    None,
-                    serde_json::to_string(&run).expect("context serialises"),
-                )
-            }
-        };
-        let checkpoint_path = args.out.join(render::CHECKPOINT_FILE);
-        let mut warned = false;
-        let mut save = |saved: &facenmf::Checkpoint<T>| {
-            let written = std::fs::create_dir_all(&args.out)
-                .map_err(|e| facenmf::Error::Io {
-                    path: args.out.clone(),
-                    source: e,
-                })
-                .and_then(|()| render::write_atomic(&checkpoint_path, &saved.to_bytes()));
-            if let Err(e) = written
-                && !std::mem::replace(&mut warned, true)
-            {
-                bar.println(format!(
-                    "warning: cannot write the checkpoint ({e}); the fit goes on"
-                ));
-            }
-        };
+        let (resume, context) = checkpoint_context(resume)?;
+        let mut file = CheckpointFile::new(&args.out, &bar);
+        let mut save = |saved: &facenmf::Checkpoint<T>| file.save(saved);
         let checkpointing = facenmf::Checkpointing {
             every: args.checkpoint_every,
             save: &mut save,
@@ -818,6 +790,62 @@ fn learn_as<T: Float>(
         return Ok(signal.exit_code());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A checkpoint to go on from with its run's context, or a new run's context (the working
+/// folder and command line, from which `--resume` rebuilds the run).
+fn checkpoint_context<T: Float>(
+    resume: Option<(facenmf::Checkpoint<T>, String)>,
+) -> Result<(Option<facenmf::Checkpoint<T>>, String)> {
+    Ok(match resume {
+        Some((saved, context)) => (Some(saved), context),
+        None => {
+            let run = RunContext {
+                cwd: std::env::current_dir().context("cannot read the working folder")?,
+                argv: std::env::args().collect(),
+            };
+            (
+                None,
+                serde_json::to_string(&run).expect("context serialises"),
+            )
+        }
+    })
+}
+
+/// Where `learn` saves its checkpoints while it runs: OUT/checkpoint.facenmf, written
+/// atomically. A checkpoint that cannot be written is said once, and the fit goes on.
+struct CheckpointFile<'a> {
+    out: &'a Path,
+    bar: &'a ProgressBar,
+    warned: bool,
+}
+
+impl<'a> CheckpointFile<'a> {
+    fn new(out: &'a Path, bar: &'a ProgressBar) -> Self {
+        CheckpointFile {
+            out,
+            bar,
+            warned: false,
+        }
+    }
+
+    fn save<T: Float>(&mut self, saved: &facenmf::Checkpoint<T>) {
+        let written = std::fs::create_dir_all(self.out)
+            .map_err(|e| facenmf::Error::Io {
+                path: self.out.to_path_buf(),
+                source: e,
+            })
+            .and_then(|()| {
+                render::write_atomic(&self.out.join(render::CHECKPOINT_FILE), &saved.to_bytes())
+            });
+        if let Err(e) = written
+            && !std::mem::replace(&mut self.warned, true)
+        {
+            self.bar.println(format!(
+                "warning: cannot write the checkpoint ({e}); the fit goes on"
+            ));
+        }
+    }
 }
 
 /// The loader `learn`'s arguments ask for.
@@ -911,6 +939,7 @@ const STREAM_BLOCK_VALUES: usize = 16 << 20;
 fn learn_streamed<T: Float>(
     args: &LearnArgs,
     loader: &Loader,
+    resume: Option<(facenmf::Checkpoint<T>, String)>,
     interrupt: Interrupt,
     signal: &Signal,
 ) -> Result<ExitCode> {
@@ -941,13 +970,26 @@ fn learn_streamed<T: Float>(
     }
     let params = learn_params(args, rank, (images.height, images.width), &interrupt)?;
     let bar = iteration_bar(args, rank);
-    let fit = params.fit_blocks::<T>(&images, width, |it| {
+    let progress = |it: &facenmf::Iteration| {
         bar.set_position(it.iter as u64);
         bar.set_message(format!("error {:.6}", it.rel_error));
-    })?;
+    };
+    let (resume, context) = checkpoint_context(resume)?;
+    let mut file = CheckpointFile::new(&args.out, &bar);
+    let mut save = |saved: &facenmf::Checkpoint<T>| file.save(saved);
+    let checkpointing = facenmf::Checkpointing {
+        every: args.checkpoint_every,
+        save: &mut save,
+        resume,
+        context,
+    };
+    let (fit, last_state) =
+        params.fit_blocks_checkpointed::<T>(&images, width, progress, checkpointing)?;
     bar.finish_and_clear();
+    let last_state = last_state.map(|s| s.to_bytes());
     let options = output_options(args, rayon::current_num_threads(), 1);
-    let outputs = render::write_streamed_outputs(&args.out, &images, &fit, &options)?;
+    let outputs =
+        render::write_streamed_outputs(&args.out, &images, &fit, &options, last_state.as_deref())?;
     if let Some(e) = &outputs.report_error {
         eprintln!(
             "warning: the report could not be built ({e}); W.npy, H.npy and run.json are written"
@@ -956,6 +998,9 @@ fn learn_streamed<T: Float>(
     summarise(args, (m, n), &fit, &outputs.paths);
     if interrupt.is_raised() {
         say_interrupted(args, signal, &fit);
+        if last_state.is_some() {
+            eprintln!("go on with: facenmf learn --resume {}", args.out.display());
+        }
         return Ok(signal.exit_code());
     }
     Ok(ExitCode::SUCCESS)

@@ -40,8 +40,8 @@ fn complete_set(out: &Path) -> serde_json::Value {
     run
 }
 
-/// Starts `facenmf learn ARGS` in `root` and returns once it has loaded its faces, its stderr
-/// drained so that it never blocks on a full pipe.
+/// Starts `facenmf learn ARGS` in `root` and returns once it has loaded its faces (or opened
+/// them to stream), its stderr drained so that it never blocks on a full pipe.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn spawn_learn(root: &Path, args: &[&str]) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_facenmf"))
@@ -55,7 +55,7 @@ fn spawn_learn(root: &Path, args: &[&str]) -> Child {
     let loaded = lines
         .by_ref()
         .map_while(|l| l.ok())
-        .any(|l| l.starts_with("loaded"));
+        .any(|l| l.starts_with("loaded") || l.starts_with("streaming"));
     assert!(loaded, "the fit did not start");
     std::thread::spawn(move || lines.for_each(drop));
     child
@@ -341,6 +341,60 @@ fn a_killed_run_resumes_from_its_last_checkpoint() {
     let resumed = facenmf(&["learn", "--resume", "out", "-q"], tmp.path());
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     same_result(&tmp.path().join("out"), &tmp.path().join("whole"));
+}
+
+/// Streamed from a decoded cache: a run killed after a checkpoint, and one interrupted, each
+/// go on to the result of the same streamed run never stopped.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn a_streamed_run_resumes_from_its_checkpoints() {
+    let tmp = tempfile::tempdir().unwrap();
+    faces(tmp.path(), 60);
+    let streamed = ["--cache", "cache", "--stream", "--block-images", "16"];
+    let whole = spawn_fit(tmp.path(), "whole", &streamed)
+        .wait_with_output()
+        .unwrap();
+    assert!(
+        whole.status.success(),
+        "{}",
+        String::from_utf8_lossy(&whole.stderr)
+    );
+    assert!(complete_set(&tmp.path().join("whole"))["stop"] == "max-iter reached");
+
+    let mut every = streamed.to_vec();
+    every.extend(["--checkpoint-every", "0.2"]);
+    let mut child = spawn_fit(tmp.path(), "killed", &every);
+    let checkpoint = tmp.path().join("killed/checkpoint.facenmf");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !checkpoint.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    signal(&child, libc::SIGKILL);
+    let _ = child.wait();
+    assert!(
+        checkpoint.is_file(),
+        "no checkpoint written while the streamed fit ran"
+    );
+    let resumed = facenmf(&["learn", "--resume", "killed", "-q"], tmp.path());
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    same_result(&tmp.path().join("killed"), &tmp.path().join("whole"));
+
+    let child = spawn_fit(tmp.path(), "interrupted", &streamed);
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    signal(&child, libc::SIGINT);
+    let interrupted = child.wait_with_output().unwrap();
+    assert_eq!(interrupted.status.code(), Some(130));
+    let out = tmp.path().join("interrupted");
+    assert_eq!(complete_set(&out)["stop"], "interrupted");
+    assert!(
+        out.join("checkpoint.facenmf").is_file(),
+        "no checkpoint left"
+    );
+    let resumed = facenmf(&["learn", "--resume", "interrupted", "-q"], tmp.path());
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    same_result(&out, &tmp.path().join("whole"));
+    assert!(!out.join("checkpoint.facenmf").exists());
 }
 
 #[test]

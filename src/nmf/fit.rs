@@ -273,6 +273,40 @@ impl Nmf {
         )
     }
 
+    /// Fits images behind the column-block seam as [`Nmf::fit_blocks`] does, with checkpoints
+    /// as [`Nmf::fit_checkpointed`]: a streamed fit of hours loses at most `every` seconds of
+    /// work. The checkpoint holds W, H and the extrapolation's pairs, not X; a resume reads
+    /// the blocks again and checks their sum and norm against the checkpoint's.
+    ///
+    /// # Errors
+    /// As [`Nmf::fit_blocks`] and [`Nmf::fit_checkpointed`].
+    pub fn fit_blocks_checkpointed<T: Float>(
+        &self,
+        blocks: &dyn ColumnBlocks<T>,
+        width: usize,
+        progress: impl FnMut(&Iteration) + Send,
+        mut checkpointing: Checkpointing<'_, T>,
+    ) -> Result<(Factorization<T>, Option<Checkpoint<T>>)> {
+        if self.runs != 1 {
+            return Err(Error::param(
+                "runs",
+                "a checkpoint covers one run; checkpoints need runs = 1",
+            ));
+        }
+        let params = Nmf {
+            seed: seed::run_seed(self.seed, 0),
+            ..self.clone()
+        };
+        params.fit_inner_checkpointed(
+            Source::Blocks(blocks, width.max(1)),
+            None,
+            None,
+            None,
+            progress,
+            Some(&mut checkpointing),
+        )
+    }
+
     /// Fits X using only the entries where `known` is true: the objective sums over them, and
     /// [`Factorization::rel_error`] is the error on them; [`Factorization::hidden_error`] the
     /// error on the others (for validation: hide entries you know, then compare). Extrapolation

@@ -203,7 +203,8 @@ struct Shown<'a, T> {
 /// Writes the outputs of a fit over images streamed from a decoded cache, as
 /// [`write_outputs`] does, without holding X: every face's error is measured block by block,
 /// and the pictures and the report show a sample of faces spread evenly ([`shown_columns`];
-/// the report says so). `W.npy`, `H.npy` and `run.json` cover every face.
+/// the report says so). `W.npy`, `H.npy` and `run.json` cover every face; with
+/// `checkpoint`, [`CHECKPOINT_FILE`] joins the set.
 ///
 /// # Errors
 /// As [`write_outputs`].
@@ -212,12 +213,19 @@ pub fn write_streamed_outputs<T: Float>(
     images: &crate::loader::CachedImages,
     fit: &Factorization<T>,
     options: &OutputOptions,
+    checkpoint: Option<&[u8]>,
 ) -> Result<Outputs> {
     let n = images.count();
     let errors = errors_by_blocks(images, 0..n, &fit.w.view(), &fit.h.view());
     let columns = shown_columns(n, images.pixels());
     let faces = images.select::<T>(&columns);
-    write_sampled_outputs(dir, &faces, columns, &images.paths, errors, fit, options)
+    let shown = Shown {
+        faces: &faces,
+        columns: Some(columns),
+        names: file_names(&images.paths),
+        errors,
+    };
+    write_shown(dir, &shown, fit, options, checkpoint)
 }
 
 /// The relative error of each image of `columns` of `images` given W and those columns' H
@@ -275,13 +283,18 @@ pub fn write_sampled_outputs<T: Float>(
     let shown = Shown {
         faces: shown,
         columns: Some(columns),
-        names: paths
-            .iter()
-            .map(|p| p.to_string_lossy().replace('\\', "/"))
-            .collect(),
+        names: file_names(paths),
         errors,
     };
     write_shown(dir, &shown, fit, options, None)
+}
+
+/// Each face's file as run.json names it (with forward slashes).
+fn file_names(paths: &[PathBuf]) -> Vec<String> {
+    paths
+        .iter()
+        .map(|p| p.to_string_lossy().replace('\\', "/"))
+        .collect()
 }
 
 /// Writes the set of `shown` (and `checkpoint`, if any) into `dir` as one (see

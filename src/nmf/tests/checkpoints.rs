@@ -8,12 +8,12 @@ use ndarray::{Array2, ArrayView2};
 use super::*;
 use crate::{Checkpoint, Checkpointing, Error, Factorization, Float};
 
+/// A fit that takes its checkpointing: in memory, streamed, from given factors.
+type FitWith<'f, T> =
+    dyn Fn(Checkpointing<'_, T>) -> crate::Result<(Factorization<T>, Option<Checkpoint<T>>)> + 'f;
+
 /// The fit, and every checkpoint it saved (one after each iteration).
-fn fit_saving_all<T: Float>(
-    params: &Nmf,
-    x: &ArrayView2<T>,
-    known: Option<&ArrayView2<bool>>,
-) -> (Factorization<T>, Vec<Checkpoint<T>>) {
+fn fit_saving_all<T: Float>(fit: &FitWith<'_, T>) -> (Factorization<T>, Vec<Checkpoint<T>>) {
     let mut saved = Vec::new();
     let mut save = |c: &Checkpoint<T>| saved.push(c.clone());
     let checkpointing = Checkpointing {
@@ -22,9 +22,7 @@ fn fit_saving_all<T: Float>(
         resume: None,
         context: "test".into(),
     };
-    let (fit, last) = params
-        .fit_checkpointed(x, None, known, |_| {}, checkpointing)
-        .expect("fit");
+    let (fit, last) = fit(checkpointing).expect("fit");
     assert!(
         last.is_none(),
         "a fit that was not interrupted has no last state"
@@ -82,7 +80,15 @@ fn resumes_exactly<T: Float>(
 ) {
     let x = x.mapv(T::from_f64);
     let known_view = known.map(|k| k.view());
-    let (whole, saved) = fit_saving_all(params, &x.view(), known_view.as_ref());
+    let fit = |checkpointing: Checkpointing<'_, T>| {
+        params.fit_checkpointed(&x.view(), None, known_view.as_ref(), |_| {}, checkpointing)
+    };
+    resumes_exactly_with(label, &fit);
+}
+
+/// As [`resumes_exactly`], for any fit that takes its checkpointing.
+fn resumes_exactly_with<T: Float>(label: &str, fit: &FitWith<'_, T>) {
+    let (whole, saved) = fit_saving_all(fit);
     assert!(
         saved.len() >= 3,
         "{label}: only {} checkpoints",
@@ -103,7 +109,9 @@ fn resumes_exactly<T: Float>(
         let from = Checkpoint::<T>::from_bytes(&saved[k].to_bytes()).expect("reads back");
         assert_eq!(from.iteration(), k + 1);
         assert_eq!(from.context, "test");
-        let resumed = resume(params, &x.view(), known_view.as_ref(), from)
+        let mut ignore = |_: &Checkpoint<T>| {};
+        let resumed = fit(unsaved(&mut ignore, Some(from)))
+            .map(|(fit, _)| fit)
             .unwrap_or_else(|e| panic!("{label}: resume from {}: {e}", k + 1));
         let at = format!("{label} {} resumed after iteration {}", T::NAME, k + 1);
         assert_eq!(differing(&resumed.w, &whole.w), 0, "{at}: W differs");
@@ -120,6 +128,63 @@ fn resumes_exactly<T: Float>(
         };
         assert_eq!(errors(&resumed), errors(&whole), "{at}: history differs");
     }
+}
+
+/// Streamed block by block, as `learn --stream --checkpoint-every` fits: the same bits after
+/// a resume, in blocks of 32 and of all images, with the extrapolation, restarts, penalties
+/// and a stop on the tolerance rule.
+#[test]
+fn streamed_fits_resume_to_the_same_bits() {
+    let x = noisy(40, 100, 4);
+    let deficient = low_rank(30, 80, 4, 2);
+    let cases: Vec<(&str, Nmf, &Array2<f64>)> = vec![
+        ("hals to tolerance", Nmf::params(6).max_iter(500), &x),
+        (
+            "restarts at rank above the data's",
+            Nmf::params(12).solver(Solver::Cd).max_iter(40).tol(0.0),
+            &deficient,
+        ),
+        (
+            "penalties",
+            Nmf::params(6)
+                .alpha_w(0.01)
+                .alpha_h(0.01)
+                .l1_ratio(0.5)
+                .max_iter(20)
+                .tol(0.0),
+            &x,
+        ),
+    ];
+    fn case<T: Float>(label: &str, params: &Nmf, x: &Array2<f64>) {
+        let held = super::options::Held(x.mapv(T::from_f64));
+        for width in [32, x.ncols()] {
+            let fit = |checkpointing: Checkpointing<'_, T>| {
+                params.fit_blocks_checkpointed(&held, width, |_| {}, checkpointing)
+            };
+            resumes_exactly_with(&format!("{label}, streamed in blocks of {width}"), &fit);
+        }
+    }
+    for (label, params, data) in &cases {
+        case::<f64>(label, params, data);
+        case::<f32>(label, params, data);
+    }
+    // A checkpoint of a streamed fit does not go on over other images.
+    let params = Nmf::params(6).max_iter(5).tol(0.0);
+    let params = &params;
+    let fit_on = |x: &Array2<f64>| {
+        let held = super::options::Held(x.clone());
+        move |checkpointing: Checkpointing<'_, f64>| {
+            params.fit_blocks_checkpointed(&held, 32, |_| {}, checkpointing)
+        }
+    };
+    let (_, saved) = fit_saving_all(&fit_on(&x));
+    let mut ignore = |_: &Checkpoint<f64>| {};
+    let other = noisy(40, 100, 5);
+    let err = fit_on(&other)(unsaved(&mut ignore, saved.last().cloned())).unwrap_err();
+    assert!(
+        matches!(err, Error::Checkpoint { .. }) && err.to_string().contains("same images"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -218,7 +283,10 @@ fn an_interrupted_fit_hands_back_its_last_state() {
 fn a_checkpoint_of_another_fit_is_refused() {
     let x = noisy(40, 30, 6);
     let params = Nmf::params(6).max_iter(5).tol(0.0);
-    let (_, saved) = fit_saving_all(&params, &x.view(), None);
+    let fit = |checkpointing: Checkpointing<'_, f64>| {
+        params.fit_checkpointed(&x.view(), None, None, |_| {}, checkpointing)
+    };
+    let (_, saved) = fit_saving_all(&fit);
     let last = saved.last().unwrap().clone();
     let other_x = noisy(40, 30, 7);
     let err = resume(&params, &other_x.view(), None, last.clone()).unwrap_err();
