@@ -1,6 +1,7 @@
 //! The Kullback-Leibler run of the comparison: multiplicative updates for the KL divergence
 //! against scikit-learn's `mu` with `beta_loss='kullback-leibler'`, on the same X, same init
-//! (nndsvda), same rank and iteration count.
+//! (nndsvda), same rank and iteration count; and facenmf's coordinate descent for KL
+//! (`--solver cd --loss kl`) timed to the divergence scikit-learn's float64 `mu` ends at.
 //!
 //! `sklearn_nmf.py` reads X as `.npy` (written by facenmf's loader, so both fit exactly the
 //! same matrix), fits it once untimed for one iteration (warm-up), then times `fit_transform`,
@@ -54,6 +55,23 @@ pub(super) struct KlResult {
     sklearn_fastest: Option<String>,
     facenmf_seconds: Vec<f64>,
     sklearn_seconds: Vec<f64>,
+    /// The divergence coordinate descent is timed to, and what it is.
+    target: f64,
+    target_from: String,
+    /// Coordinate descent's sweeps and seconds (start included) to `target`, per run.
+    cd_sweeps: Vec<usize>,
+    cd_seconds: Vec<f64>,
+}
+
+/// Sweeps of coordinate descent a timed fit may make on its way to the target.
+const CD_SWEEPS: usize = 60;
+
+/// The first iteration of `fit` at or below `target`: its number and seconds.
+fn time_to(fit: &facenmf::Factorization<f32>, target: f64) -> Option<(usize, f64)> {
+    fit.history
+        .iter()
+        .find(|i| i.divergence.is_some_and(|d| d <= target))
+        .map(|i| (i.iter, i.seconds))
 }
 
 /// Runs the comparison on the images in `dir`; `python` is None when scikit-learn is absent.
@@ -124,12 +142,37 @@ pub(super) fn run(
             .cloned();
     }
 
-    // facenmf's default precision and scikit-learn's fastest configuration, alternating.
+    // Coordinate descent is timed to scikit-learn's float64 divergence (or, without
+    // scikit-learn, to facenmf's own multiplicative updates' after as many iterations).
+    let (target, target_from) = match configs.iter().find(|c| c.dtype == "float64") {
+        Some(c) => (c.divergence, format!("scikit-learn {}", c.config)),
+        None => (
+            fit64.divergence.unwrap_or(f64::NAN),
+            "facenmf mu f64".into(),
+        ),
+    };
+    let cd = Nmf::params(RANK)
+        .solver(Solver::Cd)
+        .loss(Loss::KullbackLeibler)
+        .max_iter(CD_SWEEPS)
+        .tol(0.0);
+
+    // facenmf's default precision (both solvers) and scikit-learn's fastest configuration,
+    // alternating.
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
+    let (mut cd_sweeps, mut cd_seconds) = (Vec::new(), Vec::new());
     for _ in 0..repeat {
         params.clone().max_iter(1).fit(&x32.view())?; // warm-up, as scikit-learn's
         ours.push(params.fit(&x32.view())?.seconds);
+        cd.clone().max_iter(1).fit(&x32.view())?;
+        match time_to(&cd.fit(&x32.view())?, target) {
+            Some((sweeps, seconds)) => {
+                cd_sweeps.push(sweeps);
+                cd_seconds.push(seconds);
+            }
+            None => bail!("coordinate descent did not reach {target} in {CD_SWEEPS} sweeps"),
+        }
         if let (Some(python), Some(best)) = (python, &fastest) {
             theirs.push(sklearn_kl(python, &x_path, &best.dtype, best.threads, x_sum)?.seconds);
         }
@@ -148,6 +191,10 @@ pub(super) fn run(
         sklearn_fastest: fastest.map(|f| f.config),
         facenmf_seconds: ours,
         sklearn_seconds: theirs,
+        target,
+        target_from,
+        cd_sweeps,
+        cd_seconds,
     })
 }
 
@@ -233,11 +280,26 @@ pub(super) fn report(kl: &KlResult, repeat: usize) -> String {
     s.push_str(&format!(
         "\nfacenmf f32, median of {repeat} alternating runs: {ours:.3} s"
     ));
-    if let Some(best) = &kl.sklearn_fastest {
-        let theirs = median(&mut kl.sklearn_seconds.clone());
+    let theirs = kl
+        .sklearn_fastest
+        .as_ref()
+        .map(|best| (best, median(&mut kl.sklearn_seconds.clone())));
+    if let Some((best, theirs)) = theirs {
         s.push_str(&format!(
             "; scikit-learn {best} (its fastest): {theirs:.3} s; speed-up {:.1}x",
             theirs / ours
+        ));
+    }
+    let cd = median(&mut kl.cd_seconds.clone());
+    s.push_str(&format!(
+        "\n\nfacenmf f32 coordinate descent (`--solver cd --loss kl`) to divergence {:.3} ({}), \
+         same runs: {cd:.3} s (sweeps {:?})",
+        kl.target, kl.target_from, kl.cd_sweeps
+    ));
+    if let Some((best, theirs)) = theirs {
+        s.push_str(&format!(
+            "; against scikit-learn {best}'s 200 iterations: {:.1}x",
+            theirs / cd
         ));
     }
     s.push('\n');

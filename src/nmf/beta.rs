@@ -13,13 +13,15 @@
 use ndarray::{Array2, ArrayView2, Axis, Zip};
 use rayon::prelude::*;
 
+use super::kl_cd::KlCd;
 use super::linalg::{TallProduct, matmul, view};
 use crate::Float;
 
 /// Floor of WH where it divides and of the denominators (scikit-learn's `EPSILON`).
 const FLOOR: f64 = f32::EPSILON as f64;
 
-/// Buffers and exponents of the beta multiplicative updates.
+/// Buffers and exponents of the beta multiplicative updates (or, for KL with the cd solver,
+/// of the coordinate descent of [`KlCd`], which shares the measuring pass).
 #[derive(Debug)]
 pub(crate) struct BetaMu<T> {
     beta: f64,
@@ -37,6 +39,8 @@ pub(crate) struct BetaMu<T> {
     prepared: bool,
     /// Every column of W is scaled to sum 1 after its update (Lee & Seung 1999's KL rule).
     unit_sum_w: bool,
+    /// KL by coordinate descent ([`KlCd`], the cd solver) in place of the multiplicative rule.
+    coordinate: Option<KlCd<T>>,
 }
 
 /// Products and buffers of the update of one factor (rows x r).
@@ -118,7 +122,15 @@ impl<T: Float> BetaMu<T> {
             half_w: Half::new(m, r),
             prepared: false,
             unit_sum_w,
+            coordinate: None,
         }
+    }
+
+    /// Iterates by coordinate descent on X (KL only) instead of the multiplicative rule.
+    pub(crate) fn by_coordinate_descent(mut self, x: &ArrayView2<T>, r: usize) -> Self {
+        debug_assert_eq!(self.beta, 1.0, "coordinate descent is for KL");
+        self.coordinate = Some(KlCd::new(x, r));
+        self
     }
 
     /// One iteration, H then W, each after a fresh W H; returns the squared Frobenius error and
@@ -129,6 +141,12 @@ impl<T: Float> BetaMu<T> {
         w: &mut Array2<T>,
         ht: &mut Array2<T>,
     ) -> (f64, f64) {
+        if let Some(cd) = &mut self.coordinate {
+            cd.update_h(w, ht);
+            cd.update_w(x, w, ht, &mut self.wh);
+            self.prepared = false;
+            return self.measure(x);
+        }
         self.update_h(x, w, ht, 0.0);
         self.product(w, ht);
         self.update_w(x, w, ht, 0.0);

@@ -531,8 +531,13 @@ impl Nmf {
         let mut step = Step::new(self, m, &images!());
         // A divergence starts from the init as it is (as scikit-learn does); its error comes
         // from WH itself.
-        let mut beta_mu = (!self.loss.is_frobenius())
-            .then(|| BetaMu::new(m, n, self.rank, self.loss.beta(), self.unit_sum_w));
+        let mut beta_mu = (!self.loss.is_frobenius()).then(|| {
+            let updates = BetaMu::new(m, n, self.rank, self.loss.beta(), self.unit_sum_w);
+            match self.solver {
+                super::Solver::Cd => updates.by_coordinate_descent(&x, self.rank),
+                _ => updates,
+            }
+        });
         let params_record = serde_json::to_string(self).expect("parameters serialise");
         let resume = checkpointing.as_mut().and_then(|c| c.resume.take());
         let carried = match resume {

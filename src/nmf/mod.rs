@@ -36,6 +36,7 @@ mod fit;
 mod fpgm;
 mod hals;
 mod init;
+mod kl_cd;
 mod linalg;
 mod missing;
 mod mu;

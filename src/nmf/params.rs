@@ -26,7 +26,9 @@ pub enum Solver {
     /// Accelerated HALS: coordinate descent with inner repetitions (Gillis & Glineur 2012).
     #[default]
     Hals,
-    /// Plain HALS, one sweep per factor per iteration: scikit-learn's `cd` solver.
+    /// Plain HALS, one sweep per factor per iteration: scikit-learn's `cd` solver. With
+    /// [`Loss::KullbackLeibler`], coordinate descent for KL (Hsieh & Dhillon 2011): one
+    /// Newton step per coefficient per sweep.
     Cd,
     /// Multiplicative updates (Lee & Seung 2001).
     Mu,
@@ -264,7 +266,8 @@ impl Nmf {
         self
     }
 
-    /// The loss to minimise. Other than [`Loss::Frobenius`] needs [`Solver::Mu`]. Default:
+    /// The loss to minimise. Other than [`Loss::Frobenius`] needs [`Solver::Mu`], but for
+    /// [`Loss::KullbackLeibler`], which [`Solver::Cd`] minimises too. Default:
     /// Frobenius.
     pub fn loss(mut self, loss: Loss) -> Self {
         self.loss = loss;
@@ -495,11 +498,18 @@ impl Nmf {
             if !beta.is_finite() {
                 return Err(Error::param("loss", format!("beta {beta} must be finite")));
             }
-            if !self.solver.policy().multiplicative {
+            let coordinate_kl = self.solver == Solver::Cd && self.loss == Loss::KullbackLeibler;
+            if !self.solver.policy().multiplicative && !coordinate_kl {
+                let also = if self.solver == Solver::Cd {
+                    " and kl"
+                } else {
+                    ""
+                };
                 return Err(Error::param(
                     "loss",
                     format!(
-                        "the {} solver minimises the Frobenius loss only; use the mu solver for {}",
+                        "the {} solver minimises the Frobenius{also} loss only; use the mu solver \
+                         for {}",
                         self.solver, self.loss
                     ),
                 ));

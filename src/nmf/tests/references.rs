@@ -209,6 +209,35 @@ mod naive {
             *v *= num[[j, k]] / den[k].max(f32::EPSILON as f64);
         }
     }
+
+    /// Hsieh & Dhillon's coordinate descent for KL, one sweep over H^T given W (X is m x n):
+    /// each h_kj in turn takes one projected Newton step on the divergence of image j, with
+    /// W h_j formed afresh for every coefficient. With `scaled`, H is first scaled so that
+    /// W H sums as X does.
+    pub(super) fn kl_cd_h(x: &Array2<f64>, w: &Array2<f64>, ht: &mut Array2<f64>, scaled: bool) {
+        let floor = f32::EPSILON as f64;
+        if scaled {
+            let c = x.sum() / w.dot(&ht.t()).sum();
+            ht.mapv_inplace(|v| v * c);
+        }
+        let (m, n, r) = (x.nrows(), x.ncols(), w.ncols());
+        for j in 0..n {
+            for k in 0..r {
+                let (mut g, mut s) = (0.0, 0.0);
+                for i in 0..m {
+                    let p: f64 = (0..r).map(|l| w[[i, l]] * ht[[j, l]]).sum();
+                    let p = p.max(floor);
+                    g += w[[i, k]] * (1.0 - x[[i, j]] / p);
+                    s += w[[i, k]] * w[[i, k]] * x[[i, j]] / (p * p);
+                }
+                if s > 0.0 {
+                    ht[[j, k]] = (ht[[j, k]] - g / s).max(0.0);
+                } else if g > 0.0 {
+                    ht[[j, k]] = 0.0;
+                }
+            }
+        }
+    }
 }
 
 #[test]
@@ -281,6 +310,15 @@ fn one_iteration_of_each_solver_matches_its_textbook_formula() {
     close(
         "mu/kl",
         &one(Solver::Mu, Loss::KullbackLeibler),
+        &w.dot(&ht.t()),
+    );
+    let mut w = w0.clone();
+    let mut ht = h0.t().to_owned();
+    naive::kl_cd_h(&x, &w, &mut ht, true);
+    naive::kl_cd_h(&x.t().to_owned(), &ht, &mut w, false);
+    close(
+        "cd/kl",
+        &one(Solver::Cd, Loss::KullbackLeibler),
         &w.dot(&ht.t()),
     );
 }

@@ -68,9 +68,9 @@ fn a_rank_above_both_dimensions_is_rejected_for_every_init() {
 }
 
 #[test]
-fn divergence_losses_need_multiplicative_updates() {
+fn divergence_losses_need_multiplicative_updates_or_kl_coordinate_descent() {
     let x = noisy(10, 8, 21);
-    for solver in [Solver::Hals, Solver::Cd, Solver::Fpgm, Solver::Anls] {
+    for solver in [Solver::Hals, Solver::Fpgm, Solver::Anls] {
         let err = Nmf::params(2)
             .solver(solver)
             .loss(Loss::KullbackLeibler)
@@ -78,6 +78,22 @@ fn divergence_losses_need_multiplicative_updates() {
             .unwrap_err();
         assert!(
             err.to_string().contains("use the mu solver for kl"),
+            "{err}"
+        );
+    }
+    // Coordinate descent has KL's, not the other divergences'.
+    let cd = Nmf::params(2).solver(Solver::Cd);
+    assert!(
+        cd.clone()
+            .loss(Loss::KullbackLeibler)
+            .fit(&x.view())
+            .is_ok()
+    );
+    for loss in [Loss::ItakuraSaito, Loss::Beta(1.5)] {
+        let err = cd.clone().loss(loss).fit(&x.view()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("the cd solver minimises the Frobenius and kl loss only"),
             "{err}"
         );
     }
@@ -116,6 +132,7 @@ fn unit_sum_w_needs_the_kl_loss_and_multiplicative_updates() {
         (Solver::Mu, Loss::Frobenius),
         (Solver::Mu, Loss::ItakuraSaito),
         (Solver::Hals, Loss::Frobenius),
+        (Solver::Cd, Loss::KullbackLeibler),
     ] {
         let err = Nmf::params(2)
             .solver(solver)
