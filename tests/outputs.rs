@@ -316,17 +316,14 @@ fn an_interrupted_run_resumes_to_the_result_of_one_never_interrupted() {
     );
 }
 
+/// Starts a long fit with `extra` arguments that saves a checkpoint every 0.2 s into `out`,
+/// and kills it (SIGKILL) once one is written.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[test]
-fn a_killed_run_resumes_from_its_last_checkpoint() {
-    let tmp = tempfile::tempdir().unwrap();
-    faces(tmp.path(), 60);
-    let whole = spawn_fit(tmp.path(), "whole", &[])
-        .wait_with_output()
-        .unwrap();
-    assert!(whole.status.success());
-    let mut child = spawn_fit(tmp.path(), "out", &["--checkpoint-every", "0.2"]);
-    let checkpoint = tmp.path().join("out/checkpoint.facenmf");
+fn kill_after_a_checkpoint(root: &Path, out: &str, extra: &[&str]) {
+    let mut args = extra.to_vec();
+    args.extend(["--checkpoint-every", "0.2"]);
+    let mut child = spawn_fit(root, out, &args);
+    let checkpoint = root.join(out).join("checkpoint.facenmf");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !checkpoint.exists() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(50));
@@ -336,8 +333,20 @@ fn a_killed_run_resumes_from_its_last_checkpoint() {
     let _ = child.wait();
     assert!(
         checkpoint.is_file(),
-        "no checkpoint written while the fit ran"
+        "no checkpoint written while the fit ran ({extra:?})"
     );
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn a_killed_run_resumes_from_its_last_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    faces(tmp.path(), 60);
+    let whole = spawn_fit(tmp.path(), "whole", &[])
+        .wait_with_output()
+        .unwrap();
+    assert!(whole.status.success());
+    kill_after_a_checkpoint(tmp.path(), "out", &[]);
     let resumed = facenmf(&["learn", "--resume", "out", "-q"], tmp.path());
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     same_result(&tmp.path().join("out"), &tmp.path().join("whole"));
@@ -361,21 +370,7 @@ fn a_streamed_run_resumes_from_its_checkpoints() {
     );
     assert!(complete_set(&tmp.path().join("whole"))["stop"] == "max-iter reached");
 
-    let mut every = streamed.to_vec();
-    every.extend(["--checkpoint-every", "0.2"]);
-    let mut child = spawn_fit(tmp.path(), "killed", &every);
-    let checkpoint = tmp.path().join("killed/checkpoint.facenmf");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !checkpoint.exists() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    signal(&child, libc::SIGKILL);
-    let _ = child.wait();
-    assert!(
-        checkpoint.is_file(),
-        "no checkpoint written while the streamed fit ran"
-    );
+    kill_after_a_checkpoint(tmp.path(), "killed", &streamed);
     let resumed = facenmf(&["learn", "--resume", "killed", "-q"], tmp.path());
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     same_result(&tmp.path().join("killed"), &tmp.path().join("whole"));

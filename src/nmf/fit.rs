@@ -244,12 +244,7 @@ impl Nmf {
         progress: impl FnMut(&Iteration) + Send,
         mut checkpointing: Checkpointing<'_, T>,
     ) -> Result<(Factorization<T>, Option<Checkpoint<T>>)> {
-        if self.runs != 1 {
-            return Err(Error::param(
-                "runs",
-                "a checkpoint covers one run; checkpoints need runs = 1",
-            ));
-        }
+        self.check_one_run()?;
         let start = match start {
             Some((w0, h0)) => Some(self.given_start(x, w0, h0)?),
             None => None,
@@ -287,12 +282,7 @@ impl Nmf {
         progress: impl FnMut(&Iteration) + Send,
         mut checkpointing: Checkpointing<'_, T>,
     ) -> Result<(Factorization<T>, Option<Checkpoint<T>>)> {
-        if self.runs != 1 {
-            return Err(Error::param(
-                "runs",
-                "a checkpoint covers one run; checkpoints need runs = 1",
-            ));
-        }
+        self.check_one_run()?;
         let params = Nmf {
             seed: seed::run_seed(self.seed, 0),
             ..self.clone()
@@ -305,6 +295,17 @@ impl Nmf {
             progress,
             Some(&mut checkpointing),
         )
+    }
+
+    /// Checkpoints cover one run.
+    fn check_one_run(&self) -> Result<()> {
+        if self.runs != 1 {
+            return Err(Error::param(
+                "runs",
+                "a checkpoint covers one run; checkpoints need runs = 1",
+            ));
+        }
+        Ok(())
     }
 
     /// Fits X using only the entries where `known` is true: the objective sums over them, and

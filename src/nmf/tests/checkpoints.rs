@@ -130,19 +130,16 @@ fn resumes_exactly_with<T: Float>(label: &str, fit: &FitWith<'_, T>) {
     }
 }
 
-/// Streamed block by block, as `learn --stream --checkpoint-every` fits: the same bits after
-/// a resume, in blocks of 32 and of all images, with the extrapolation, restarts, penalties
-/// and a stop on the tolerance rule.
-#[test]
-fn streamed_fits_resume_to_the_same_bits() {
-    let x = noisy(40, 100, 4);
-    let deficient = low_rank(30, 80, 4, 2);
-    let cases: Vec<(&str, Nmf, &Array2<f64>)> = vec![
-        ("hals to tolerance", Nmf::params(6).max_iter(500), &x),
+/// The options with state that a streamed fit takes too: the tolerance rule (and its escapes
+/// from a stall), restarts of dead components (`true`: on data of lower rank than the fit's),
+/// penalties.
+fn streamable_cases() -> Vec<(&'static str, Nmf, bool)> {
+    vec![
+        ("hals to tolerance", Nmf::params(6).max_iter(500), false),
         (
             "restarts at rank above the data's",
             Nmf::params(12).solver(Solver::Cd).max_iter(40).tol(0.0),
-            &deficient,
+            true,
         ),
         (
             "penalties",
@@ -152,9 +149,31 @@ fn streamed_fits_resume_to_the_same_bits() {
                 .l1_ratio(0.5)
                 .max_iter(20)
                 .tol(0.0),
-            &x,
+            false,
         ),
-    ];
+    ]
+}
+
+/// `cases` with their data: `deficient` where they ask for data of low rank, else `x`.
+fn with_data<'a>(
+    cases: Vec<(&'static str, Nmf, bool)>,
+    x: &'a Array2<f64>,
+    deficient: &'a Array2<f64>,
+) -> Vec<(&'static str, Nmf, &'a Array2<f64>)> {
+    cases
+        .into_iter()
+        .map(|(label, params, low)| (label, params, if low { deficient } else { x }))
+        .collect()
+}
+
+/// Streamed block by block, as `learn --stream --checkpoint-every` fits: the same bits after
+/// a resume, in blocks of 32 and of all images, with the extrapolation, restarts, penalties
+/// and a stop on the tolerance rule.
+#[test]
+fn streamed_fits_resume_to_the_same_bits() {
+    let x = noisy(40, 100, 4);
+    let deficient = low_rank(30, 80, 4, 2);
+    let cases = with_data(streamable_cases(), &x, &deficient);
     fn case<T: Float>(label: &str, params: &Nmf, x: &Array2<f64>) {
         let held = super::options::Held(x.mapv(T::from_f64));
         for width in [32, x.ncols()] {
@@ -202,27 +221,12 @@ fn stateful_options_resume_to_the_same_bits() {
     let images = smooth_images(1);
     let x = noisy(40, 30, 4);
     let deficient = low_rank(30, 25, 4, 2);
-    let cases: Vec<(&str, Nmf, &Array2<f64>)> = vec![
+    let mut cases = with_data(streamable_cases(), &x, &deficient);
+    cases.extend::<Vec<(&str, Nmf, &Array2<f64>)>>(vec![
         (
             "multilevel hals",
             Nmf::params(3).max_iter(30).image_shape(24, 24),
             &images,
-        ),
-        ("hals to tolerance", Nmf::params(6).max_iter(500), &x),
-        (
-            "restarts at rank above the data's",
-            Nmf::params(12).solver(Solver::Cd).max_iter(40).tol(0.0),
-            &deficient,
-        ),
-        (
-            "penalties",
-            Nmf::params(6)
-                .alpha_w(0.01)
-                .alpha_h(0.01)
-                .l1_ratio(0.5)
-                .max_iter(20)
-                .tol(0.0),
-            &x,
         ),
         (
             "sparseness",
@@ -238,7 +242,7 @@ fn stateful_options_resume_to_the_same_bits() {
                 .tol(0.0),
             &x,
         ),
-    ];
+    ]);
     for (label, params, data) in &cases {
         resumes_exactly::<f64>(label, params, data, None);
         resumes_exactly::<f32>(label, params, data, None);
