@@ -704,9 +704,9 @@ impl Nmf {
                     // the batches' sums would pull a restarted component back.
                     revival: (!constrained && !penalty.is_active() && self.online.is_none())
                         .then(|| Revival::new(self.rank)),
-                    // A stall with two alike components merges them at the next iteration's
-                    // top and gives the fit another window before the stopping rule is asked
-                    // again.
+                    // A stall the tolerance rule finds tries an escape at the next
+                    // iteration's top; a kept one gives the fit another window before the
+                    // stopping rule is asked again.
                     escape_pending: false,
                     quiet_until: 0,
                     coarse_levels,

@@ -242,6 +242,15 @@ fn stateful_options_resume_to_the_same_bits() {
                 .tol(0.0),
             &x,
         ),
+        (
+            "kl by coordinate descent",
+            Nmf::params(6)
+                .solver(Solver::Cd)
+                .loss(Loss::KullbackLeibler)
+                .max_iter(20)
+                .tol(0.0),
+            &x,
+        ),
     ]);
     for (label, params, data) in &cases {
         resumes_exactly::<f64>(label, params, data, None);
