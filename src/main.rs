@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::Array2;
 
@@ -369,6 +370,34 @@ impl LearnArgs {
     }
 }
 
+/// `learn --resume` goes on with the command line the run was started with, whole (the
+/// checkpoint is refused under other parameters): an option given beside it is an error that
+/// says so, not a value quietly ignored. `--quiet` alone is taken.
+fn resume_overrides(given: &clap::ArgMatches) -> Result<()> {
+    let command = Cli::command();
+    let learn = command
+        .find_subcommand("learn")
+        .expect("learn is a subcommand");
+    let overrides: Vec<String> = learn
+        .get_arguments()
+        .filter(|arg| !matches!(arg.get_id().as_str(), "resume" | "quiet"))
+        .filter(|arg| given.value_source(arg.get_id().as_str()) == Some(ValueSource::CommandLine))
+        .map(|arg| match arg.get_long() {
+            Some(long) => format!("--{long}"),
+            None => arg.get_id().to_string().to_uppercase(),
+        })
+        .collect();
+    if overrides.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "--resume goes on with the arguments the run was started with, so {} cannot be given \
+         with it; to go on with other settings, start a new run from the last iterate: \
+         facenmf learn DIR --init-from OUT",
+        overrides.join(", ")
+    )
+}
+
 /// What a checkpoint keeps of the command line, to rebuild the same run.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct RunContext {
@@ -493,9 +522,15 @@ fn parse_size(s: &str) -> Result<(u32, u32), String> {
 
 fn main() -> ExitCode {
     keep_freed_memory();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
-        Some(Command::Learn(args)) => learn(*args),
+        Some(Command::Learn(args)) => match matches.subcommand_matches("learn") {
+            Some(given) if args.resume.is_some() => {
+                resume_overrides(given).and_then(|()| learn(*args))
+            }
+            _ => learn(*args),
+        },
         Some(Command::Synth(args)) => run_synth(&args).map(|()| ExitCode::SUCCESS),
         Some(Command::Report(args)) => run_report(&args).map(|()| ExitCode::SUCCESS),
         Some(Command::Recognize(args)) => run_recognize(&args).map(|()| ExitCode::SUCCESS),
@@ -588,7 +623,9 @@ fn learn(mut args: LearnArgs) -> Result<ExitCode> {
     let mut resume = None;
     if let Some(out) = args.resume.clone() {
         let (original, bytes, context) = resumed_args(&out)?;
+        let quiet = args.quiet || original.quiet;
         args = original;
+        args.quiet = quiet;
         resume = Some((bytes, context));
     }
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());

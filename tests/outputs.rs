@@ -290,6 +290,16 @@ fn an_interrupted_run_resumes_to_the_result_of_one_never_interrupted() {
         out.join("checkpoint.facenmf").is_file(),
         "no checkpoint left"
     );
+    // Another setting beside --resume is refused by name, not ignored, and costs nothing.
+    let changed = facenmf(&["learn", "--resume", "out", "--max-iter", "5"], tmp.path());
+    assert!(!changed.status.success());
+    assert!(
+        stderr(&changed).contains("--max-iter cannot be given with it")
+            && stderr(&changed).contains("--init-from OUT"),
+        "{}",
+        stderr(&changed)
+    );
+    assert!(out.join("checkpoint.facenmf").is_file());
     // Resumed from another working folder: the checkpoint knows where the run started.
     let resumed = facenmf(
         &["learn", "--resume", out.to_str().unwrap()],
