@@ -54,7 +54,8 @@ impl<T: Float> KlCd<T> {
         // The best multiple c of W H has sum(c W H) = sum(X) (the divergence's derivative in
         // c is sum(W H) - sum(X) / c). At a minimum c = 1; from a start scaled for the
         // Frobenius loss it saves the first sweep most of its work (Olivetti, rank 20: the
-        // divergence after one sweep 48166 without it).
+        // divergence after one sweep 19955 with it, 48166 without; 17 sweeps to scikit-learn's
+        // 200-iteration mu divergence with it, 20-30 without).
         let (w_sums, h_sums) = (w.sum_axis(ndarray::Axis(0)), ht.sum_axis(ndarray::Axis(0)));
         let wh_sum: f64 = w_sums
             .iter()
