@@ -187,7 +187,10 @@ fn bad_input_exits_non_zero_with_a_message_naming_the_problem() {
     assert_clean_failure(
         &["learn", "d/faces", "-r", "2", "--loss", "kl"],
         root,
-        &["error: --loss: ", "use the mu solver for kl"],
+        &[
+            "error: --loss: ",
+            "use the cd solver (coordinate descent, the faster) or the mu solver for kl",
+        ],
     );
 
     std::fs::write(

@@ -505,11 +505,15 @@ impl Nmf {
                 } else {
                     ""
                 };
+                let which = if self.loss == Loss::KullbackLeibler {
+                    "the cd solver (coordinate descent, the faster) or the mu solver"
+                } else {
+                    "the mu solver"
+                };
                 return Err(Error::param(
                     "loss",
                     format!(
-                        "the {} solver minimises the Frobenius{also} loss only; use the mu solver \
-                         for {}",
+                        "the {} solver minimises the Frobenius{also} loss only; use {which} for {}",
                         self.solver, self.loss
                     ),
                 ));

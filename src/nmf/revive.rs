@@ -28,7 +28,7 @@
 //! images at cosine >= [`DUPLICATE`] is merged into the one with the larger share; with no
 //! such pair, the component with the least share of W H is cleared (a mix holds less than
 //! the parts it mixes: on that f64 minimum the two least shares were the two mixes). The
-//! freed component restarts as a dead one does, and the change is kept only if the error
+//! freed component restarts as a dead one does, and the change is kept only if the fit's loss
 //! falls; a refused escape stops the fit where it stalled. On the f64 minimum the first
 //! escape took the squared error from 440.6 to 413.9 at once and to 346.9 at the next stall,
 //! the second to 198.2, with every part found (0.969); the third raised it and was refused.

@@ -77,7 +77,9 @@ fn divergence_losses_need_multiplicative_updates_or_kl_coordinate_descent() {
             .fit(&x.view())
             .unwrap_err();
         assert!(
-            err.to_string().contains("use the mu solver for kl"),
+            err.to_string().contains(
+                "use the cd solver (coordinate descent, the faster) or the mu solver for kl"
+            ),
             "{err}"
         );
     }
@@ -92,8 +94,9 @@ fn divergence_losses_need_multiplicative_updates_or_kl_coordinate_descent() {
     for loss in [Loss::ItakuraSaito, Loss::Beta(1.5)] {
         let err = cd.clone().loss(loss).fit(&x.view()).unwrap_err();
         assert!(
-            err.to_string()
-                .contains("the cd solver minimises the Frobenius and kl loss only"),
+            err.to_string().contains(
+                "the cd solver minimises the Frobenius and kl loss only; use the mu solver for"
+            ),
             "{err}"
         );
     }
