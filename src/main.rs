@@ -780,24 +780,17 @@ fn learn_as<T: Float>(
         (fit, None)
     } else {
         // One run: checkpoints while it runs when asked, and its last state when interrupted.
-        let (resume, context) = checkpoint_context(resume)?;
-        let mut file = CheckpointFile::new(&args.out, &bar);
-        let mut save = |saved: &facenmf::Checkpoint<T>| file.save(saved);
-        let checkpointing = facenmf::Checkpointing {
-            every: args.checkpoint_every,
-            save: &mut save,
-            resume,
-            context,
-        };
         let start_views = start.as_ref().map(|(w, h)| (w.view(), h.view()));
         let known_view = known.as_ref().map(|k| k.view());
-        let fitted = params.fit_checkpointed(
-            &faces.x.view(),
-            start_views.as_ref().map(|(w, h)| (w, h)),
-            known_view.as_ref(),
-            report,
-            checkpointing,
-        );
+        let fitted = with_checkpointing(args, &bar, resume, |checkpointing| {
+            params.fit_checkpointed(
+                &faces.x.view(),
+                start_views.as_ref().map(|(w, h)| (w, h)),
+                known_view.as_ref(),
+                report,
+                checkpointing,
+            )
+        })?;
         match (&args.init_from, fitted) {
             (Some(dir), Err(e)) => Err(anyhow::Error::from(e).context(format!(
                 "cannot start from the factors in {}",
@@ -831,12 +824,17 @@ fn learn_as<T: Float>(
     Ok(ExitCode::SUCCESS)
 }
 
-/// A checkpoint to go on from with its run's context, or a new run's context (the working
-/// folder and command line, from which `--resume` rebuilds the run).
-fn checkpoint_context<T: Float>(
+/// Runs `fit` with `learn`'s checkpointing: saved into OUT every --checkpoint-every seconds
+/// ([`CheckpointFile`]), going on from `resume` (a checkpoint and its run's context) if given,
+/// else recording this run's working folder and command line, from which `--resume`
+/// rebuilds it.
+fn with_checkpointing<T: Float, R>(
+    args: &LearnArgs,
+    bar: &ProgressBar,
     resume: Option<(facenmf::Checkpoint<T>, String)>,
-) -> Result<(Option<facenmf::Checkpoint<T>>, String)> {
-    Ok(match resume {
+    fit: impl FnOnce(facenmf::Checkpointing<'_, T>) -> R,
+) -> Result<R> {
+    let (resume, context) = match resume {
         Some((saved, context)) => (Some(saved), context),
         None => {
             let run = RunContext {
@@ -848,7 +846,15 @@ fn checkpoint_context<T: Float>(
                 serde_json::to_string(&run).expect("context serialises"),
             )
         }
-    })
+    };
+    let mut file = CheckpointFile::new(&args.out, bar);
+    let mut save = |saved: &facenmf::Checkpoint<T>| file.save(saved);
+    Ok(fit(facenmf::Checkpointing {
+        every: args.checkpoint_every,
+        save: &mut save,
+        resume,
+        context,
+    }))
 }
 
 /// Where `learn` saves its checkpoints while it runs: OUT/checkpoint.facenmf, written
@@ -1013,17 +1019,9 @@ fn learn_streamed<T: Float>(
         bar.set_position(it.iter as u64);
         bar.set_message(format!("error {:.6}", it.rel_error));
     };
-    let (resume, context) = checkpoint_context(resume)?;
-    let mut file = CheckpointFile::new(&args.out, &bar);
-    let mut save = |saved: &facenmf::Checkpoint<T>| file.save(saved);
-    let checkpointing = facenmf::Checkpointing {
-        every: args.checkpoint_every,
-        save: &mut save,
-        resume,
-        context,
-    };
-    let (fit, last_state) =
-        params.fit_blocks_checkpointed::<T>(&images, width, progress, checkpointing)?;
+    let (fit, last_state) = with_checkpointing(args, &bar, resume, |checkpointing| {
+        params.fit_blocks_checkpointed::<T>(&images, width, progress, checkpointing)
+    })??;
     bar.finish_and_clear();
     let last_state = last_state.map(|s| s.to_bytes());
     let options = output_options(args, rayon::current_num_threads(), 1);

@@ -274,22 +274,8 @@ fn same_result(a: &Path, b: &Path) {
 fn an_interrupted_run_resumes_to_the_result_of_one_never_interrupted() {
     let tmp = tempfile::tempdir().unwrap();
     faces(tmp.path(), 60);
-    let whole = spawn_fit(tmp.path(), "whole", &[])
-        .wait_with_output()
-        .unwrap();
-    assert!(whole.status.success());
-    let child = spawn_fit(tmp.path(), "out", &[]);
-    std::thread::sleep(std::time::Duration::from_millis(700));
-    signal(&child, libc::SIGINT);
-    let interrupted = child.wait_with_output().unwrap();
-    assert_eq!(interrupted.status.code(), Some(130));
-    let out = tmp.path().join("out");
-    let run = complete_set(&out);
-    assert_eq!(run["stop"], "interrupted");
-    assert!(
-        out.join("checkpoint.facenmf").is_file(),
-        "no checkpoint left"
-    );
+    finish_fit(tmp.path(), "whole", &[]);
+    let out = interrupt_fit(tmp.path(), "out", &[]);
     // Another setting beside --resume is refused by name, not ignored, and costs nothing.
     let changed = facenmf(&["learn", "--resume", "out", "--max-iter", "5"], tmp.path());
     assert!(!changed.status.success());
@@ -326,6 +312,35 @@ fn an_interrupted_run_resumes_to_the_result_of_one_never_interrupted() {
     );
 }
 
+/// Runs the long fit with `extra` arguments into `out` to its end.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn finish_fit(root: &Path, out: &str, extra: &[&str]) {
+    let whole = spawn_fit(root, out, extra).wait_with_output().unwrap();
+    assert!(
+        whole.status.success(),
+        "the fit into {out} failed ({extra:?})"
+    );
+}
+
+/// Starts the long fit with `extra` arguments into `out`, interrupts it (SIGINT) once it
+/// iterates, and checks that it wrote its set, stopped as interrupted, and left a checkpoint.
+/// Returns the output folder.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn interrupt_fit(root: &Path, out: &str, extra: &[&str]) -> std::path::PathBuf {
+    let child = spawn_fit(root, out, extra);
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    signal(&child, libc::SIGINT);
+    let interrupted = child.wait_with_output().unwrap();
+    assert_eq!(interrupted.status.code(), Some(130));
+    let dir = root.join(out);
+    assert_eq!(complete_set(&dir)["stop"], "interrupted");
+    assert!(
+        dir.join("checkpoint.facenmf").is_file(),
+        "no checkpoint left"
+    );
+    dir
+}
+
 /// Starts a long fit with `extra` arguments that saves a checkpoint every 0.2 s into `out`,
 /// and kills it (SIGKILL) once one is written.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -352,10 +367,7 @@ fn kill_after_a_checkpoint(root: &Path, out: &str, extra: &[&str]) {
 fn a_killed_run_resumes_from_its_last_checkpoint() {
     let tmp = tempfile::tempdir().unwrap();
     faces(tmp.path(), 60);
-    let whole = spawn_fit(tmp.path(), "whole", &[])
-        .wait_with_output()
-        .unwrap();
-    assert!(whole.status.success());
+    finish_fit(tmp.path(), "whole", &[]);
     kill_after_a_checkpoint(tmp.path(), "out", &[]);
     let resumed = facenmf(&["learn", "--resume", "out", "-q"], tmp.path());
     assert!(resumed.status.success(), "{}", stderr(&resumed));
@@ -370,14 +382,7 @@ fn a_streamed_run_resumes_from_its_checkpoints() {
     let tmp = tempfile::tempdir().unwrap();
     faces(tmp.path(), 60);
     let streamed = ["--cache", "cache", "--stream", "--block-images", "16"];
-    let whole = spawn_fit(tmp.path(), "whole", &streamed)
-        .wait_with_output()
-        .unwrap();
-    assert!(
-        whole.status.success(),
-        "{}",
-        String::from_utf8_lossy(&whole.stderr)
-    );
+    finish_fit(tmp.path(), "whole", &streamed);
     assert!(complete_set(&tmp.path().join("whole"))["stop"] == "max-iter reached");
 
     kill_after_a_checkpoint(tmp.path(), "killed", &streamed);
@@ -385,17 +390,7 @@ fn a_streamed_run_resumes_from_its_checkpoints() {
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     same_result(&tmp.path().join("killed"), &tmp.path().join("whole"));
 
-    let child = spawn_fit(tmp.path(), "interrupted", &streamed);
-    std::thread::sleep(std::time::Duration::from_millis(700));
-    signal(&child, libc::SIGINT);
-    let interrupted = child.wait_with_output().unwrap();
-    assert_eq!(interrupted.status.code(), Some(130));
-    let out = tmp.path().join("interrupted");
-    assert_eq!(complete_set(&out)["stop"], "interrupted");
-    assert!(
-        out.join("checkpoint.facenmf").is_file(),
-        "no checkpoint left"
-    );
+    let out = interrupt_fit(tmp.path(), "interrupted", &streamed);
     let resumed = facenmf(&["learn", "--resume", "interrupted", "-q"], tmp.path());
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     same_result(&out, &tmp.path().join("whole"));
