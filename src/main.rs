@@ -233,6 +233,12 @@ struct LearnArgs {
     /// times faster than mu to the same divergence).
     #[arg(long, default_value = "fro", value_parser = parse_loss)]
     loss: facenmf::Loss,
+    /// With a divergence (--loss other than fro): first fit the Frobenius loss for at most N
+    /// iterations (E-A-HALS from the same init, stopping earlier at --tol) and start the
+    /// divergence fit from there; 0 starts it from the init, as scikit-learn does [default: 30
+    /// for --solver cd --loss kl, 0 for mu (scikit-learn's iterates)]
+    #[arg(long, value_name = "N")]
+    warm_start: Option<usize>,
     /// Scale every basis image to sum 1 after each W update, H left as it is: Lee & Seung's
     /// own KL algorithm (Nature 1999); needs --solver mu --loss kl.
     #[arg(long)]
@@ -943,6 +949,9 @@ fn learn_params(
     }
     if let Some(on) = args.multilevel {
         params = params.multilevel(on);
+    }
+    if let Some(iterations) = args.warm_start {
+        params = params.warm_start(iterations);
     }
     Ok(params)
 }

@@ -75,6 +75,9 @@ pub(crate) struct Meta {
     pub(crate) quiet_until: usize,
     pub(crate) given: bool,
     pub(crate) coarse_levels: Vec<CoarseLevel>,
+    /// How the Frobenius fit a divergence fit started from went (absent in older checkpoints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) warm_start: Option<String>,
     pub(crate) extrapolation: Option<ExtrapolationScalars>,
 }
 

@@ -14,7 +14,7 @@ use super::extrapolate::Extrapolated;
 use super::init;
 use super::missing::Missing;
 use super::multilevel::{self, ImageShape};
-use super::params::Nmf;
+use super::params::{Loss, Nmf, Solver};
 use super::penalty::Penalty;
 use super::result::{CoarseLevel, Factorization, Iteration, Stop};
 use super::revive::Revival;
@@ -412,6 +412,37 @@ impl Nmf {
         Ok(Some((w, fit.h.t().as_standard_layout().into_owned())))
     }
 
+    /// The start of a divergence fit ([`Nmf::warm_start`]), if it has one: the W and H^T of a
+    /// short Frobenius fit from the same init, and how that went, for [`Factorization::start`].
+    fn frobenius_start<T: Float>(
+        &self,
+        x: &ArrayView2<T>,
+    ) -> Result<Option<(Factors<T>, String)>> {
+        let iterations = self.warm_iterations();
+        if iterations == 0 {
+            return Ok(None);
+        }
+        let params = Nmf {
+            loss: Loss::Frobenius,
+            solver: Solver::Hals,
+            extrapolate: None,
+            max_iter: iterations,
+            runs: 1,
+            unit_sum_w: false,
+            warm_start: None,
+            ..self.clone()
+        };
+        let fit = params.fit_inner(x, None, None, |_| {})?;
+        let how = format!(
+            "{}, then {} Frobenius iterations (hals, relative error {:.6})",
+            fit.start, fit.n_iter, fit.rel_error
+        );
+        Ok(Some((
+            (fit.w, fit.h.t().as_standard_layout().into_owned()),
+            how,
+        )))
+    }
+
     /// The one iteration loop: initialisation (unless `start_factors` gives W and H^T),
     /// stopping, history, progress and keep-best.
     fn fit_loop<T: Float>(
@@ -605,6 +636,7 @@ impl Nmf {
                     escape_pending: meta.escape_pending,
                     quiet_until: meta.quiet_until,
                     coarse_levels: meta.coarse_levels.clone(),
+                    warm_start: meta.warm_start.clone(),
                     given: meta.given,
                     seconds_before: meta.seconds,
                 }
@@ -623,7 +655,15 @@ impl Nmf {
                 // start's coarse levels: there it cost Olivetti one iteration to E (4 against
                 // 3) and changed no least cosine on the parts benchmarks.
                 let from_init = !given && coarse.is_none() && !self.coarse_level;
-                let (mut w, ht) = match start_factors.or(coarse) {
+                // A divergence fit starts from a short Frobenius fit unless given factors.
+                let warm = match (&start_factors, &missing) {
+                    (None, None) if blocks.is_none() && share.is_none() => {
+                        self.frobenius_start(&x)?
+                    }
+                    _ => None,
+                };
+                let (warm, warm_start) = warm.unzip();
+                let (mut w, ht) = match start_factors.or(coarse).or(warm) {
                     Some(factors) => factors,
                     None => init::initialize_with(
                         self.init,
@@ -710,6 +750,7 @@ impl Nmf {
                     escape_pending: false,
                     quiet_until: 0,
                     coarse_levels,
+                    warm_start,
                     given,
                     seconds_before: 0.0,
                 }
@@ -727,6 +768,7 @@ impl Nmf {
             mut escape_pending,
             mut quiet_until,
             coarse_levels,
+            warm_start,
             given,
             seconds_before,
         } = carried;
@@ -756,6 +798,7 @@ impl Nmf {
                         quiet_until,
                         given,
                         coarse_levels: coarse_levels.clone(),
+                        warm_start: warm_start.clone(),
                         extrapolation: scalars,
                     },
                     w: w.clone(),
@@ -971,7 +1014,7 @@ impl Nmf {
             divergence,
             history,
             params: self.clone(),
-            start: self.start_name(given, &coarse_levels),
+            start: self.start_name(given, &coarse_levels, warm_start.as_deref()),
             run_errors: vec![rel_error],
             best_run: 0,
             coarse_levels,
@@ -982,9 +1025,17 @@ impl Nmf {
     }
 
     /// How the factors started, for [`Factorization::start`].
-    fn start_name(&self, given: bool, coarse_levels: &[CoarseLevel]) -> String {
+    fn start_name(
+        &self,
+        given: bool,
+        coarse_levels: &[CoarseLevel],
+        warm_start: Option<&str>,
+    ) -> String {
         if given {
             return "given".into();
+        }
+        if let Some(warm) = warm_start {
+            return warm.into();
         }
         if coarse_levels.is_empty() {
             return self.init.to_string();
@@ -1014,6 +1065,9 @@ pub struct Checkpointing<'a, T> {
     pub context: String,
 }
 
+/// W and H^T, as the loop holds them.
+type Factors<T> = (Array2<T>, Array2<T>);
+
 /// What the loop carries from one iteration to the next, from a start or a checkpoint.
 struct Carried<T> {
     w: Array2<T>,
@@ -1027,6 +1081,8 @@ struct Carried<T> {
     escape_pending: bool,
     quiet_until: usize,
     coarse_levels: Vec<CoarseLevel>,
+    /// How the Frobenius fit a divergence fit started from went ([`Nmf::warm_start`]).
+    warm_start: Option<String>,
     given: bool,
     seconds_before: f64,
 }

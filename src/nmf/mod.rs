@@ -65,7 +65,7 @@ pub use linalg::column_errors;
 pub use missing::random_mask;
 pub use multilevel::ImageShape;
 pub use online::{DEFAULT_BATCH_IMAGES, DEFAULT_FORGET, Online};
-pub use params::{Interrupt, Loss, Nmf, Solver};
+pub use params::{Interrupt, Loss, Nmf, Solver, WARM_START};
 pub use project::{PROJECT_TOL, Projection, project};
 pub use result::{CoarseLevel, Factorization, Iteration, Stop};
 pub(crate) use seed::nth as mix_seed;

@@ -116,6 +116,10 @@ impl Loss {
     }
 }
 
+/// Default of [`Nmf::warm_start`] for KL by coordinate descent: most Frobenius iterations
+/// before the divergence fit.
+pub const WARM_START: usize = 30;
+
 /// Parameters of a factorization; build with [`Nmf::params`].
 ///
 /// ```
@@ -157,6 +161,11 @@ pub struct Nmf {
     /// Online fitting: W moves after every batch. Recorded only when on.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) online: Option<Online>,
+    /// Most Frobenius iterations before a divergence fit ([`Nmf::warm_start`]); `None`: the
+    /// default. Recorded only when given, so that run.json and checkpoints of other fits read
+    /// as before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) warm_start: Option<usize>,
     /// Images per column block of the H half-step (see `blocks.rs`); `None`: all in one.
     #[serde(skip)]
     pub(crate) column_block: Option<usize>,
@@ -232,6 +241,7 @@ impl Nmf {
             multilevel: None,
             unit_sum_w: false,
             online: None,
+            warm_start: None,
             column_block: None,
             interrupt: Interrupt::default(),
             coarse_level: false,
@@ -342,6 +352,31 @@ impl Nmf {
     pub fn online(mut self, online: Option<Online>) -> Self {
         self.online = online;
         self
+    }
+
+    /// Start a divergence fit (a loss other than [`Loss::Frobenius`]) from a Frobenius fit of
+    /// at most `iterations` iterations: E-A-HALS from the same init (with the multilevel start
+    /// where it applies), stopping earlier at the tolerance. Its iterations cost a third of a
+    /// KL sweep and carry the fit much further: on Olivetti at rank 20, 60 KL coordinate-descent
+    /// sweeps end at divergence 8661 from NNDSVDa, 8312 after 20 Frobenius iterations and 8254
+    /// after 100 (README). 0: the divergence fit starts from the init, as scikit-learn's does.
+    /// Default: [`WARM_START`] for [`Solver::Cd`] with [`Loss::KullbackLeibler`], 0 for the
+    /// multiplicative rule (so that `mu` makes scikit-learn's iterates).
+    pub fn warm_start(mut self, iterations: usize) -> Self {
+        self.warm_start = Some(iterations);
+        self
+    }
+
+    /// The most Frobenius iterations before this fit ([`Nmf::warm_start`]): 0 for a Frobenius
+    /// fit.
+    pub(crate) fn warm_iterations(&self) -> usize {
+        if self.loss.is_frobenius() {
+            return 0;
+        }
+        self.warm_start.unwrap_or(match (self.solver, self.loss) {
+            (Solver::Cd, Loss::KullbackLeibler) => WARM_START,
+            _ => 0,
+        })
     }
 
     /// The most iterations to run. Default: 200.
