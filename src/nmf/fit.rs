@@ -414,10 +414,7 @@ impl Nmf {
 
     /// The start of a divergence fit ([`Nmf::warm_start`]), if it has one: the W and H^T of a
     /// short Frobenius fit from the same init, and how that went, for [`Factorization::start`].
-    fn frobenius_start<T: Float>(
-        &self,
-        x: &ArrayView2<T>,
-    ) -> Result<Option<(Factors<T>, String)>> {
+    fn frobenius_start<T: Float>(&self, x: &ArrayView2<T>) -> Result<Option<(Factors<T>, String)>> {
         let iterations = self.warm_iterations();
         if iterations == 0 {
             return Ok(None);
@@ -480,6 +477,13 @@ impl Nmf {
             self.check_shareable(share, m, local, given, checkpointed)?;
         }
         self.check(m, n)?;
+        if start_factors.is_some() && self.warm_start.is_some_and(|k| k > 0) {
+            return Err(Error::param(
+                "warm_start",
+                "a fit from given factors starts from them, not from a Frobenius fit: leave the \
+                 warm start out (or set it to 0)",
+            ));
+        }
         if blocks.is_some() || share.is_some() {
             self.check_streamable(known.is_some(), share.is_some())?;
         }

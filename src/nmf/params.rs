@@ -577,6 +577,13 @@ impl Nmf {
                 ),
             ));
         }
+        if self.warm_start.is_some_and(|k| k > 0) && self.loss.is_frobenius() {
+            return Err(Error::param(
+                "warm_start",
+                "a warm start is a Frobenius fit before a divergence fit: it needs a loss other \
+                 than fro (kl, is or beta:b); a Frobenius fit starts from its init",
+            ));
+        }
         if let Some(online) = self.online {
             if online.batch_images == 0 {
                 return Err(Error::param("online", "a batch needs at least one image"));

@@ -129,6 +129,26 @@ fn divergence_losses_need_multiplicative_updates_or_kl_coordinate_descent() {
 }
 
 #[test]
+fn a_warm_start_needs_a_divergence_and_no_given_factors() {
+    let x = noisy(10, 8, 22);
+    let err = Nmf::params(2).warm_start(5).fit(&x.view()).unwrap_err();
+    assert!(err.to_string().starts_with("warm_start:"), "{err}");
+    assert!(err.to_string().contains("kl"), "{err}");
+    // 0 is the plain start, so it is accepted with any loss.
+    Nmf::params(2).warm_start(0).fit(&x.view()).unwrap();
+    let kl = Nmf::params(2)
+        .solver(Solver::Cd)
+        .loss(Loss::KullbackLeibler)
+        .max_iter(3);
+    let start = kl.fit(&x.view()).unwrap();
+    let given = |params: Nmf| params.fit_from(&x.view(), &start.w.view(), &start.h.view(), |_| {});
+    let err = given(kl.clone().warm_start(5)).unwrap_err();
+    assert!(err.to_string().starts_with("warm_start:"), "{err}");
+    // The default warm start gives way to the given factors.
+    assert_eq!(given(kl).unwrap().start, "given");
+}
+
+#[test]
 fn unit_sum_w_needs_the_kl_loss_and_multiplicative_updates() {
     let x = noisy(10, 8, 21);
     for (solver, loss) in [
