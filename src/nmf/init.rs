@@ -300,32 +300,46 @@ fn nndsvd<T: Float>(
     zero: T,
     rng: &mut ChaCha8Rng,
 ) -> Result<(Array2<T>, Array2<T>)> {
-    let mut svd = match x.whole_x() {
-        Some(x) => truncated_svd(&x, rank, power_iterations, rng.next_u64())?,
-        None => svd_of(
-            &mut ShortSide::streamed(x),
-            rank,
-            power_iterations,
-            rng.next_u64(),
-        )?,
+    // V: in f64, or, when the images are streamed and are the long side, in T, where it
+    // becomes H^T in place.
+    let (u, s, mut v) = match x.whole_x() {
+        Some(x) => {
+            let svd = truncated_svd(&x, rank, power_iterations, rng.next_u64())?;
+            (svd.u, svd.s, Ok(svd.v))
+        }
+        None if x.pixels() <= x.total() => {
+            let (u, s, v) = images_long_svd(x, rank, power_iterations, rng.next_u64())?;
+            (u, s, Err(v))
+        }
+        None => {
+            let svd = svd_of(
+                &mut ShortSide::streamed(x),
+                rank,
+                power_iterations,
+                rng.next_u64(),
+            )?;
+            (svd.u, svd.s, Ok(svd.v))
+        }
     };
-    let norms_u = part_norms(&svd.u, |_| {});
-    let norms_v = if svd.v.nrows() == x.count() {
+    let norms_u = part_norms(&u, |_| {});
+    let norms_v = match &mut v {
         // This process's rows of V (all of them, unless split): summed over the processes.
-        part_norms(&svd.v, |norms| x.sum(norms))
-    } else {
-        // Split with V on the short side, whole in every process: its norms, then its rows.
-        let norms = part_norms(&svd.v, |_| {});
-        let rows = x.first()..x.first() + x.count();
-        svd.v = svd.v.slice(ndarray::s![rows, ..]).to_owned();
-        norms
+        Ok(v) if v.nrows() == x.count() => part_norms(v, |norms| x.sum(norms)),
+        Err(v) => part_norms(v, |norms| x.sum(norms)),
+        Ok(v) => {
+            // Split with V on the short side, whole in every process: its norms, then its
+            // rows.
+            let norms = part_norms(v, |_| {});
+            let rows = x.first()..x.first() + x.count();
+            *v = v.slice(ndarray::s![rows, ..]).to_owned();
+            norms
+        }
     };
     // Per component: which sign's part to keep and the factor that scales it, so that each
     // factor is then filled in one row-major pass.
     let mut keep_u = Vec::with_capacity(rank);
     let mut keep_v = Vec::with_capacity(rank);
-    for j in 0..rank {
-        let s = svd.s[j];
+    for (j, &s) in s.iter().enumerate().take(rank) {
         if j == 0 {
             // The leading pair of a nonnegative matrix is one-signed (Perron-Frobenius).
             keep_u.push(Part::abs(s.sqrt()));
@@ -349,14 +363,21 @@ fn nndsvd<T: Float>(
             keep_v.push(Part::signed(sign, scale / nv));
         }
     }
-    let (mut w, mut ht) = (fill(&svd.u, &keep_u, zero), fill(&svd.v, &keep_v, zero));
+    let mut w = fill(&u, &keep_u, zero);
+    let mut ht = match v {
+        Ok(v) => fill(&v, &keep_v, zero),
+        Err(mut v) => {
+            fill_in_place(&mut v, &keep_v, zero);
+            v
+        }
+    };
     // Beyond the numerical rank of X (the swimmer has 13 at rank 17) the singular pairs are
     // rounding noise, and NNDSVDa's fill would make those components identical, which no
     // simultaneous update (MU, FPGM) can ever tell apart. They start at zero instead, as dead
     // components the loop restarts one by one from the residual (`revive.rs`); NNDSVDar's
     // random fill, applied after this, makes them small and distinct.
-    let null = svd.s[0] * T::EPSILON.to_f64().sqrt();
-    for (j, &s) in svd.s.iter().enumerate().take(rank) {
+    let null = s[0] * T::EPSILON.to_f64().sqrt();
+    for (j, &s) in s.iter().enumerate().take(rank) {
         if j > 0 && s <= null {
             w.column_mut(j).fill(T::zero());
             ht.column_mut(j).fill(T::zero());
@@ -367,8 +388,8 @@ fn nndsvd<T: Float>(
 
 /// Norms of the positive and of the negative part of each column, in one pass over the rows;
 /// `sum_over_processes` completes their squares when the rows are split over processes.
-fn part_norms(
-    vectors: &Array2<f64>,
+fn part_norms<F: Float>(
+    vectors: &Array2<F>,
     sum_over_processes: impl FnOnce(&mut [f64]),
 ) -> (Vec<f64>, Vec<f64>) {
     // O(rows r) work: sequential, as waking the pool would cost more.
@@ -378,6 +399,7 @@ fn part_norms(
     // Branch-free: the signs are random, and a branch on them mispredicts every other entry.
     for row in vectors.rows() {
         for ((&t, p), q) in row.iter().zip(&mut positive).zip(&mut negative) {
+            let t = t.to_f64();
             let (up, down) = (t.max(0.0), t.min(0.0));
             *p += up * up;
             *q += down * down;
@@ -417,6 +439,15 @@ impl Part {
             abs: false,
         }
     }
+
+    /// The factor's entry from the singular vector's entry `t`: below [`NNDSVD_ZERO`], `zero`.
+    fn entry(&self, t: f64, zero: f64) -> f64 {
+        let a = self.sign * t;
+        let v = self.factor * if self.abs { a.abs() } else { a.max(0.0) };
+        // A select between two f64s, not a branch: about half the entries are zero, in no
+        // pattern.
+        if v < NNDSVD_ZERO { zero } else { v }
+    }
 }
 
 /// The NNDSVD factor from singular vectors (rows x rank), entries below [`NNDSVD_ZERO`] set to
@@ -426,25 +457,40 @@ fn fill<T: Float>(vectors: &Array2<f64>, parts: &[Part], zero: T) -> Array2<T> {
     let mut out = Array2::<T>::zeros(vectors.dim());
     // Branch-free selects over flat rows, which vectorise.
     let zero64 = zero.to_f64();
-    const ROWS: usize = 64;
     let in_flat = vectors.as_slice().expect("standard layout");
     out.as_slice_mut()
         .expect("standard layout")
-        .par_chunks_mut(ROWS * r)
-        .zip(in_flat.par_chunks(ROWS * r))
+        .par_chunks_mut(FILL_ROWS * r)
+        .zip(in_flat.par_chunks(FILL_ROWS * r))
         .for_each(|(out_rows, in_rows)| {
             for (o_row, t_row) in out_rows.chunks_exact_mut(r).zip(in_rows.chunks_exact(r)) {
-                for (j, part) in parts.iter().enumerate() {
-                    let a = part.sign * t_row[j];
-                    let v = part.factor * if part.abs { a.abs() } else { a.max(0.0) };
-                    // A select between two f64s, not a branch: about half the entries are
-                    // zero, in no pattern.
-                    o_row[j] = T::from_f64(if v < NNDSVD_ZERO { zero64 } else { v });
+                for ((o, &t), part) in o_row.iter_mut().zip(t_row).zip(parts) {
+                    *o = T::from_f64(part.entry(t, zero64));
                 }
             }
         });
     out
 }
+
+/// [`fill`] of singular vectors held in T, in place: the factor takes their memory.
+fn fill_in_place<T: Float>(vectors: &mut Array2<T>, parts: &[Part], zero: T) {
+    let r = parts.len();
+    let zero64 = zero.to_f64();
+    vectors
+        .as_slice_mut()
+        .expect("standard layout")
+        .par_chunks_mut(FILL_ROWS * r)
+        .for_each(|rows| {
+            for row in rows.chunks_exact_mut(r) {
+                for (v, part) in row.iter_mut().zip(parts) {
+                    *v = T::from_f64(part.entry(v.to_f64(), zero64));
+                }
+            }
+        });
+}
+
+/// Rows of a factor per parallel task of [`fill`].
+const FILL_ROWS: usize = 64;
 
 /// Leading singular triplets, in f64: U (m x r), s (r), V (n x r).
 pub(crate) struct TruncatedSvd {
@@ -651,6 +697,100 @@ fn svd_of<T: Float>(
     if let (true, ShortSide::Streamed { images, .. }) = (side.long_is_split(), &*side) {
         images.sum_arrays(&mut [&mut bbt]);
     }
+    let (u, s, scaled) = left_vectors(&q, &bbt, rank)?;
+    let kept = scaled.ncols();
+    let mut v_long = Array2::<T>::zeros((long, kept));
+    matmul(&mut v_long, view(&bt.view()), view(&scaled.view()));
+    let mut v = Array2::<f64>::zeros((long, rank));
+    Zip::from(v.slice_mut(ndarray::s![.., ..kept]))
+        .and(&v_long)
+        .par_for_each(|o, &t| *o = t.to_f64());
+    Ok(if transposed {
+        TruncatedSvd { u: v, s, v: u }
+    } else {
+        TruncatedSvd { u, s, v }
+    })
+}
+
+/// The truncated SVD of a streamed X whose images are the long side (m <= n), as [`svd_of`]
+/// computes it through [`ShortSide::Streamed`], without an array as long as the images but V:
+/// the test matrix is drawn block by block, each power iteration uses a block's `X_b^T Q` at
+/// once, and `B^T = X^T Q` is formed twice (for its Gram matrix, then for V) instead of held.
+/// At 200,000 images and rank 49 those arrays were 220 MB; now one more pass over X.
+///
+/// Returns U (m x rank, f64), the singular values and this process's rows of V in T (their
+/// entries are products in T, so nothing is lost): the size of H^T, which they become.
+fn images_long_svd<T: Float>(
+    images: &Images<'_, T>,
+    rank: usize,
+    power_iterations: usize,
+    seed: u64,
+) -> Result<(Array2<f64>, Vec<f64>, Array2<T>)> {
+    let short = images.pixels();
+    let width = (rank + 10).min(short);
+    let first = images.first();
+    // A block's X_b^T Q, and the block's product with X_b.
+    let mut block = Array2::<T>::zeros((images.width(), width));
+    let mut part = Array2::<T>::zeros((short, width));
+    // Y = X Omega, with Omega's rows drawn as the whole Omega's are (see `svd_of`).
+    let mut y = Array2::<T>::zeros((short, width));
+    images.for_each(|cols, xb| {
+        let mut omega = block.slice_mut(ndarray::s![..cols.len(), ..]);
+        Zip::indexed(&mut omega).par_for_each(|(j, k), v| {
+            let at = (first + cols.start + j) * width + k;
+            *v = T::from_f64(2.0 * seed::uniform(seed, at as u64) - 1.0);
+        });
+        matmul(&mut part, view(&xb), view(&omega.view()));
+        y += &part;
+    });
+    images.sum_arrays(&mut [&mut y]);
+    let mut q = orthonormalize(&y)?;
+    for _ in 0..power_iterations {
+        // Y = X (X^T Q), a block at a time.
+        y.fill(T::zero());
+        images.for_each(|cols, xb| {
+            let mut z = block.slice_mut(ndarray::s![..cols.len(), ..]);
+            matmul_into(&mut z, view(&xb).transpose(), view(&q.view()));
+            matmul(&mut part, view(&xb), view(&z.view()));
+            y += &part;
+        });
+        images.sum_arrays(&mut [&mut y]);
+        q = orthonormalize(&y)?;
+    }
+    // B B^T, the Gram matrix of B^T = X^T Q, summed over blocks.
+    let mut bbt = Array2::<T>::zeros((width, width));
+    let mut gram = Array2::<T>::zeros((width, width));
+    let mut gram_product = TallProduct::new(width, width);
+    images.for_each(|cols, xb| {
+        let mut bt = block.slice_mut(ndarray::s![..cols.len(), ..]);
+        matmul_into(&mut bt, view(&xb).transpose(), view(&q.view()));
+        gram_product.compute(&mut gram, &bt.view(), &bt.view());
+        bbt += &gram;
+    });
+    images.sum_arrays(&mut [&mut bbt]);
+    let (u, s, scaled) = left_vectors(&q, &bbt, rank)?;
+    // V = B^T scaled, a block at a time.
+    let kept = scaled.ncols();
+    let mut v = Array2::<T>::zeros((images.count(), rank));
+    images.for_each(|cols, xb| {
+        let mut bt = block.slice_mut(ndarray::s![..cols.len(), ..]);
+        matmul_into(&mut bt, view(&xb).transpose(), view(&q.view()));
+        let mut rows = v.slice_mut(ndarray::s![cols, ..kept]);
+        matmul_into(&mut rows, view(&bt.view()), view(&scaled.view()));
+    });
+    Ok((u, s, v))
+}
+
+/// From Q (short x l) and B B^T (l x l, B = Q^T A): the left singular vectors (short x rank,
+/// f64; columns beyond B's rank zero), the singular values, and the matrix that turns `B^T`
+/// into the right singular vectors (l x kept, in T; directions at rounding level zero).
+fn left_vectors<T: Float>(
+    q: &Array2<T>,
+    bbt: &Array2<T>,
+    rank: usize,
+) -> Result<(Array2<f64>, Vec<f64>, Array2<T>)> {
+    let short = q.nrows();
+    let width = q.ncols();
     let (lambda, basis) = eigen_descending(&bbt.mapv(|v| v.to_f64()))?;
     let top = lambda.first().copied().unwrap_or(0.0);
     let s: Vec<f64> = (0..rank)
@@ -672,17 +812,7 @@ fn svd_of<T: Float>(
             T::zero()
         }
     });
-    let mut v_long = Array2::<T>::zeros((long, kept));
-    matmul(&mut v_long, view(&bt.view()), view(&scaled.view()));
-    let mut v = Array2::<f64>::zeros((long, rank));
-    Zip::from(v.slice_mut(ndarray::s![.., ..kept]))
-        .and(&v_long)
-        .par_for_each(|o, &t| *o = t.to_f64());
-    Ok(if transposed {
-        TruncatedSvd { u: v, s, v: u }
-    } else {
-        TruncatedSvd { u, s, v }
-    })
+    Ok((u, s, scaled))
 }
 
 /// Eigenvalues (descending) and eigenvectors (as columns, same order) of a symmetric matrix.
