@@ -203,6 +203,8 @@ struct ManifestContents {
 pub struct CachedImages {
     map: memmap2::Mmap,
     dtype: Dtype,
+    /// The cache's folder.
+    cache: PathBuf,
     /// The folder the images came from.
     pub root: PathBuf,
     /// Image height in pixels.
@@ -256,6 +258,12 @@ impl<T: Float> ColumnBlocks<T> for CachedImages {
 
     fn count(&self) -> usize {
         CachedImages::count(self)
+    }
+
+    /// The cache's own folder: it holds X already, so it has room for copies of H^T (n x r,
+    /// a fraction of X's n x m).
+    fn scratch(&self) -> Option<&Path> {
+        Some(&self.cache)
     }
 
     fn read(&self, first: usize, mut out: ArrayViewMut2<'_, T>) {
@@ -688,6 +696,7 @@ impl Loader {
         Ok(CachedImages {
             map,
             dtype: manifest.dtype,
+            cache: cache.to_path_buf(),
             root: self.dir.clone(),
             height: manifest.height,
             width: manifest.width,

@@ -33,6 +33,12 @@ pub trait ColumnBlocks<T>: Sync + std::fmt::Debug {
     /// into one buffer.
     fn read(&self, first: usize, out: ArrayViewMut2<'_, T>);
 
+    /// A folder on the disk the images are read from, where a fit may keep what grows with
+    /// the number of images (the extrapolation's copies of H^T); `None`: in memory.
+    fn scratch(&self) -> Option<&std::path::Path> {
+        None
+    }
+
     /// Images `range` as rows, in a new array.
     fn rows(&self, range: Range<usize>) -> Array2<T>
     where

@@ -10,11 +10,13 @@
 //! pair seen, since the error is not monotone.
 
 use std::ops::Range;
+use std::path::Path;
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip, s};
 
 use super::checkpoint::{ExtrapolationArrays, ExtrapolationScalars};
-use crate::Float;
+use super::spill::RowsFile;
+use crate::{Error, Float, Result};
 
 /// Initial beta.
 const BETA0: f64 = 0.5;
@@ -89,23 +91,94 @@ pub(crate) struct Extrapolated<T> {
     /// Iterations of the ramp still to run before the scheme runs on its own.
     warmup: usize,
     w: Array2<T>,
-    ht: Array2<T>,
+    ht: HtCopy<T>,
     w_new: Array2<T>,
-    ht_new: Array2<T>,
+    ht_new: HtCopy<T>,
     best_w: Array2<T>,
-    best_ht: Array2<T>,
+    best_ht: HtCopy<T>,
     /// Lowest value of an extrapolated W: HALS projects every entry it updates, so W may leave
     /// the orthant between iterations (as in the paper); a multiplicative update keeps the
     /// sign it is given, so its points are floored at 0.
     floor: f64,
+    /// With the copies of H^T in files: a block's rows of the last accepted and of the updated
+    /// H^T, and the first failure to read or write them.
+    old_rows: Array2<T>,
+    new_rows: Array2<T>,
+    failure: Option<Error>,
+}
+
+/// A copy of H^T (n x r): in memory, or in a file when the images are streamed (`spill.rs`).
+#[derive(Debug)]
+enum HtCopy<T> {
+    Memory(Array2<T>),
+    File(RowsFile<T>),
+}
+
+impl<T: Float> HtCopy<T> {
+    /// `a` in memory, or in a new file in `dir`.
+    fn of(a: &Array2<T>, dir: Option<&Path>) -> Result<Self> {
+        match dir {
+            None => Ok(HtCopy::Memory(a.clone())),
+            Some(dir) => RowsFile::holding(dir, a)
+                .map(HtCopy::File)
+                .map_err(|e| Error::io(dir, e)),
+        }
+    }
+
+    /// Into `out` (n x r, standard layout).
+    fn read_all(&self, out: &mut Array2<T>) -> Result<()> {
+        match self {
+            HtCopy::Memory(a) => {
+                out.assign(a);
+                Ok(())
+            }
+            HtCopy::File(f) => f
+                .read(0, out.view_mut())
+                .map_err(|e| Error::io(f.path(), e)),
+        }
+    }
+
+    /// From `a` (n x r, standard layout).
+    fn write_all(&mut self, a: &Array2<T>) -> Result<()> {
+        match self {
+            HtCopy::Memory(m) => {
+                m.assign(a);
+                Ok(())
+            }
+            HtCopy::File(f) => f.write(0, a.view()).map_err(|e| Error::io(f.path(), e)),
+        }
+    }
+
+    fn into_array(self) -> Result<Array2<T>> {
+        match self {
+            HtCopy::Memory(a) => Ok(a),
+            HtCopy::File(f) => f.to_array().map_err(|e| Error::io(f.path(), e)),
+        }
+    }
+
+    fn to_array(&self) -> Result<Array2<T>> {
+        match self {
+            HtCopy::Memory(a) => Ok(a.clone()),
+            HtCopy::File(f) => f.to_array().map_err(|e| Error::io(f.path(), e)),
+        }
+    }
 }
 
 impl<T: Float> Extrapolated<T> {
     /// Starts from the factors W and H^T; `keeps_sign` for a multiplicative update; `warm_up`
     /// to ramp beta up over [`WARMUP`] iterations first (a start from an init, not from factors
-    /// that have already formed parts).
-    pub(crate) fn new(w: &Array2<T>, ht: &Array2<T>, keeps_sign: bool, warm_up: bool) -> Self {
-        Extrapolated {
+    /// that have already formed parts); the copies of H^T in files in `spill` if given.
+    ///
+    /// # Errors
+    /// A file in `spill` cannot be made or written.
+    pub(crate) fn new(
+        w: &Array2<T>,
+        ht: &Array2<T>,
+        keeps_sign: bool,
+        warm_up: bool,
+        spill: Option<&Path>,
+    ) -> Result<Self> {
+        Ok(Extrapolated {
             scheme: if warm_up && WARMUP > 0 {
                 Extrapolation::off()
             } else {
@@ -113,21 +186,55 @@ impl<T: Float> Extrapolated<T> {
             },
             warmup: if warm_up { WARMUP } else { 0 },
             w: w.clone(),
-            ht: ht.clone(),
+            ht: HtCopy::of(ht, spill)?,
             w_new: w.clone(),
-            ht_new: ht.clone(),
+            ht_new: HtCopy::of(ht, spill)?,
             best_w: w.clone(),
-            best_ht: ht.clone(),
+            best_ht: HtCopy::of(ht, spill)?,
             floor: if keeps_sign { 0.0 } else { f64::NEG_INFINITY },
-        }
+            old_rows: Array2::zeros((0, 0)),
+            new_rows: Array2::zeros((0, 0)),
+            failure: None,
+        })
     }
 
     /// After the H update of the images in `rows` (their rows of H^T in `ht`): keeps the
     /// update and pushes `ht` along its step, `max(0, new + beta (new - old))`.
     pub(crate) fn extrapolate_h(&mut self, rows: Range<usize>, ht: ArrayViewMut2<'_, T>) {
-        let new = self.ht_new.slice_mut(s![rows.clone(), ..]);
-        let old = self.ht.slice(s![rows, ..]);
-        step(ht, new, old, None, self.scheme.beta, 0.0);
+        let beta = self.scheme.beta;
+        match (&mut self.ht_new, &self.ht) {
+            (HtCopy::Memory(new), HtCopy::Memory(old)) => {
+                let new = new.slice_mut(s![rows.clone(), ..]);
+                let old = old.slice(s![rows, ..]);
+                step(ht, new, old, None, beta, 0.0);
+            }
+            (HtCopy::File(new), HtCopy::File(old)) => {
+                if self.failure.is_some() {
+                    return;
+                }
+                let (len, r) = (rows.len(), ht.ncols());
+                if self.old_rows.nrows() < len {
+                    self.old_rows = Array2::zeros((len, r));
+                    self.new_rows = Array2::zeros((len, r));
+                }
+                let mut old_rows = self.old_rows.slice_mut(s![..len, ..]);
+                let mut new_rows = self.new_rows.slice_mut(s![..len, ..]);
+                let done = old.read(rows.start, old_rows.view_mut()).and_then(|()| {
+                    step(ht, new_rows.view_mut(), old_rows.view(), None, beta, 0.0);
+                    new.write(rows.start, new_rows.view())
+                });
+                if let Err(e) = done {
+                    self.failure = Some(Error::io(new.path(), e));
+                }
+            }
+            _ => unreachable!("the copies of H^T are all in memory or all in files"),
+        }
+    }
+
+    /// The first failure to read or write the copies of H^T in files, if any: the fit cannot
+    /// go on.
+    pub(crate) fn failure(&mut self) -> Option<Error> {
+        self.failure.take()
     }
 
     /// Judges the iteration that scored `current` (the one before scored `previous`, the best
@@ -154,13 +261,15 @@ impl<T: Float> Extrapolated<T> {
         }
         if !accepted {
             w.assign(&self.w);
-            ht.assign(&self.ht);
+            if let Err(e) = self.ht.read_all(ht) {
+                self.failure.get_or_insert(e);
+            }
             return false;
         }
         // An accepted step is the only kind that can be the best so far.
         let improved = current <= best;
-        if improved {
-            self.best_ht.assign(ht);
+        if improved && let Err(e) = self.best_ht.write_all(ht) {
+            self.failure.get_or_insert(e);
         }
         let best_w = improved.then(|| self.best_w.view_mut());
         step(
@@ -178,7 +287,10 @@ impl<T: Float> Extrapolated<T> {
 
     /// The state a checkpoint keeps: the scheme's scalars and the accepted and best pairs
     /// (`w_new` and `ht_new` are overwritten before they are read).
-    pub(crate) fn state(&self) -> (ExtrapolationScalars, ExtrapolationArrays<T>) {
+    ///
+    /// # Errors
+    /// The copies of H^T in files cannot be read.
+    pub(crate) fn state(&self) -> Result<(ExtrapolationScalars, ExtrapolationArrays<T>)> {
         let scalars = ExtrapolationScalars {
             beta: self.scheme.beta.to_bits(),
             previous: self.scheme.previous.to_bits(),
@@ -187,20 +299,25 @@ impl<T: Float> Extrapolated<T> {
         };
         let arrays = ExtrapolationArrays {
             w: self.w.clone(),
-            ht: self.ht.clone(),
+            ht: self.ht.to_array()?,
             best_w: self.best_w.clone(),
-            best_ht: self.best_ht.clone(),
+            best_ht: self.best_ht.to_array()?,
         };
-        (scalars, arrays)
+        Ok((scalars, arrays))
     }
 
-    /// The extrapolation [`Extrapolated::state`] saved; `keeps_sign` as for [`Extrapolated::new`].
+    /// The extrapolation [`Extrapolated::state`] saved; `keeps_sign` and `spill` as for
+    /// [`Extrapolated::new`].
+    ///
+    /// # Errors
+    /// As [`Extrapolated::new`].
     pub(crate) fn restore(
         scalars: ExtrapolationScalars,
         arrays: ExtrapolationArrays<T>,
         keeps_sign: bool,
-    ) -> Self {
-        Extrapolated {
+        spill: Option<&Path>,
+    ) -> Result<Self> {
+        Ok(Extrapolated {
             scheme: Extrapolation {
                 beta: f64::from_bits(scalars.beta),
                 previous: f64::from_bits(scalars.previous),
@@ -208,21 +325,27 @@ impl<T: Float> Extrapolated<T> {
             },
             warmup: scalars.warmup,
             w_new: arrays.w.clone(),
-            ht_new: arrays.ht.clone(),
+            ht_new: HtCopy::of(&arrays.ht, spill)?,
             w: arrays.w,
-            ht: arrays.ht,
+            ht: HtCopy::of(&arrays.ht, spill)?,
             best_w: arrays.best_w,
-            best_ht: arrays.best_ht,
+            best_ht: HtCopy::of(&arrays.best_ht, spill)?,
             floor: if keeps_sign { 0.0 } else { f64::NEG_INFINITY },
-        }
+            old_rows: Array2::zeros((0, 0)),
+            new_rows: Array2::zeros((0, 0)),
+            failure: None,
+        })
     }
 
     /// The best pair seen, or the start when no iteration ran.
-    pub(crate) fn into_best(self, ran: bool) -> (Array2<T>, Array2<T>) {
+    ///
+    /// # Errors
+    /// The copies of H^T in files cannot be read.
+    pub(crate) fn into_best(self, ran: bool) -> Result<(Array2<T>, Array2<T>)> {
         if ran {
-            (self.best_w, self.best_ht)
+            Ok((self.best_w, self.best_ht.into_array()?))
         } else {
-            (self.w, self.ht)
+            Ok((self.w, self.ht.into_array()?))
         }
     }
 }

@@ -487,6 +487,8 @@ impl Nmf {
         if blocks.is_some() || share.is_some() {
             self.check_streamable(known.is_some(), share.is_some())?;
         }
+        // Streamed, the extrapolation's copies of H^T go to a file beside the images.
+        let spill = blocks.and_then(|(b, _)| b.scratch());
         // A streamed fit reads each block into this buffer, allocated once.
         let stream_buffer = std::cell::RefCell::new(Array2::zeros((0, 0)));
         let (sum, xx) = match blocks {
@@ -614,7 +616,8 @@ impl Nmf {
                         scalars,
                         arrays,
                         policy.multiplicative,
-                    )),
+                        spill,
+                    )?),
                     _ => None,
                 };
                 let bits = |v: &[u64]| v.iter().map(|&b| f64::from_bits(b)).collect::<Vec<_>>();
@@ -726,7 +729,8 @@ impl Nmf {
                 // extrapolated errors are not monotone.
                 let extrapolation = self
                     .extrapolates()
-                    .then(|| Extrapolated::new(&w, &ht, policy.multiplicative, from_init));
+                    .then(|| Extrapolated::new(&w, &ht, policy.multiplicative, from_init, spill))
+                    .transpose()?;
                 let mut scores = Vec::with_capacity(history.capacity());
                 scores.push(score(err_sq, &w, &ht, first.divergence));
                 let best = if constrained {
@@ -783,7 +787,11 @@ impl Nmf {
         // The state between two iterations, for a checkpoint.
         macro_rules! checkpoint {
             ($iter:expr) => {{
-                let (scalars, arrays) = extrapolation.as_ref().map(Extrapolated::state).unzip();
+                let (scalars, arrays) = extrapolation
+                    .as_ref()
+                    .map(Extrapolated::state)
+                    .transpose()?
+                    .unzip();
                 Checkpoint {
                     context: context.clone(),
                     meta: Meta {
@@ -874,6 +882,11 @@ impl Nmf {
                                 e.extrapolate_h(rows, ht_block);
                             }
                         });
+                        if let Some(failure) =
+                            extrapolation.as_mut().and_then(Extrapolated::failure)
+                        {
+                            return Err(failure);
+                        }
                         step.update_w(&mut w, &mut ht)
                     };
                     err_sq = match &mut missing {
@@ -906,6 +919,9 @@ impl Nmf {
 
             if let Some(e) = &mut extrapolation {
                 e.judge(&mut w, &mut ht, current, scores[iter - 1], best);
+                if let Some(failure) = e.failure() {
+                    return Err(failure);
+                }
                 step.refresh_gram_w(&w);
             }
             best = best.min(current);
@@ -966,11 +982,20 @@ impl Nmf {
         // An interrupted fit's last state, to go on from (none before its first iteration:
         // there is nothing to keep that a new start would not redo; none online, whose
         // batches' sums it would not hold).
-        let last_state = (stop == Stop::Interrupted && history.len() > 1 && self.online.is_none())
-            .then(|| checkpoint!(history.len() - 1));
+        let last_state = if stop == Stop::Interrupted && history.len() > 1 && self.online.is_none()
+        {
+            Some(checkpoint!(history.len() - 1))
+        } else {
+            None
+        };
 
         let (mut w, mut ht) = match extrapolation {
-            Some(e) => e.into_best(history.len() > 1),
+            Some(e) => {
+                // The loop's iterate goes before the best is read back: at 200,000 faces they
+                // are 39 MB each.
+                drop(ht);
+                e.into_best(history.len() > 1)?
+            }
             None => (w, ht),
         };
         // Rescaling W against H would change the penalty terms, so penalised results are only
@@ -1005,7 +1030,8 @@ impl Nmf {
                 history[0].rel_error
             ));
         }
-        let h = ht.t().as_standard_layout().into_owned();
+        // H is H^T's memory seen the other way (image by image, column-major): no copy.
+        let h = ht.reversed_axes();
         let fit = Factorization {
             w,
             h,

@@ -19,7 +19,8 @@
 //! - `result`: [`Factorization`], [`Iteration`], [`Stop`].
 //! - One file per kernel with its paper: `hals`, `mu`, `fpgm`, `anls`, `beta`; beside them
 //!   `init`, `extrapolate`, `multilevel`, `missing`, `online` (the sums of an online fit),
-//!   `penalty`, `sparseness`, `canonical`, `linalg` (faer products on ndarray memory) and
+//!   `penalty`, `sparseness`, `canonical`, `linalg` (faer products on ndarray memory),
+//!   `spill` (the extrapolation's copies of H^T in a file beside a streamed fit's cache) and
 //!   `seed`.
 //!
 //! The objective is `||X - WH||_F^2`; the relative error `||X - WH||_F / ||X||_F` is computed
@@ -49,6 +50,7 @@ mod result;
 mod revive;
 mod seed;
 mod sparseness;
+mod spill;
 mod split;
 mod step;
 

@@ -44,7 +44,8 @@ pub struct Iteration {
 pub struct Factorization<T> {
     /// Basis images, m x r (one per column).
     pub w: Array2<T>,
-    /// Coefficients, r x n (one column per image).
+    /// Coefficients, r x n (one column per image), stored image by image (column-major, so
+    /// that a large fit need not copy it): `h.t()` is in standard layout.
     pub h: Array2<T>,
     /// Iterations run (not counting the initialisation).
     pub n_iter: usize,

@@ -141,7 +141,7 @@ struct RunRecord<'a> {
     coarse_levels: &'a [CoarseLevel],
     restarts: usize,
     warnings: &'a [String],
-    files: Vec<String>,
+    files: &'a [String],
     skipped: Vec<SkippedRecord>,
     reconstructions: Vec<ReconstructionRecord>,
     history: &'a [Iteration],
@@ -424,7 +424,7 @@ fn write_set<T: Float>(
         coarse_levels: &fit.coarse_levels,
         restarts: fit.restarts,
         warnings: &warnings,
-        files: names.clone(),
+        files: names,
         skipped: faces
             .skipped
             .iter()
@@ -449,6 +449,8 @@ fn write_set<T: Float>(
     // The report reads the run as run.json records it, as `facenmf report` does; of a
     // streamed run, it sees the faces held as if they were all.
     let mut run: RunSummary = serde_json::from_slice(&json).expect("run.json reads back");
+    // At 200,000 faces run.json is 8 MB.
+    drop(json);
     let (h, errors) = match columns {
         None => (Cow::Borrowed(&fit.h), Cow::Borrowed(errors)),
         Some(columns) => {

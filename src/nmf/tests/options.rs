@@ -323,6 +323,95 @@ impl<T: crate::Float> ColumnBlocks<T> for Held<T> {
     }
 }
 
+/// [`Held`] with a scratch folder: the extrapolation's copies of H^T go to files there.
+#[derive(Debug)]
+struct HeldSpilling<T>(Held<T>, std::path::PathBuf);
+
+impl<T: crate::Float> ColumnBlocks<T> for HeldSpilling<T> {
+    fn pixels(&self) -> usize {
+        self.0.pixels()
+    }
+    fn count(&self) -> usize {
+        self.0.count()
+    }
+    fn read(&self, first: usize, out: ndarray::ArrayViewMut2<'_, T>) {
+        self.0.read(first, out);
+    }
+    fn scratch(&self) -> Option<&std::path::Path> {
+        Some(&self.1)
+    }
+}
+
+/// With the extrapolation's copies of H^T in files (as beside a decoded cache), a streamed
+/// fit makes the same bits as with them in memory, resumes from a checkpoint to them too, and
+/// leaves no file behind; a folder it cannot write to is an error that names it.
+#[test]
+fn copies_of_h_in_files_make_the_same_bits_as_in_memory() {
+    let dir = std::env::temp_dir().join(format!("facenmf-spill-fit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (params, x) in [
+        (Nmf::params(5), noisy(40, 203, 5)),
+        (Nmf::params(4), low_rank(40, 203, 2, 9)),
+        (
+            Nmf::params(5).alpha_w(0.01).alpha_h(0.02),
+            noisy(30, 150, 4),
+        ),
+    ] {
+        let params = params.max_iter(30).tol(0.0);
+        let x32 = x.mapv(|v| v as f32);
+        let memory = params.fit_blocks(&Held(x32.clone()), 32, |_| {}).unwrap();
+        let spilled = HeldSpilling(Held(x32.clone()), dir.clone());
+        let on_disk = params.fit_blocks(&spilled, 32, |_| {}).unwrap();
+        assert_eq!(memory.w, on_disk.w);
+        assert_eq!(memory.h, on_disk.h);
+        let errors = |f: &Factorization<f32>| -> Vec<u64> {
+            f.history.iter().map(|i| i.rel_error.to_bits()).collect()
+        };
+        assert_eq!(errors(&memory), errors(&on_disk));
+        assert!(memory.history.len() > 20);
+        // A checkpoint of the spilled fit, and a resume from it.
+        let mut saved = Vec::new();
+        let mut save = |c: &Checkpoint<f32>| saved.push(c.to_bytes());
+        params
+            .fit_blocks_checkpointed(
+                &spilled,
+                32,
+                |_| {},
+                Checkpointing {
+                    every: Some(0.0),
+                    save: &mut save,
+                    resume: None,
+                    context: String::new(),
+                },
+            )
+            .unwrap();
+        let middle = Checkpoint::<f32>::from_bytes(&saved[saved.len() / 2]).unwrap();
+        let (resumed, _) = params
+            .fit_blocks_checkpointed(
+                &spilled,
+                32,
+                |_| {},
+                Checkpointing {
+                    every: None,
+                    save: &mut |_| {},
+                    resume: Some(middle),
+                    context: String::new(),
+                },
+            )
+            .unwrap();
+        assert_eq!(resumed.h, memory.h);
+    }
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "a file was left"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    let gone = HeldSpilling(Held(noisy(20, 40, 3)), dir.join("no such folder"));
+    let err = Nmf::params(3).fit_blocks(&gone, 16, |_| {}).unwrap_err();
+    assert!(err.to_string().contains("no such folder"), "{err}");
+}
+
 #[test]
 fn streamed_fits_make_the_in_memory_iterates() {
     // 203 images of 40 pixels and 30 images of 90 (X^T is then the short side of the start's
