@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
+use rayon::prelude::*;
 
 use crate::Float;
 
@@ -30,6 +31,9 @@ pub(crate) struct RowsFile<T> {
     cols: usize,
     _values: std::marker::PhantomData<T>,
 }
+
+/// Bytes per read or write of one thread.
+const PIECE: usize = 1 << 20;
 
 /// Files made by this process, for distinct names.
 static MADE: AtomicUsize = AtomicUsize::new(0);
@@ -75,7 +79,14 @@ impl<T: Float> RowsFile<T> {
         let values = out
             .as_slice_mut()
             .expect("rows are read into a standard layout");
-        read_at(&self.file, bytes_mut(values), self.offset(first))
+        let start = self.offset(first);
+        // In pieces on every thread: copying through the page cache is the cost here. From one
+        // thread, a streamed iteration over 50,000 faces took 2-12% longer than with the
+        // copies in memory; in pieces, 2-3% (three alternating rounds each).
+        bytes_mut(values)
+            .par_chunks_mut(PIECE)
+            .enumerate()
+            .try_for_each(|(i, piece)| read_at(&self.file, piece, start + (i * PIECE) as u64))
     }
 
     /// `rows` (standard layout) into rows `first..first + rows.nrows()`.
@@ -84,7 +95,11 @@ impl<T: Float> RowsFile<T> {
         let values = rows
             .as_slice()
             .expect("rows are written from a standard layout");
-        write_at(&self.file, bytes(values), self.offset(first))
+        let start = self.offset(first);
+        bytes(values)
+            .par_chunks(PIECE)
+            .enumerate()
+            .try_for_each(|(i, piece)| write_at(&self.file, piece, start + (i * PIECE) as u64))
     }
 
     /// The whole matrix, in memory.
