@@ -132,9 +132,7 @@ impl<T: Float> HtCopy<T> {
                 out.assign(a);
                 Ok(())
             }
-            HtCopy::File(f) => f
-                .read(0, out.view_mut())
-                .map_err(|e| Error::io(f.path(), e)),
+            HtCopy::File(f) => f.read(0, out.view_mut()).map_err(|e| spill_failure(f, e)),
         }
     }
 
@@ -145,21 +143,21 @@ impl<T: Float> HtCopy<T> {
                 m.assign(a);
                 Ok(())
             }
-            HtCopy::File(f) => f.write(0, a.view()).map_err(|e| Error::io(f.path(), e)),
+            HtCopy::File(f) => f.write(0, a.view()).map_err(|e| spill_failure(f, e)),
         }
     }
 
     fn into_array(self) -> Result<Array2<T>> {
         match self {
             HtCopy::Memory(a) => Ok(a),
-            HtCopy::File(f) => f.to_array().map_err(|e| Error::io(f.path(), e)),
+            HtCopy::File(f) => f.to_array().map_err(|e| spill_failure(&f, e)),
         }
     }
 
     fn to_array(&self) -> Result<Array2<T>> {
         match self {
             HtCopy::Memory(a) => Ok(a.clone()),
-            HtCopy::File(f) => f.to_array().map_err(|e| Error::io(f.path(), e)),
+            HtCopy::File(f) => f.to_array().map_err(|e| spill_failure(f, e)),
         }
     }
 }
@@ -224,7 +222,7 @@ impl<T: Float> Extrapolated<T> {
                     new.write(rows.start, new_rows.view())
                 });
                 if let Err(e) = done {
-                    self.failure = Some(Error::io(new.path(), e));
+                    self.failure = Some(spill_failure(new, e));
                 }
             }
             _ => unreachable!("the copies of H^T are all in memory or all in files"),
@@ -347,6 +345,17 @@ impl<T: Float> Extrapolated<T> {
         } else {
             Ok((self.w, self.ht.into_array()?))
         }
+    }
+}
+
+/// A copy of H^T in a file failed to be read or written (a full disk, say).
+fn spill_failure<T: Float>(file: &RowsFile<T>, e: std::io::Error) -> Error {
+    Error::Output {
+        path: file.path().to_path_buf(),
+        reason: format!(
+            "the extrapolation's copies of H, kept in this folder, cannot be read or written \
+             ({e}); free space on its disk, or move the cache to a disk with room"
+        ),
     }
 }
 

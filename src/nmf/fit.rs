@@ -489,6 +489,15 @@ impl Nmf {
         }
         // Streamed, the extrapolation's copies of H^T go to a file beside the images.
         let spill = blocks.and_then(|(b, _)| b.scratch());
+        // Where that folder cannot take them, they stay in memory, and the result says so.
+        let mut spill_warning = None;
+        let mut in_memory_instead = |e: Error| {
+            let mb = 3 * n * self.rank * size_of::<T>() / 1_000_000;
+            spill_warning = Some(format!(
+                "the extrapolation's copies of H are held in memory ({mb} MB), as they could \
+                 not be kept beside the images: {e}"
+            ));
+        };
         // A streamed fit reads each block into this buffer, allocated once.
         let stream_buffer = std::cell::RefCell::new(Array2::zeros((0, 0)));
         let (sum, xx) = match blocks {
@@ -612,12 +621,20 @@ impl Nmf {
                     mi.refresh(&x, &saved.w, &saved.ht);
                 }
                 let extrapolation = match (meta.extrapolation, saved.extrapolation) {
-                    (Some(scalars), Some(arrays)) => Some(Extrapolated::restore(
-                        scalars,
-                        arrays,
-                        policy.multiplicative,
-                        spill,
-                    )?),
+                    (Some(scalars), Some(arrays)) => Some(
+                        match Extrapolated::restore(
+                            scalars,
+                            arrays.clone(),
+                            policy.multiplicative,
+                            spill,
+                        ) {
+                            Ok(e) => e,
+                            Err(e) => {
+                                in_memory_instead(e);
+                                Extrapolated::restore(scalars, arrays, policy.multiplicative, None)?
+                            }
+                        },
+                    ),
                     _ => None,
                 };
                 let bits = |v: &[u64]| v.iter().map(|&b| f64::from_bits(b)).collect::<Vec<_>>();
@@ -727,10 +744,20 @@ impl Nmf {
                 // (w, ht) are the points the updates start from and overwrite; with
                 // extrapolation the last accepted and the best pair are kept beside them, as
                 // extrapolated errors are not monotone.
-                let extrapolation = self
-                    .extrapolates()
-                    .then(|| Extrapolated::new(&w, &ht, policy.multiplicative, from_init, spill))
-                    .transpose()?;
+                let extrapolation = if self.extrapolates() {
+                    let keeps_sign = policy.multiplicative;
+                    Some(
+                        match Extrapolated::new(&w, &ht, keeps_sign, from_init, spill) {
+                            Ok(e) => e,
+                            Err(e) => {
+                                in_memory_instead(e);
+                                Extrapolated::new(&w, &ht, keeps_sign, from_init, None)?
+                            }
+                        },
+                    )
+                } else {
+                    None
+                };
                 let mut scores = Vec::with_capacity(history.capacity());
                 scores.push(score(err_sq, &w, &ht, first.divergence));
                 let best = if constrained {
@@ -1022,7 +1049,7 @@ impl Nmf {
             b.measure(&x).1
         });
         let objective = divergence.unwrap_or(0.5 * residual + penalty.value(&w.view(), &ht.view()));
-        let mut warnings = Vec::new();
+        let mut warnings: Vec<String> = spill_warning.into_iter().collect();
         if constrained && rel_error > history[0].rel_error {
             warnings.push(format!(
                 "the sparseness constraint costs fit: relative error {rel_error:.6} against \
