@@ -300,16 +300,14 @@ fn nndsvd<T: Float>(
     zero: T,
     rng: &mut ChaCha8Rng,
 ) -> Result<(Array2<T>, Array2<T>)> {
-    // V: in f64, or, when the images are streamed and are the long side, in T, where it
-    // becomes H^T in place.
     let (u, s, mut v) = match x.whole_x() {
         Some(x) => {
             let svd = truncated_svd(&x, rank, power_iterations, rng.next_u64())?;
-            (svd.u, svd.s, Ok(svd.v))
+            (svd.u, svd.s, RightVectors::F64(svd.v))
         }
         None if x.pixels() <= x.total() => {
             let (u, s, v) = images_long_svd(x, rank, power_iterations, rng.next_u64())?;
-            (u, s, Err(v))
+            (u, s, RightVectors::InT(v))
         }
         None => {
             let svd = svd_of(
@@ -318,15 +316,15 @@ fn nndsvd<T: Float>(
                 power_iterations,
                 rng.next_u64(),
             )?;
-            (svd.u, svd.s, Ok(svd.v))
+            (svd.u, svd.s, RightVectors::F64(svd.v))
         }
     };
     let norms_u = part_norms(&u, |_| {});
     let norms_v = match &mut v {
         // This process's rows of V (all of them, unless split): summed over the processes.
-        Ok(v) if v.nrows() == x.count() => part_norms(v, |norms| x.sum(norms)),
-        Err(v) => part_norms(v, |norms| x.sum(norms)),
-        Ok(v) => {
+        RightVectors::F64(v) if v.nrows() == x.count() => part_norms(v, |norms| x.sum(norms)),
+        RightVectors::InT(v) => part_norms(v, |norms| x.sum(norms)),
+        RightVectors::F64(v) => {
             // Split with V on the short side, whole in every process: its norms, then its
             // rows.
             let norms = part_norms(v, |_| {});
@@ -365,8 +363,8 @@ fn nndsvd<T: Float>(
     }
     let mut w = fill(&u, &keep_u, zero);
     let mut ht = match v {
-        Ok(v) => fill(&v, &keep_v, zero),
-        Err(mut v) => {
+        RightVectors::F64(v) => fill(&v, &keep_v, zero),
+        RightVectors::InT(mut v) => {
             fill_in_place(&mut v, &keep_v, zero);
             v
         }
@@ -384,6 +382,13 @@ fn nndsvd<T: Float>(
         }
     }
     Ok((w, ht))
+}
+
+/// The right singular vectors as NNDSVD gets them: in f64, or, when the images are streamed
+/// and are the long side, in T (their entries are products in T), to become H^T in place.
+enum RightVectors<T> {
+    F64(Array2<f64>),
+    InT(Array2<T>),
 }
 
 /// Norms of the positive and of the negative part of each column, in one pass over the rows;
