@@ -116,4 +116,18 @@ mod tests {
         assert_eq!(w.column(2).to_vec(), vec![0.0, 0.0]);
         assert_eq!(ht.column(0).to_vec(), vec![12.0, 12.0, 4.0]);
     }
+
+    #[test]
+    fn columns_permuted_in_place_are_those_a_copy_selects() {
+        // More rows than one parallel task takes, and a partial last one.
+        let a = Array2::from_shape_fn((2500, 7), |(i, j)| (i * 7 + j) as f32 * 0.5);
+        let order = [3, 0, 6, 1, 5, 2, 4];
+        let mut permuted = a.clone();
+        permute_columns(&mut permuted, &order);
+        assert_eq!(permuted, a.select(Axis(1), &order));
+        // Any layout.
+        let mut transposed = a.t().to_owned().reversed_axes();
+        permute_columns(&mut transposed, &order);
+        assert_eq!(transposed, a.select(Axis(1), &order));
+    }
 }
