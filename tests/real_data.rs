@@ -174,7 +174,7 @@ fn kl_mu_on_olivetti_matches_scikit_learn() {
         .fit(&faces.x.view())
         .unwrap();
     let kl = fit.divergence.unwrap();
-    let reference = 9407.544488752408;
+    let reference = SKLEARN_KL_MU_OLIVETTI;
     assert!(
         (kl - reference).abs() <= 0.005 * reference,
         "KL {kl:.3} vs scikit-learn {reference:.3}"
@@ -182,6 +182,30 @@ fn kl_mu_on_olivetti_matches_scikit_learn() {
     // The divergence never rises under these updates.
     let trace: Vec<f64> = fit.history.iter().map(|h| h.divergence.unwrap()).collect();
     assert!(trace.windows(2).all(|p| p[1] <= p[0] * (1.0 + 1e-9)));
+}
+
+/// scikit-learn's KL divergence on olivetti after 200 `mu` iterations (above).
+const SKLEARN_KL_MU_OLIVETTI: f64 = 9407.544488752408;
+
+/// KL by coordinate descent at rank 20, run to its iteration limit.
+fn kl_cd_rank_20() -> Nmf {
+    Nmf::params(20)
+        .solver(Solver::Cd)
+        .loss(facenmf::Loss::KullbackLeibler)
+        .tol(0.0)
+}
+
+/// The KL divergence after each iteration of `params` on `faces`, in f64 or in f32.
+fn kl_divergences(faces: &facenmf::Faces<f64>, f32_too: bool, params: Nmf) -> Vec<f64> {
+    let history = if f32_too {
+        params
+            .fit(&faces.x.mapv(|v| v as f32).view())
+            .unwrap()
+            .history
+    } else {
+        params.fit(&faces.x.view()).unwrap().history
+    };
+    history.iter().map(|h| h.divergence.unwrap()).collect()
 }
 
 /// KL by coordinate descent (Hsieh & Dhillon 2011, `--solver cd --loss kl`) from the init
@@ -193,23 +217,10 @@ fn kl_coordinate_descent_passes_scikit_learns_mu_within_20_sweeps() {
     let Some(faces) = common::faces::<f64>("olivetti") else {
         return;
     };
-    let reference = 9407.544488752408;
+    let reference = SKLEARN_KL_MU_OLIVETTI;
     for f32_too in [false, true] {
-        let params = Nmf::params(20)
-            .solver(Solver::Cd)
-            .loss(facenmf::Loss::KullbackLeibler)
-            .warm_start(0)
-            .max_iter(20)
-            .tol(0.0);
-        let trace: Vec<f64> = if f32_too {
-            let x = faces.x.mapv(|v| v as f32);
-            params.fit(&x.view()).unwrap().history
-        } else {
-            params.fit(&faces.x.view()).unwrap().history
-        }
-        .iter()
-        .map(|h| h.divergence.unwrap())
-        .collect();
+        let params = kl_cd_rank_20().warm_start(0).max_iter(20);
+        let trace = kl_divergences(&faces, f32_too, params);
         let last = *trace.last().unwrap();
         assert!(
             last < reference,
@@ -228,25 +239,10 @@ fn kl_coordinate_descent_from_a_frobenius_fit_beats_three_times_the_sweeps_from_
     let Some(faces) = common::faces::<f64>("olivetti") else {
         return;
     };
-    let reference = 9407.544488752408;
-    let x32 = faces.x.mapv(|v| v as f32);
+    let reference = SKLEARN_KL_MU_OLIVETTI;
     for f32_too in [false, true] {
-        let params = Nmf::params(20)
-            .solver(Solver::Cd)
-            .loss(facenmf::Loss::KullbackLeibler)
-            .tol(0.0);
-        let divergences = |params: Nmf| -> Vec<f64> {
-            if f32_too {
-                params.fit(&x32.view()).unwrap().history
-            } else {
-                params.fit(&faces.x.view()).unwrap().history
-            }
-            .iter()
-            .map(|h| h.divergence.unwrap())
-            .collect()
-        };
-        let warm = divergences(params.clone().max_iter(20));
-        let cold = divergences(params.warm_start(0).max_iter(60));
+        let warm = kl_divergences(&faces, f32_too, kl_cd_rank_20().max_iter(20));
+        let cold = kl_divergences(&faces, f32_too, kl_cd_rank_20().warm_start(0).max_iter(60));
         let (warm_end, cold_end) = (*warm.last().unwrap(), *cold.last().unwrap());
         assert!(
             warm_end < cold_end,

@@ -105,6 +105,8 @@ pub(crate) struct Extrapolated<T> {
     old_rows: Array2<T>,
     new_rows: Array2<T>,
     failure: Option<Error>,
+    /// Why the copies of H^T are in memory although a folder was given for them.
+    spill_warning: Option<String>,
 }
 
 /// A copy of H^T (n x r): in memory, or in a file when the images are streamed (`spill.rs`).
@@ -114,17 +116,41 @@ enum HtCopy<T> {
     File(RowsFile<T>),
 }
 
-impl<T: Float> HtCopy<T> {
-    /// `a` in memory, or in a new file in `dir`.
-    fn of(a: &Array2<T>, dir: Option<&Path>) -> Result<Self> {
-        match dir {
-            None => Ok(HtCopy::Memory(a.clone())),
-            Some(dir) => RowsFile::holding(dir, a)
-                .map(HtCopy::File)
-                .map_err(|e| Error::io(dir, e)),
+/// The three copies of H^T: the last accepted (`accepted`), the updated one (overwritten
+/// before it is read, so a file starts empty) and the best. In files in `spill` when given and
+/// it can take them; otherwise in memory, with the reason.
+fn ht_copies<T: Float>(
+    accepted: &Array2<T>,
+    best: &Array2<T>,
+    spill: Option<&Path>,
+) -> ([HtCopy<T>; 3], Option<String>) {
+    let mut warning = None;
+    if let Some(dir) = spill {
+        let (n, r) = accepted.dim();
+        let files = (|| {
+            Ok::<_, std::io::Error>([
+                HtCopy::File(RowsFile::holding(dir, accepted)?),
+                HtCopy::File(RowsFile::create(dir, n, r)?),
+                HtCopy::File(RowsFile::holding(dir, best)?),
+            ])
+        })();
+        match files {
+            Ok(copies) => return (copies, None),
+            Err(e) => {
+                let mb = 3 * n * r * size_of::<T>() / 1_000_000;
+                warning = Some(format!(
+                    "the extrapolation's copies of H are held in memory ({mb} MB), as they could \
+                     not be kept in {}: {e}",
+                    dir.display()
+                ));
+            }
         }
     }
+    let copies = [accepted.clone(), accepted.clone(), best.clone()].map(HtCopy::Memory);
+    (copies, warning)
+}
 
+impl<T: Float> HtCopy<T> {
     /// Into `out` (n x r, standard layout).
     fn read_all(&self, out: &mut Array2<T>) -> Result<()> {
         match self {
@@ -165,18 +191,17 @@ impl<T: Float> HtCopy<T> {
 impl<T: Float> Extrapolated<T> {
     /// Starts from the factors W and H^T; `keeps_sign` for a multiplicative update; `warm_up`
     /// to ramp beta up over [`WARMUP`] iterations first (a start from an init, not from factors
-    /// that have already formed parts); the copies of H^T in files in `spill` if given.
-    ///
-    /// # Errors
-    /// A file in `spill` cannot be made or written.
+    /// that have already formed parts); the copies of H^T in files in `spill` if given and it
+    /// can take them (else [`Extrapolated::spill_warning`] says why not).
     pub(crate) fn new(
         w: &Array2<T>,
         ht: &Array2<T>,
         keeps_sign: bool,
         warm_up: bool,
         spill: Option<&Path>,
-    ) -> Result<Self> {
-        Ok(Extrapolated {
+    ) -> Self {
+        let ([accepted, updated, best], spill_warning) = ht_copies(ht, ht, spill);
+        Extrapolated {
             scheme: if warm_up && WARMUP > 0 {
                 Extrapolation::off()
             } else {
@@ -184,16 +209,22 @@ impl<T: Float> Extrapolated<T> {
             },
             warmup: if warm_up { WARMUP } else { 0 },
             w: w.clone(),
-            ht: HtCopy::of(ht, spill)?,
+            ht: accepted,
             w_new: w.clone(),
-            ht_new: HtCopy::of(ht, spill)?,
+            ht_new: updated,
             best_w: w.clone(),
-            best_ht: HtCopy::of(ht, spill)?,
+            best_ht: best,
             floor: if keeps_sign { 0.0 } else { f64::NEG_INFINITY },
             old_rows: Array2::zeros((0, 0)),
             new_rows: Array2::zeros((0, 0)),
             failure: None,
-        })
+            spill_warning,
+        }
+    }
+
+    /// Why the copies of H^T are in memory although a folder was given for them, once.
+    pub(crate) fn spill_warning(&mut self) -> Option<String> {
+        self.spill_warning.take()
     }
 
     /// After the H update of the images in `rows` (their rows of H^T in `ht`): keeps the
@@ -306,16 +337,15 @@ impl<T: Float> Extrapolated<T> {
 
     /// The extrapolation [`Extrapolated::state`] saved; `keeps_sign` and `spill` as for
     /// [`Extrapolated::new`].
-    ///
-    /// # Errors
-    /// As [`Extrapolated::new`].
     pub(crate) fn restore(
         scalars: ExtrapolationScalars,
         arrays: ExtrapolationArrays<T>,
         keeps_sign: bool,
         spill: Option<&Path>,
-    ) -> Result<Self> {
-        Ok(Extrapolated {
+    ) -> Self {
+        let ([accepted, updated, best], spill_warning) =
+            ht_copies(&arrays.ht, &arrays.best_ht, spill);
+        Extrapolated {
             scheme: Extrapolation {
                 beta: f64::from_bits(scalars.beta),
                 previous: f64::from_bits(scalars.previous),
@@ -323,16 +353,17 @@ impl<T: Float> Extrapolated<T> {
             },
             warmup: scalars.warmup,
             w_new: arrays.w.clone(),
-            ht_new: HtCopy::of(&arrays.ht, spill)?,
+            ht_new: updated,
             w: arrays.w,
-            ht: HtCopy::of(&arrays.ht, spill)?,
+            ht: accepted,
             best_w: arrays.best_w,
-            best_ht: HtCopy::of(&arrays.best_ht, spill)?,
+            best_ht: best,
             floor: if keeps_sign { 0.0 } else { f64::NEG_INFINITY },
             old_rows: Array2::zeros((0, 0)),
             new_rows: Array2::zeros((0, 0)),
             failure: None,
-        })
+            spill_warning,
+        }
     }
 
     /// The best pair seen, or the start when no iteration ran.

@@ -489,15 +489,6 @@ impl Nmf {
         }
         // Streamed, the extrapolation's copies of H^T go to a file beside the images.
         let spill = blocks.and_then(|(b, _)| b.scratch());
-        // Where that folder cannot take them, they stay in memory, and the result says so.
-        let mut spill_warning = None;
-        let mut in_memory_instead = |e: Error| {
-            let mb = 3 * n * self.rank * size_of::<T>() / 1_000_000;
-            spill_warning = Some(format!(
-                "the extrapolation's copies of H are held in memory ({mb} MB), as they could \
-                 not be kept beside the images: {e}"
-            ));
-        };
         // A streamed fit reads each block into this buffer, allocated once.
         let stream_buffer = std::cell::RefCell::new(Array2::zeros((0, 0)));
         let (sum, xx) = match blocks {
@@ -621,20 +612,12 @@ impl Nmf {
                     mi.refresh(&x, &saved.w, &saved.ht);
                 }
                 let extrapolation = match (meta.extrapolation, saved.extrapolation) {
-                    (Some(scalars), Some(arrays)) => Some(
-                        match Extrapolated::restore(
-                            scalars,
-                            arrays.clone(),
-                            policy.multiplicative,
-                            spill,
-                        ) {
-                            Ok(e) => e,
-                            Err(e) => {
-                                in_memory_instead(e);
-                                Extrapolated::restore(scalars, arrays, policy.multiplicative, None)?
-                            }
-                        },
-                    ),
+                    (Some(scalars), Some(arrays)) => Some(Extrapolated::restore(
+                        scalars,
+                        arrays,
+                        policy.multiplicative,
+                        spill,
+                    )),
                     _ => None,
                 };
                 let bits = |v: &[u64]| v.iter().map(|&b| f64::from_bits(b)).collect::<Vec<_>>();
@@ -744,20 +727,9 @@ impl Nmf {
                 // (w, ht) are the points the updates start from and overwrite; with
                 // extrapolation the last accepted and the best pair are kept beside them, as
                 // extrapolated errors are not monotone.
-                let extrapolation = if self.extrapolates() {
-                    let keeps_sign = policy.multiplicative;
-                    Some(
-                        match Extrapolated::new(&w, &ht, keeps_sign, from_init, spill) {
-                            Ok(e) => e,
-                            Err(e) => {
-                                in_memory_instead(e);
-                                Extrapolated::new(&w, &ht, keeps_sign, from_init, None)?
-                            }
-                        },
-                    )
-                } else {
-                    None
-                };
+                let extrapolation = self
+                    .extrapolates()
+                    .then(|| Extrapolated::new(&w, &ht, policy.multiplicative, from_init, spill));
                 let mut scores = Vec::with_capacity(history.capacity());
                 scores.push(score(err_sq, &w, &ht, first.divergence));
                 let best = if constrained {
@@ -807,6 +779,8 @@ impl Nmf {
             given,
             seconds_before,
         } = carried;
+        // Where the folder given for H^T's copies could not take them, the result says so.
+        let spill_warning = extrapolation.as_mut().and_then(Extrapolated::spill_warning);
         let elapsed = || seconds_before + start.elapsed().as_secs_f64();
         let context = checkpointing
             .as_ref()
