@@ -806,7 +806,7 @@ fn list_files(
 }
 
 /// A relative path as a string with `/` separators, the sort key of the column order.
-fn slash_string(path: &Path) -> String {
+pub(crate) fn slash_string(path: &Path) -> String {
     let parts: Vec<_> = path
         .components()
         .map(|c| c.as_os_str().to_string_lossy())

@@ -22,6 +22,7 @@ mod recognition;
 mod report;
 
 use std::borrow::Cow;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -40,6 +41,7 @@ use crate::nmf::Projection;
 use crate::{CoarseLevel, Error, Faces, Factorization, Float, Iteration, Model, Nmf, Result};
 
 pub use crate::files::write_atomic;
+use crate::files::write_atomic_with;
 
 /// Encodes an 8-bit grayscale or RGB buffer as PNG and writes it atomically.
 pub(crate) fn write_png(path: &Path, img: &image::DynamicImage) -> Result<()> {
@@ -141,7 +143,7 @@ struct RunRecord<'a> {
     coarse_levels: &'a [CoarseLevel],
     restarts: usize,
     warnings: &'a [String],
-    files: &'a [String],
+    files: FileNames<'a>,
     skipped: Vec<SkippedRecord>,
     reconstructions: Vec<ReconstructionRecord>,
     history: &'a [Iteration],
@@ -183,7 +185,7 @@ pub fn write_outputs<T: Float>(
     let shown = Shown {
         faces,
         columns: None,
-        names: (0..faces.x.ncols()).map(|j| faces.name(j)).collect(),
+        names: &faces.paths,
         errors,
     };
     write_shown(dir, &shown, fit, options, checkpoint)
@@ -195,7 +197,7 @@ struct Shown<'a, T> {
     faces: &'a Faces<T>,
     columns: Option<Vec<usize>>,
     /// Every face's file, in column order.
-    names: Vec<String>,
+    names: &'a [PathBuf],
     /// Every face's relative error.
     errors: Vec<f64>,
 }
@@ -222,7 +224,7 @@ pub fn write_streamed_outputs<T: Float>(
     let shown = Shown {
         faces: &faces,
         columns: Some(columns),
-        names: file_names(&images.paths),
+        names: &images.paths,
         errors,
     };
     write_shown(dir, &shown, fit, options, checkpoint)
@@ -283,18 +285,40 @@ pub fn write_sampled_outputs<T: Float>(
     let shown = Shown {
         faces: shown,
         columns: Some(columns),
-        names: file_names(paths),
+        names: paths,
         errors,
     };
     write_shown(dir, &shown, fit, options, None)
 }
 
-/// Each face's file as run.json names it (with forward slashes).
-fn file_names(paths: &[PathBuf]) -> Vec<String> {
-    paths
-        .iter()
-        .map(|p| p.to_string_lossy().replace('\\', "/"))
-        .collect()
+/// Faces' files as run.json names them (relative, with forward slashes): every face's, or
+/// those of `columns`. Each name is made as it is written, not held: a streamed run's 200,000
+/// names were 11 MB held through its report.
+#[derive(Debug, Clone, Copy)]
+struct FileNames<'a> {
+    paths: &'a [PathBuf],
+    columns: Option<&'a [usize]>,
+}
+
+impl FileNames<'_> {
+    fn len(&self) -> usize {
+        self.columns.map_or(self.paths.len(), <[usize]>::len)
+    }
+
+    /// The name of the `k`-th face named.
+    fn get(&self, k: usize) -> String {
+        let j = self.columns.map_or(k, |c| c[k]);
+        crate::loader::slash_string(&self.paths[j])
+    }
+}
+
+impl serde::Serialize for FileNames<'_> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_seq((0..self.len()).map(|k| self.get(k)))
+    }
 }
 
 /// Writes the set of `shown` (and `checkpoint`, if any) into `dir` as one (see
@@ -424,7 +448,10 @@ fn write_set<T: Float>(
         coarse_levels: &fit.coarse_levels,
         restarts: fit.restarts,
         warnings: &warnings,
-        files: names,
+        files: FileNames {
+            paths: names,
+            columns: None,
+        },
         skipped: faces
             .skipped
             .iter()
@@ -437,24 +464,25 @@ fn write_set<T: Float>(
             .iter()
             .map(|&index| ReconstructionRecord {
                 index,
-                file: names[index].clone(),
+                file: crate::loader::slash_string(&names[index]),
                 rel_error: errors[index],
             })
             .collect(),
         history: &fit.history,
     };
-    let mut json = serde_json::to_vec_pretty(&record).expect("run record serialises");
-    write_atomic(&path("run.json"), &json)?;
+    // Written as it is serialised: at 200,000 faces run.json is 8 MB.
+    write_atomic_with(&path("run.json"), |file| {
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+        serde_json::to_writer_pretty(&mut out, &record)?;
+        out.flush()
+    })?;
 
     // The report reads the run as run.json records it, as `facenmf report` does; of a
-    // streamed run, it sees the faces held as if they were all, and reads only their names
-    // (200,000 names are 11 MB, and run.json 8 MB).
-    let shown_names: Vec<String>;
+    // streamed run, it sees the faces held as if they were all, and reads only their names.
     if let Some(columns) = columns {
-        shown_names = columns.iter().map(|&j| names[j].clone()).collect();
-        record.files = &shown_names;
-        json = serde_json::to_vec(&record).expect("run record serialises");
+        record.files.columns = Some(columns);
     }
+    let json = serde_json::to_vec(&record).expect("run record serialises");
     let mut run: RunSummary = serde_json::from_slice(&json).expect("run.json reads back");
     drop(json);
     let (h, errors) = match columns {
