@@ -155,7 +155,11 @@ impl<T: Float> BetaMu<T> {
     }
 
     /// `wh = W H` for W (m x r) and H^T (n x r).
-    pub(crate) fn product(&mut self, w: &Array2<T>, ht: &Array2<T>) {
+    pub(crate) fn product<S: ndarray::Data<Elem = T>>(
+        &mut self,
+        w: &Array2<T>,
+        ht: &ndarray::ArrayBase<S, ndarray::Ix2>,
+    ) {
         let (w, ht) = (w.view(), ht.view());
         matmul(&mut self.wh, view(&w), view(&ht).transpose());
         self.prepared = false;

@@ -12,10 +12,11 @@ use std::ops::Range;
 
 use std::cell::RefCell;
 
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, s};
+use ndarray::{Array1, Array2, ArrayBase, ArrayView2, ArrayViewMut2, Data, Ix2, s};
 
 use super::hals;
-use super::linalg::residual_sq;
+use super::linalg::{column_norms_sq, residual_sq};
+use super::spill::Release;
 use super::split::Share;
 use crate::Float;
 
@@ -77,6 +78,8 @@ enum Columns<'a, T> {
         width: usize,
         /// Where each block is read to (width x m), allocated once per fit.
         buffer: &'a RefCell<Array2<T>>,
+        /// Drops a block's rows of a mapped H^T from the process once the block is visited.
+        release: Option<Release>,
     },
 }
 
@@ -114,9 +117,20 @@ impl<'a, T: Float> Images<'a, T> {
                 source,
                 width,
                 buffer,
+                release: None,
             },
             share: None,
         }
+    }
+
+    /// After each block is visited, its rows of the mapped H^T `release` belongs to leave the
+    /// process's memory (`spill.rs`): whatever a visit does with them, a pass over the images
+    /// holds one block's rows at a time.
+    pub(crate) fn releasing(mut self, release: Option<Release>) -> Self {
+        if let Columns::Streamed { release: r, .. } = &mut self.columns {
+            *r = release;
+        }
+        self
     }
 
     /// X itself when it is in memory.
@@ -159,7 +173,11 @@ impl<'a, T: Float> Images<'a, T> {
     }
 
     /// `||X - W H||_F^2` for W (m x r) and H^T (n x r), block by block (over all processes).
-    pub(crate) fn residual_sq(&self, w: &Array2<T>, ht: &Array2<T>) -> f64 {
+    pub(crate) fn residual_sq<S: Data<Elem = T>>(
+        &self,
+        w: &Array2<T>,
+        ht: &ArrayBase<S, Ix2>,
+    ) -> f64 {
         let mut total = 0.0;
         if let Some(x) = self.in_memory_x() {
             total = residual_sq(&x, w, ht);
@@ -170,6 +188,32 @@ impl<'a, T: Float> Images<'a, T> {
             });
         }
         self.sum_scalar(total)
+    }
+
+    /// The squared norms of the columns of H^T (n x r, this process's rows) as
+    /// [`column_norms_sq`] finds them, a block of rows at a time: rows of a mapped H^T leave
+    /// memory as they are summed ([`Images::releasing`]).
+    pub(crate) fn h_column_norms_sq(&self, ht: &ArrayView2<'_, T>) -> Vec<f64> {
+        let release = match &self.columns {
+            Columns::Streamed {
+                release: Some(release),
+                ..
+            } => release,
+            _ => return column_norms_sq(ht),
+        };
+        let mut sums = vec![0.0f64; ht.ncols()];
+        let width = self.width();
+        for start in (0..ht.nrows()).step_by(width) {
+            let rows = start..(start + width).min(ht.nrows());
+            for row in ht.slice(s![rows.clone(), ..]).rows() {
+                for (s, v) in sums.iter_mut().zip(row) {
+                    let v = v.to_f64();
+                    *s += v * v;
+                }
+            }
+            release.rows(rows);
+        }
+        sums
     }
 
     /// These images split over processes, this process holding `share`'s part.
@@ -248,6 +292,7 @@ impl<'a, T: Float> Images<'a, T> {
                 source,
                 width,
                 buffer,
+                release,
             } => {
                 let n = source.count();
                 let mut buffer = buffer.borrow_mut();
@@ -258,7 +303,10 @@ impl<'a, T: Float> Images<'a, T> {
                     let range = start..(start + width).min(n);
                     let mut rows = buffer.slice_mut(s![..range.len(), ..]);
                     source.read(start, rows.view_mut());
-                    visit(range, rows.view().reversed_axes());
+                    visit(range.clone(), rows.view().reversed_axes());
+                    if let Some(release) = release {
+                        release.rows(range);
+                    }
                 }
             }
         }

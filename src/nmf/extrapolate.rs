@@ -15,7 +15,7 @@ use std::path::Path;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip, s};
 
 use super::checkpoint::{ExtrapolationArrays, ExtrapolationScalars};
-use super::spill::RowsFile;
+use super::spill::{HtStore, Release, RowsFile};
 use crate::{Error, Float, Result};
 
 /// Initial beta.
@@ -107,6 +107,9 @@ pub(crate) struct Extrapolated<T> {
     failure: Option<Error>,
     /// Why the copies of H^T are in memory although a folder was given for them.
     spill_warning: Option<String>,
+    /// Drops the loop's rows of a mapped H^T from memory as the copies are read into it or
+    /// written from it.
+    release: Option<Release>,
 }
 
 /// A copy of H^T (n x r): in memory, or in a file when the images are streamed (`spill.rs`).
@@ -120,8 +123,8 @@ enum HtCopy<T> {
 /// before it is read, so a file starts empty) and the best. In files in `spill` when given and
 /// it can take them; otherwise in memory, with the reason.
 fn ht_copies<T: Float>(
-    accepted: &Array2<T>,
-    best: &Array2<T>,
+    accepted: &ArrayView2<'_, T>,
+    best: &ArrayView2<'_, T>,
     spill: Option<&Path>,
 ) -> ([HtCopy<T>; 3], Option<String>) {
     let mut warning = None;
@@ -146,37 +149,61 @@ fn ht_copies<T: Float>(
             }
         }
     }
-    let copies = [accepted.clone(), accepted.clone(), best.clone()].map(HtCopy::Memory);
+    let copies = [accepted, accepted, best].map(|a| HtCopy::Memory(a.to_owned()));
     (copies, warning)
 }
 
+/// Rows of H^T per piece of a whole copy: about 8 MB.
+fn piece_rows(cols: usize, value_bytes: usize) -> usize {
+    ((8 << 20) / (cols * value_bytes).max(1)).max(1)
+}
+
 impl<T: Float> HtCopy<T> {
-    /// Into `out` (n x r, standard layout).
-    fn read_all(&self, out: &mut Array2<T>) -> Result<()> {
-        match self {
-            HtCopy::Memory(a) => {
-                out.assign(a);
-                Ok(())
+    /// Into `out` (n x r, standard layout), a piece of rows at a time, each released from
+    /// memory after it is written when `out` is mapped.
+    fn read_all(&self, out: &mut ArrayViewMut2<'_, T>, release: Option<&Release>) -> Result<()> {
+        let rows = piece_rows(out.ncols(), size_of::<T>());
+        for start in (0..out.nrows()).step_by(rows) {
+            let piece = start..(start + rows).min(out.nrows());
+            let mut target = out.slice_mut(s![piece.clone(), ..]);
+            match self {
+                HtCopy::Memory(a) => target.assign(&a.slice(s![piece.clone(), ..])),
+                HtCopy::File(f) => f.read(start, target).map_err(|e| spill_failure(f, e))?,
             }
-            HtCopy::File(f) => f.read(0, out.view_mut()).map_err(|e| spill_failure(f, e)),
+            if let Some(release) = release {
+                release.rows(piece);
+            }
         }
+        Ok(())
     }
 
-    /// From `a` (n x r, standard layout).
-    fn write_all(&mut self, a: &Array2<T>) -> Result<()> {
-        match self {
-            HtCopy::Memory(m) => {
-                m.assign(a);
-                Ok(())
+    /// From `a` (n x r, standard layout), a piece of rows at a time as [`HtCopy::read_all`].
+    fn write_all(&mut self, a: &ArrayView2<'_, T>, release: Option<&Release>) -> Result<()> {
+        let rows = piece_rows(a.ncols(), size_of::<T>());
+        for start in (0..a.nrows()).step_by(rows) {
+            let piece = start..(start + rows).min(a.nrows());
+            let source = a.slice(s![piece.clone(), ..]);
+            match self {
+                HtCopy::Memory(m) => m.slice_mut(s![piece.clone(), ..]).assign(&source),
+                HtCopy::File(f) => f.write(start, source).map_err(|e| spill_failure(f, e))?,
             }
-            HtCopy::File(f) => f.write(0, a.view()).map_err(|e| spill_failure(f, e)),
+            if let Some(release) = release {
+                release.rows(piece);
+            }
         }
+        Ok(())
     }
 
-    fn into_array(self) -> Result<Array2<T>> {
+    /// The copy as the loop's H^T: a file is mapped as it is, not read.
+    fn into_store(self) -> Result<HtStore<T>> {
         match self {
-            HtCopy::Memory(a) => Ok(a),
-            HtCopy::File(f) => f.to_array().map_err(|e| spill_failure(&f, e)),
+            HtCopy::Memory(a) => Ok(HtStore::Held(a)),
+            HtCopy::File(f) => {
+                let path = f.path().to_path_buf();
+                f.into_mapped()
+                    .map(HtStore::Mapped)
+                    .map_err(|e| spill_failure_at(path, e))
+            }
         }
     }
 
@@ -195,7 +222,7 @@ impl<T: Float> Extrapolated<T> {
     /// can take them (else [`Extrapolated::spill_warning`] says why not).
     pub(crate) fn new(
         w: &Array2<T>,
-        ht: &Array2<T>,
+        ht: &ArrayView2<'_, T>,
         keeps_sign: bool,
         warm_up: bool,
         spill: Option<&Path>,
@@ -219,7 +246,14 @@ impl<T: Float> Extrapolated<T> {
             new_rows: Array2::zeros((0, 0)),
             failure: None,
             spill_warning,
+            release: None,
         }
+    }
+
+    /// The loop's H^T is mapped (`spill.rs`): `release` drops its rows from memory as whole
+    /// copies pass through them.
+    pub(crate) fn release_with(&mut self, release: Option<Release>) {
+        self.release = release;
     }
 
     /// Why the copies of H^T are in memory although a folder was given for them, once.
@@ -273,7 +307,7 @@ impl<T: Float> Extrapolated<T> {
     pub(crate) fn judge(
         &mut self,
         w: &mut Array2<T>,
-        ht: &mut Array2<T>,
+        ht: &mut ArrayViewMut2<'_, T>,
         current: f64,
         previous: f64,
         best: f64,
@@ -290,14 +324,14 @@ impl<T: Float> Extrapolated<T> {
         }
         if !accepted {
             w.assign(&self.w);
-            if let Err(e) = self.ht.read_all(ht) {
+            if let Err(e) = self.ht.read_all(ht, self.release.as_ref()) {
                 self.failure.get_or_insert(e);
             }
             return false;
         }
         // An accepted step is the only kind that can be the best so far.
         let improved = current <= best;
-        if improved && let Err(e) = self.best_ht.write_all(ht) {
+        if improved && let Err(e) = self.best_ht.write_all(&ht.view(), self.release.as_ref()) {
             self.failure.get_or_insert(e);
         }
         let best_w = improved.then(|| self.best_w.view_mut());
@@ -344,7 +378,7 @@ impl<T: Float> Extrapolated<T> {
         spill: Option<&Path>,
     ) -> Self {
         let ([accepted, updated, best], spill_warning) =
-            ht_copies(&arrays.ht, &arrays.best_ht, spill);
+            ht_copies(&arrays.ht.view(), &arrays.best_ht.view(), spill);
         Extrapolated {
             scheme: Extrapolation {
                 beta: f64::from_bits(scalars.beta),
@@ -363,6 +397,7 @@ impl<T: Float> Extrapolated<T> {
             new_rows: Array2::zeros((0, 0)),
             failure: None,
             spill_warning,
+            release: None,
         }
     }
 
@@ -370,19 +405,23 @@ impl<T: Float> Extrapolated<T> {
     ///
     /// # Errors
     /// The copies of H^T in files cannot be read.
-    pub(crate) fn into_best(self, ran: bool) -> Result<(Array2<T>, Array2<T>)> {
+    pub(crate) fn into_best(self, ran: bool) -> Result<(Array2<T>, HtStore<T>)> {
         if ran {
-            Ok((self.best_w, self.best_ht.into_array()?))
+            Ok((self.best_w, self.best_ht.into_store()?))
         } else {
-            Ok((self.w, self.ht.into_array()?))
+            Ok((self.w, self.ht.into_store()?))
         }
     }
 }
 
 /// A copy of H^T in a file failed to be read or written (a full disk, say).
 fn spill_failure<T: Float>(file: &RowsFile<T>, e: std::io::Error) -> Error {
+    spill_failure_at(file.path().to_path_buf(), e)
+}
+
+fn spill_failure_at(path: std::path::PathBuf, e: std::io::Error) -> Error {
     Error::Output {
-        path: file.path().to_path_buf(),
+        path,
         reason: format!(
             "the extrapolation's copies of H, kept in this folder, cannot be read or written \
              ({e}); free space on its disk, or move the cache to a disk with room"

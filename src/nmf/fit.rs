@@ -19,6 +19,7 @@ use super::penalty::Penalty;
 use super::result::{CoarseLevel, Factorization, Iteration, Stop};
 use super::revive::Revival;
 use super::seed;
+use super::spill::{HtStore, Release};
 use super::split::Share;
 use super::step::Step;
 use crate::{Error, Float, Result};
@@ -491,6 +492,9 @@ impl Nmf {
         let spill = blocks.and_then(|(b, _)| b.scratch());
         // A streamed fit reads each block into this buffer, allocated once.
         let stream_buffer = std::cell::RefCell::new(Array2::zeros((0, 0)));
+        // Once H^T is mapped from a file (streamed), passes over the images drop each block's
+        // rows of it from memory after the block.
+        let mut release: Option<Release> = None;
         let (sum, xx) = match blocks {
             Some((b, width)) => scan(
                 &Images::streamed(b, width, &stream_buffer).with_share(share),
@@ -547,11 +551,11 @@ impl Nmf {
         let rel = |err_sq: f64| err_sq.max(0.0).sqrt() / x_norm;
         // Decisions (extrapolation, keep-best, tolerance) use the relative error, or with
         // penalties the whole objective.
-        let score = |err_sq: f64, w: &Array2<T>, ht: &Array2<T>, divergence: Option<f64>| {
+        let score = |err_sq: f64, w: &Array2<T>, ht: &ArrayView2<T>, divergence: Option<f64>| {
             if let Some(d) = divergence {
                 d
             } else if penalty.is_active() {
-                0.5 * err_sq.max(0.0) + penalty.value(&w.view(), &ht.view())
+                0.5 * err_sq.max(0.0) + penalty.value(&w.view(), ht)
             } else {
                 rel(err_sq)
             }
@@ -560,7 +564,9 @@ impl Nmf {
         macro_rules! images {
             () => {
                 match blocks {
-                    Some((b, stream_width)) => Images::streamed(b, stream_width, &stream_buffer),
+                    Some((b, stream_width)) => {
+                        Images::streamed(b, stream_width, &stream_buffer).releasing(release.clone())
+                    }
                     None => Images::in_memory(data(&x, &missing), width),
                 }
                 .with_share(share)
@@ -693,7 +699,7 @@ impl Nmf {
                         // data the imputation below changes the data the start's X^T W was
                         // taken from.
                         let images = images!();
-                        let (cross, quad) = step.start(&images, &w, &ht, missing.is_none());
+                        let (cross, quad) = step.start(&images, &w, &ht.view(), missing.is_none());
                         let mut err_sq = xx;
                         if quad > 0.0 && cross > 0.0 {
                             let alpha = cross / quad;
@@ -727,11 +733,11 @@ impl Nmf {
                 // (w, ht) are the points the updates start from and overwrite; with
                 // extrapolation the last accepted and the best pair are kept beside them, as
                 // extrapolated errors are not monotone.
-                let extrapolation = self
-                    .extrapolates()
-                    .then(|| Extrapolated::new(&w, &ht, policy.multiplicative, from_init, spill));
+                let extrapolation = self.extrapolates().then(|| {
+                    Extrapolated::new(&w, &ht.view(), policy.multiplicative, from_init, spill)
+                });
                 let mut scores = Vec::with_capacity(history.capacity());
-                scores.push(score(err_sq, &w, &ht, first.divergence));
+                scores.push(score(err_sq, &w, &ht.view(), first.divergence));
                 let best = if constrained {
                     f64::INFINITY
                 } else {
@@ -765,7 +771,7 @@ impl Nmf {
         };
         let Carried {
             mut w,
-            mut ht,
+            ht,
             mut history,
             mut scores,
             mut best,
@@ -779,8 +785,17 @@ impl Nmf {
             given,
             seconds_before,
         } = carried;
-        // Where the folder given for H^T's copies could not take them, the result says so.
-        let spill_warning = extrapolation.as_mut().and_then(Extrapolated::spill_warning);
+        // Streamed, H^T itself is mapped from a file beside the images (`spill.rs`), so that
+        // the memory of the loop does not grow with the number of images.
+        let (mut ht, ht_warning) = HtStore::place(ht, spill);
+        release = ht.release();
+        // Where the folder given for H^T and its copies could not take them, the result says
+        // so.
+        let spill_warning = extrapolation.as_mut().and_then(|e| {
+            e.release_with(release.clone());
+            e.spill_warning()
+        });
+        let spill_warnings: Vec<String> = ht_warning.into_iter().chain(spill_warning).collect();
         let elapsed = || seconds_before + start.elapsed().as_secs_f64();
         let context = checkpointing
             .as_ref()
@@ -815,7 +830,11 @@ impl Nmf {
                         extrapolation: scalars,
                     },
                     w: w.clone(),
-                    ht: ht.clone(),
+                    ht: {
+                        let copy = ht.view().to_owned();
+                        ht.release_all();
+                        copy
+                    },
                     gram_w: step.gram_w().clone(),
                     extrapolation: arrays,
                 }
@@ -846,39 +865,42 @@ impl Nmf {
                 Some(r) if std::mem::take(&mut escape_pending) => {
                     let images = images!();
                     // Judged by the loss the fit minimises.
-                    let loss = |w: &Array2<T>, ht: &Array2<T>| match &mut beta_mu {
+                    let loss = |w: &Array2<T>, ht: &ArrayView2<T>| match &mut beta_mu {
                         Some(b) => {
                             b.product(w, ht);
                             b.measure(&x).1
                         }
                         None => images.residual_sq(w, ht),
                     };
-                    if !r.escape(&images, &mut w, &mut ht, loss) {
+                    let kept = r.escape(&images, &mut w, &mut ht.view_mut(), loss);
+                    ht.release_all();
+                    if !kept {
                         stop = Stop::Tolerance;
                         break;
                     }
                     true
                 }
-                Some(r) => r.revive(&images!(), &mut w, &mut ht),
+                Some(r) => r.revive(&images!(), &mut w, &mut ht.view_mut()),
                 None => false,
             };
             if restarted {
+                ht.release_all();
                 step.refresh_gram_w(&w);
                 // The divergence's updates divide by W H: the restarted one.
                 if let Some(b) = &mut beta_mu {
-                    b.product(&w, &ht);
+                    b.product(&w, &ht.view());
                 }
             }
             let divergence = match &mut beta_mu {
                 Some(b) => {
-                    let (frobenius_sq, d) = b.iterate(&x, &mut w, &mut ht);
+                    let (frobenius_sq, d) = b.iterate(&x, &mut w, ht.held_mut());
                     err_sq = frobenius_sq;
                     Some(d)
                 }
                 None => {
                     let cross = {
                         let images = images!();
-                        step.update_h(&images, &mut w, &mut ht, |rows, ht_block| {
+                        step.update_h(&images, &mut w, &mut ht.view_mut(), |rows, ht_block| {
                             if let Some(e) = &mut extrapolation {
                                 e.extrapolate_h(rows, ht_block);
                             }
@@ -888,12 +910,14 @@ impl Nmf {
                         {
                             return Err(failure);
                         }
-                        step.update_w(&mut w, &mut ht)
+                        let cross = step.update_w(&mut w, &mut ht.view_mut());
+                        ht.release_all();
+                        cross
                     };
                     err_sq = match &mut missing {
                         Some(mi) => {
                             let filled_error_sq = step.error_sq(mi.filled_norm_sq, &w, cross);
-                            mi.update(&x, &w, &ht, filled_error_sq)
+                            mi.update(&x, &w, ht.held_mut(), filled_error_sq)
                         }
                         None => step.error_sq(xx, &w, cross),
                     };
@@ -903,9 +927,10 @@ impl Nmf {
             if !err_sq.is_finite() || divergence.is_some_and(|d| !d.is_finite()) {
                 // The Gram products can overflow in f32 while the factors stay finite (a
                 // sparseness constraint shrinks W and grows H): then measure directly.
-                let finite = w.iter().chain(ht.iter()).all(|v| v.to_f64().is_finite());
+                let finite = w.iter().chain(ht.view()).all(|v| v.to_f64().is_finite());
+                ht.release_all();
                 if finite && beta_mu.is_none() && missing.is_none() {
-                    err_sq = images!().residual_sq(&w, &ht);
+                    err_sq = images!().residual_sq(&w, &ht.view());
                 }
                 if !err_sq.is_finite() || divergence.is_some_and(|d| !d.is_finite()) {
                     return Err(Error::NonFinite {
@@ -915,11 +940,12 @@ impl Nmf {
                 }
             }
             let error = rel(err_sq);
-            let current = score(err_sq, &w, &ht, divergence);
+            let current = score(err_sq, &w, &ht.view(), divergence);
+            ht.release_all();
             scores.push(current);
 
             if let Some(e) = &mut extrapolation {
-                e.judge(&mut w, &mut ht, current, scores[iter - 1], best);
+                e.judge(&mut w, &mut ht.view_mut(), current, scores[iter - 1], best);
                 if let Some(failure) = e.failure() {
                     return Err(failure);
                 }
@@ -990,7 +1016,7 @@ impl Nmf {
             None
         };
 
-        let (mut w, mut ht) = match extrapolation {
+        let (mut w, ht) = match extrapolation {
             Some(e) => {
                 // The loop's iterate goes before the best is read back: at 200,000 faces they
                 // are 39 MB each.
@@ -999,6 +1025,7 @@ impl Nmf {
             }
             None => (w, ht),
         };
+        let mut ht = ht.into_array()?;
         // Rescaling W against H would change the penalty terms, so penalised results are only
         // reordered.
         // Lee & Seung's unit column sums are part of their result: kept, only reordered.
@@ -1023,7 +1050,7 @@ impl Nmf {
             b.measure(&x).1
         });
         let objective = divergence.unwrap_or(0.5 * residual + penalty.value(&w.view(), &ht.view()));
-        let mut warnings: Vec<String> = spill_warning.into_iter().collect();
+        let mut warnings = spill_warnings;
         if constrained && rel_error > history[0].rel_error {
             warnings.push(format!(
                 "the sparseness constraint costs fit: relative error {rel_error:.6} against \

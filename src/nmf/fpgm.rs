@@ -9,7 +9,7 @@
 //! sequence. A step costs one p x r x r product, which runs at GEMM speed; the number of
 //! steps follows the same cost rule as the accelerated HALS sweeps.
 
-use ndarray::{Array2, ArrayViewMut2, Axis, Zip};
+use ndarray::{Array2, ArrayBase, ArrayViewMut2, Axis, Data, DataMut, Ix2, Zip};
 
 use super::linalg::{matmul_into, view};
 use crate::Float;
@@ -25,8 +25,8 @@ pub(crate) fn scratch_rows(rows: usize) -> usize {
 
 /// Updates `f` in place with `steps` FPGM steps. `a` is p x r, `g` r x r; `scratch` has
 /// [`scratch_rows`] rows of r columns.
-pub(crate) fn update<T: Float>(
-    f: &mut Array2<T>,
+pub(crate) fn update<T: Float, S: DataMut<Elem = T>>(
+    f: &mut ArrayBase<S, Ix2>,
     a: &Array2<T>,
     g: &Array2<T>,
     steps: usize,
@@ -58,9 +58,9 @@ pub(crate) fn update<T: Float>(
     }
 }
 
-fn extrapolate<T: Float>(
+fn extrapolate<T: Float, S: Data<Elem = T>>(
     y: &mut ArrayViewMut2<T>,
-    f: &Array2<T>,
+    f: &ArrayBase<S, Ix2>,
     previous: &ArrayViewMut2<T>,
     beta: T,
 ) {

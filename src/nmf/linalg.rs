@@ -4,7 +4,7 @@
 //! is copied. Outputs are owned by the engine in standard (row-major) layout.
 
 use faer::{Accum, MatMut, MatRef, Par};
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{Array2, ArrayBase, ArrayView2, ArrayViewMut2, Axis, Data, Ix2};
 use rayon::prelude::*;
 
 use crate::Float;
@@ -98,7 +98,11 @@ pub(crate) const ROW_CHUNK: usize = 64;
 
 /// `<a, b>` (sum of elementwise products) accumulated in f64, in a fixed order. `partials` is
 /// reused between calls, so that the iteration loop allocates nothing.
-pub(crate) fn dot<T: Float>(a: &Array2<T>, b: &Array2<T>, partials: &mut Vec<f64>) -> f64 {
+pub(crate) fn dot<T: Float, A: Data<Elem = T>, B: Data<Elem = T>>(
+    a: &ArrayBase<A, Ix2>,
+    b: &ArrayBase<B, Ix2>,
+    partials: &mut Vec<f64>,
+) -> f64 {
     debug_assert_eq!(a.dim(), b.dim());
     let cols = a.ncols().max(1);
     let a = a.as_slice().expect("standard layout");
@@ -128,7 +132,7 @@ pub(crate) fn dot<T: Float>(a: &Array2<T>, b: &Array2<T>, partials: &mut Vec<f64
 
 /// Squared norms of the columns of a row-major factor, in one pass along its rows (not down
 /// each column, which strides through memory); each sum in row order.
-pub(crate) fn column_norms_sq<T: Float>(f: &Array2<T>) -> Vec<f64> {
+pub(crate) fn column_norms_sq<T: Float, S: Data<Elem = T>>(f: &ArrayBase<S, Ix2>) -> Vec<f64> {
     let mut sums = vec![0.0f64; f.ncols()];
     for row in f.rows() {
         for (s, v) in sums.iter_mut().zip(row) {
@@ -142,7 +146,11 @@ pub(crate) fn column_norms_sq<T: Float>(f: &Array2<T>) -> Vec<f64> {
 /// `||X - W H||_F^2` formed directly (not through Gram matrices) in blocks of rows, accumulated
 /// in f64: exact to the precision of T, for final reports where the Gram formula's cancellation
 /// would hide errors below about 1e-3 in f32.
-pub(crate) fn residual_sq<T: Float>(x: &ArrayView2<T>, w: &Array2<T>, ht: &Array2<T>) -> f64 {
+pub(crate) fn residual_sq<T: Float, S: Data<Elem = T>>(
+    x: &ArrayView2<T>,
+    w: &Array2<T>,
+    ht: &ArrayBase<S, Ix2>,
+) -> f64 {
     let (m, n) = x.dim();
     // About 4 million entries of WH at a time.
     let block_rows = (4_000_000 / n.max(1)).clamp(1, m.max(1));

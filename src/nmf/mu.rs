@@ -6,15 +6,15 @@
 //! machine epsilon of f32 (as scikit-learn does) so that a zero never divides; an entry that is
 //! zero stays zero, so start from an init without zeros (nndsvda, random).
 
-use ndarray::{Array2, Zip};
+use ndarray::{Array2, ArrayBase, DataMut, Ix2, Zip};
 
 use super::linalg::{matmul, view};
 use crate::Float;
 
 /// Updates `f` in place once. `denominator` is scratch space of `f`'s shape; `l1` is an L1
 /// penalty weight, added to the denominator as scikit-learn does.
-pub(crate) fn update<T: Float>(
-    f: &mut Array2<T>,
+pub(crate) fn update<T: Float, S: DataMut<Elem = T>>(
+    f: &mut ArrayBase<S, Ix2>,
     a: &Array2<T>,
     g: &Array2<T>,
     denominator: &mut Array2<T>,

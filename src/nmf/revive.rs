@@ -33,7 +33,7 @@
 //! escape took the squared error from 440.6 to 413.9 at once and to 346.9 at the next stall,
 //! the second to 198.2, with every part found (0.969); the third raised it and was refused.
 
-use ndarray::{Array1, Array2, ArrayView2, Axis, Zip};
+use ndarray::{Array1, Array2, ArrayBase, ArrayView2, Axis, DataMut, Ix2, Zip};
 use rayon::prelude::*;
 
 use super::blocks::Images;
@@ -79,16 +79,16 @@ impl Revival {
 
     /// Restarts the first dead component of W (m x r) and H^T (n x r) from X (m x n), if there
     /// is one and the budget allows; returns whether it did.
-    pub(crate) fn revive<T: Float>(
+    pub(crate) fn revive<T: Float, S: DataMut<Elem = T>>(
         &mut self,
         x: &Images<'_, T>,
         w: &mut Array2<T>,
-        ht: &mut Array2<T>,
+        ht: &mut ArrayBase<S, Ix2>,
     ) -> bool {
         if self.count >= self.budget {
             return false;
         }
-        let Some(k) = first_dead(x, w, ht) else {
+        let Some(k) = first_dead(x, w, &ht.view()) else {
             return false;
         };
         if !restart(x, w, ht, k) {
@@ -111,21 +111,22 @@ impl Revival {
     /// only if it lowers `loss` (the fit's loss of X given W and H^T); a refused one leaves W
     /// and H as they were and ends the escapes. A kept one counts against the budget.
     /// Returns whether it kept one.
-    pub(crate) fn escape<T: Float>(
+    pub(crate) fn escape<T: Float, S: DataMut<Elem = T>>(
         &mut self,
         x: &Images<'_, T>,
         w: &mut Array2<T>,
-        ht: &mut Array2<T>,
-        mut loss: impl FnMut(&Array2<T>, &Array2<T>) -> f64,
+        ht: &mut ArrayBase<S, Ix2>,
+        mut loss: impl FnMut(&Array2<T>, &ArrayView2<'_, T>) -> f64,
     ) -> bool {
         if !self.can_escape() {
             return false;
         }
-        let (w_norms, mut h_norms) = (column_norms_sq(w), column_norms_sq(ht));
+        let (w_norms, mut h_norms) = (column_norms_sq(w), x.h_column_norms_sq(&ht.view()));
         x.sum(&mut h_norms);
         let share = |k: usize| w_norms[k] * h_norms[k];
-        let before = (w.clone(), ht.clone());
-        let loss_before = loss(w, ht);
+        // In memory even when H^T is mapped: an escape runs at most a few times a fit.
+        let before = (w.clone(), ht.to_owned());
+        let loss_before = loss(w, &ht.view());
         let free = match most_alike(w) {
             Some((a, b)) => {
                 // The kept component is the one with the larger share of W H: on the swimmer
@@ -144,11 +145,12 @@ impl Revival {
         };
         ht.column_mut(free).fill(T::zero());
         w.column_mut(free).fill(T::zero());
-        if restart(x, w, ht, free) && loss(w, ht) < loss_before {
+        if restart(x, w, ht, free) && loss(w, &ht.view()) < loss_before {
             self.count += 1;
             return true;
         }
-        (*w, *ht) = before;
+        *w = before.0;
+        ht.assign(&before.1);
         self.escape_refused = true;
         false
     }
@@ -156,7 +158,12 @@ impl Revival {
 
 /// Moves component `free`'s share, projected onto `keep`'s basis image, to `keep`:
 /// `h_keep += (w_keep . w_free / ||w_keep||^2) h_free`.
-fn move_share<T: Float>(w: &Array2<T>, ht: &mut Array2<T>, keep: usize, free: usize) {
+fn move_share<T: Float, S: DataMut<Elem = T>>(
+    w: &Array2<T>,
+    ht: &mut ArrayBase<S, Ix2>,
+    keep: usize,
+    free: usize,
+) {
     let (wk, wf) = (w.column(keep), w.column(free));
     let along: f64 = wk
         .iter()
@@ -199,8 +206,13 @@ fn most_alike<T: Float>(w: &Array2<T>) -> Option<(usize, usize)> {
 /// Restarts component k (its column of W and of H^T are overwritten) as the positive part of
 /// the residual of the image worst explained, with each image's least-squares coefficient on
 /// it given the others. Returns false, changing nothing, when no residual is positive.
-fn restart<T: Float>(x: &Images<'_, T>, w: &mut Array2<T>, ht: &mut Array2<T>, k: usize) -> bool {
-    let residual = worst_residual(x, w, ht);
+fn restart<T: Float, S: DataMut<Elem = T>>(
+    x: &Images<'_, T>,
+    w: &mut Array2<T>,
+    ht: &mut ArrayBase<S, Ix2>,
+    k: usize,
+) -> bool {
+    let residual = worst_residual(x, w, &ht.view());
     if residual.iter().all(|&v| v <= T::zero()) {
         // Nothing left to explain.
         return false;
@@ -235,7 +247,11 @@ fn restart<T: Float>(x: &Images<'_, T>, w: &mut Array2<T>, ht: &mut Array2<T>, k
 /// The residual `x_j - W h_j` of the image with the largest residual norm (the first of
 /// equals), found block by block so that W H is never held whole. Split over processes, the
 /// process holding that image gives its residual to all.
-fn worst_residual<T: Float>(images: &Images<'_, T>, w: &Array2<T>, ht: &Array2<T>) -> Vec<T> {
+fn worst_residual<T: Float>(
+    images: &Images<'_, T>,
+    w: &Array2<T>,
+    ht: &ArrayView2<'_, T>,
+) -> Vec<T> {
     let n = images.count();
     let mut norms = Vec::with_capacity(n);
     images.for_each(|cols, x| {
@@ -304,8 +320,12 @@ fn residual_norms<T: Float>(
 
 /// The first component whose share of W H (the product of its two norms) is below rounding
 /// of the largest share.
-fn first_dead<T: Float>(images: &Images<'_, T>, w: &Array2<T>, ht: &Array2<T>) -> Option<usize> {
-    let (wn, mut hn) = (column_norms_sq(w), column_norms_sq(ht));
+fn first_dead<T: Float>(
+    images: &Images<'_, T>,
+    w: &Array2<T>,
+    ht: &ArrayView2<'_, T>,
+) -> Option<usize> {
+    let (wn, mut hn) = (column_norms_sq(w), images.h_column_norms_sq(ht));
     images.sum(&mut hn);
     let shares: Vec<f64> = wn.iter().zip(&hn).map(|(a, b)| (a * b).sqrt()).collect();
     let largest = shares.iter().copied().fold(0.0, f64::max);
@@ -334,7 +354,7 @@ mod tests {
     /// The Frobenius loss an escape is judged by, as a Frobenius fit judges it.
     fn frobenius<'a>(
         images: &'a Images<'_, f64>,
-    ) -> impl FnMut(&Array2<f64>, &Array2<f64>) -> f64 + 'a {
+    ) -> impl FnMut(&Array2<f64>, &ArrayView2<'_, f64>) -> f64 + 'a {
         |w, ht| images.residual_sq(w, ht)
     }
 
@@ -492,7 +512,7 @@ mod tests {
         let images = Images::in_memory(x.view(), None);
         let before = (w.clone(), ht.clone());
         let mut frobenius = frobenius(&images);
-        let opposite = |w: &Array2<f64>, ht: &Array2<f64>| -frobenius(w, ht);
+        let opposite = |w: &Array2<f64>, ht: &ArrayView2<'_, f64>| -frobenius(w, ht);
         let mut revival = Revival::new(3);
         assert!(!revival.escape(&images, &mut w, &mut ht, opposite));
         assert_eq!((w, ht), before);

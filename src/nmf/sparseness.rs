@@ -9,14 +9,17 @@
 //! fixing negative entries at zero until none is left). Used after each update of the factor,
 //! as a projected alternating scheme.
 
-use ndarray::{Array2, ArrayViewMut1, Axis};
+use ndarray::{ArrayBase, ArrayViewMut1, Axis, DataMut, Ix2};
 use rayon::prelude::*;
 
 use crate::Float;
 
 /// Projects every column of `f` (rows x r) to Hoyer sparseness `target` in [0, 1], keeping each
 /// column's L2 norm. Zero columns stay zero.
-pub(crate) fn project_columns<T: Float>(f: &mut Array2<T>, target: f64) {
+pub(crate) fn project_columns<T: Float, S: DataMut<Elem = T>>(
+    f: &mut ArrayBase<S, Ix2>,
+    target: f64,
+) {
     f.axis_iter_mut(Axis(1))
         .into_par_iter()
         .for_each(|column| project(column, target));
@@ -84,6 +87,7 @@ fn project<T: Float>(mut x: ArrayViewMut1<T>, target: f64) {
 mod tests {
     use super::*;
     use crate::nmf::hoyer_sparseness;
+    use ndarray::Array2;
 
     #[test]
     fn projection_reaches_the_target_sparseness_and_keeps_the_l2_norm() {

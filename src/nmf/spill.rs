@@ -1,19 +1,23 @@
-//! Copies of H^T kept on disk, for fits whose images do not fit in memory.
+//! H^T and its copies kept on disk, for fits whose images do not fit in memory.
 //!
-//! Extrapolation keeps three copies of H^T beside the loop's own (the last accepted iterate,
-//! the one just updated, and the best; `extrapolate.rs`), each n x r: at 200,000 faces and rank
-//! 49 in f32, 118 MB together, growing with the folder. A streamed fit reads its images from a
-//! decoded cache on disk anyway, so these copies go to a file beside it: each is read and
-//! written by rows, a block at a time, through the page cache, and never mapped, so that none
-//! of their pages counts in the process's memory. The bytes are the values' own: the iterates
-//! are bit for bit those of copies held in memory.
+//! A streamed fit reads its images from a decoded cache on disk anyway, so what grows with
+//! the number of images goes to files beside it: at 200,000 faces and rank 49 in f32, H^T is
+//! 39 MB, and extrapolation keeps three copies of it (the last accepted iterate, the one just
+//! updated, and the best; `extrapolate.rs`).
+//! - The copies ([`RowsFile`]) are read and written by rows, a block at a time, through the
+//!   page cache, and never mapped, so that none of their pages counts in the process's memory.
+//! - H^T itself ([`MappedRows`]) is mapped, since every step works on it in place; each pass
+//!   over the images drops a block's pages from the process once it is done with them
+//!   ([`Release`]).
 //!
-//! The file is created in the cache's folder and removed at once (on Unix the open handle keeps
-//! it until the fit drops it), so nothing is left behind by a crash or a kill.
+//! The bytes are the values' own: the iterates are bit for bit those of arrays in memory.
+//! Each file is created in the cache's folder and removed at once (on Unix the open handle
+//! keeps it until the fit drops it), so nothing is left behind by a crash or a kill.
 
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
@@ -67,9 +71,9 @@ impl<T: Float> RowsFile<T> {
     }
 
     /// A file holding `a`.
-    pub(crate) fn holding(dir: &Path, a: &Array2<T>) -> io::Result<Self> {
+    pub(crate) fn holding(dir: &Path, a: &ArrayView2<'_, T>) -> io::Result<Self> {
         let mut this = RowsFile::create(dir, a.nrows(), a.ncols())?;
-        this.write(0, a.view())?;
+        this.write(0, a.as_standard_layout().view())?;
         Ok(this)
     }
 
@@ -117,6 +121,277 @@ impl<T: Float> RowsFile<T> {
     fn offset(&self, row: usize) -> u64 {
         (row * self.cols * size_of::<T>()) as u64
     }
+}
+
+impl<T: Float> RowsFile<T> {
+    /// The file mapped into memory, to be used in place (see [`MappedRows`]).
+    pub(crate) fn into_mapped(self) -> io::Result<MappedRows<T>> {
+        reserve(&self.file, (self.rows * self.cols * size_of::<T>()) as u64)?;
+        MappedRows::map(self)
+    }
+}
+
+/// H^T itself (n x r) in a file of its own, mapped into memory: the loop of a streamed fit
+/// works on it in place as on an array, and after each block of rows it is done with, the
+/// block's pages are dropped from the process ([`Release`]); they stay in the page cache (the
+/// map is shared, so nothing written is lost) and come back on the next access. The file's
+/// blocks are reserved when it is made, so that a full disk is an error then, not a fault in
+/// the middle of the fit.
+#[derive(Debug)]
+pub(crate) struct MappedRows<T> {
+    /// Shared with the [`Release`] handles, so that the map outlives every one of them.
+    map: Arc<memmap2::MmapMut>,
+    /// The map's first value: all access goes through it, never through `map`.
+    values: *mut T,
+    file: RowsFile<T>,
+}
+
+// SAFETY: `values` points into the map this struct owns (with its Release handles, which only
+// advise the kernel); access follows `&self` / `&mut self` as for an owned array.
+unsafe impl<T: Send> Send for MappedRows<T> {}
+unsafe impl<T: Sync> Sync for MappedRows<T> {}
+
+impl<T: Float> MappedRows<T> {
+    /// A new zeroed `rows x cols` matrix in a file in `dir`, mapped.
+    pub(crate) fn create(dir: &Path, rows: usize, cols: usize) -> io::Result<Self> {
+        let file = RowsFile::create(dir, rows, cols)?;
+        reserve(&file.file, (rows * cols * size_of::<T>()) as u64)?;
+        MappedRows::map(file)
+    }
+
+    /// A file holding `a`, mapped.
+    pub(crate) fn holding(dir: &Path, a: &ArrayView2<'_, T>) -> io::Result<Self> {
+        let mut this = MappedRows::create(dir, a.nrows(), a.ncols())?;
+        // Through the file, not the map: its pages then never count in the process.
+        let standard = a.as_standard_layout();
+        this.file.write(0, standard.view())?;
+        Ok(this)
+    }
+
+    fn map(file: RowsFile<T>) -> io::Result<Self> {
+        // SAFETY: the file is this process's own (made and unlinked here), so nothing else
+        // changes it under the map.
+        let mut map = unsafe { memmap2::MmapMut::map_mut(&file.file)? };
+        let values = map.as_mut_ptr().cast::<T>();
+        Ok(MappedRows {
+            map: Arc::new(map),
+            values,
+            file,
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.file.rows * self.file.cols
+    }
+
+    /// The matrix, rows x cols in standard layout.
+    pub(crate) fn view(&self) -> ArrayView2<'_, T> {
+        let shape = (self.file.rows, self.file.cols);
+        if self.len() == 0 {
+            return ArrayView2::from_shape(shape, &[]).expect("an empty view");
+        }
+        // SAFETY: the map is page-aligned and holds exactly `len` values of T (f32 or f64,
+        // every bit pattern valid); they are borrowed through `&self`.
+        let values = unsafe { std::slice::from_raw_parts(self.values, self.len()) };
+        ArrayView2::from_shape(shape, values).expect("the map holds rows x cols values")
+    }
+
+    /// The matrix, to change in place.
+    pub(crate) fn view_mut(&mut self) -> ArrayViewMut2<'_, T> {
+        let shape = (self.file.rows, self.file.cols);
+        if self.len() == 0 {
+            return ArrayViewMut2::from_shape(shape, &mut []).expect("an empty view");
+        }
+        // SAFETY: as `view`, borrowed mutably through `&mut self`.
+        let values = unsafe { std::slice::from_raw_parts_mut(self.values, self.len()) };
+        ArrayViewMut2::from_shape(shape, values).expect("the map holds rows x cols values")
+    }
+
+    /// A handle that drops the pages of rows from the process (see [`Release`]).
+    pub(crate) fn release(&self) -> Release {
+        Release {
+            map: Arc::clone(&self.map),
+            row_bytes: self.file.cols * size_of::<T>(),
+        }
+    }
+
+    /// The whole matrix, in memory.
+    ///
+    /// # Errors
+    /// The file cannot be read.
+    pub(crate) fn to_array(&self) -> io::Result<Array2<T>> {
+        // Read through the file, not the map: the map's pages stay out of the process.
+        self.file.to_array()
+    }
+
+    /// Where the file was made, for a message.
+    pub(crate) fn path(&self) -> &Path {
+        self.file.path()
+    }
+}
+
+/// Drops the pages of rows of a [`MappedRows`] from the process: they stay in the page cache,
+/// written or not, and the next access maps them back. Holds the map, so a handle outliving
+/// its matrix only advises a map nothing reads.
+#[derive(Debug, Clone)]
+pub(crate) struct Release {
+    map: Arc<memmap2::MmapMut>,
+    row_bytes: usize,
+}
+
+impl Release {
+    /// Drops the pages that hold any of `rows` (a page shared with a neighbouring row comes
+    /// back on its next access).
+    pub(crate) fn rows(&self, rows: std::ops::Range<usize>) {
+        let len = self.map.len();
+        let from = (rows.start * self.row_bytes).min(len);
+        let to = (rows.end * self.row_bytes).min(len);
+        self.bytes(from, to);
+    }
+
+    /// Drops every page of the map.
+    pub(crate) fn all(&self) {
+        self.bytes(0, self.map.len());
+    }
+
+    fn bytes(&self, from: usize, to: usize) {
+        if from >= to {
+            return;
+        }
+        // Elsewhere the pages stay mapped: the same values, more memory.
+        #[cfg(unix)]
+        {
+            // SAFETY: MADV_DONTNEED on a shared file map only unmaps the pages: their
+            // contents, written or not, stay in the page cache and the file, and the next
+            // access maps them back.
+            let _ = unsafe {
+                self.map
+                    .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, from, to - from)
+            };
+        }
+    }
+}
+
+/// Reserves the file's `len` bytes on disk, so that writing through the map cannot fail for
+/// want of space later (that would be a SIGBUS, not an error).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn reserve(file: &File, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    if len == 0 {
+        return Ok(());
+    }
+    let len = libc::off_t::try_from(len).map_err(|_| io::Error::other("file too large"))?;
+    // SAFETY: a valid open descriptor and a nonnegative range.
+    match unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) } {
+        0 => Ok(()),
+        code => Err(io::Error::from_raw_os_error(code)),
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn reserve(file: &File, len: u64) -> io::Result<()> {
+    // Written once through the file, so that its blocks exist before the map writes them.
+    let zeros = vec![0u8; PIECE];
+    let mut at = 0;
+    while at < len {
+        let piece = (len - at).min(PIECE as u64) as usize;
+        write_at(file, &zeros[..piece], at)?;
+        at += piece as u64;
+    }
+    Ok(())
+}
+
+/// H^T as a fit's loop holds it: in memory, or (streamed) mapped from a file beside the
+/// images, so that the memory of a fit does not grow with the number of images.
+#[derive(Debug)]
+pub(crate) enum HtStore<T> {
+    Held(Array2<T>),
+    Mapped(MappedRows<T>),
+}
+
+impl<T: Float> HtStore<T> {
+    /// `ht` mapped from a file in `dir` when given and it can take it; otherwise held, with
+    /// the reason it is not in `dir`.
+    pub(crate) fn place(ht: Array2<T>, dir: Option<&Path>) -> (Self, Option<String>) {
+        let Some(dir) = dir else {
+            return (HtStore::Held(ht), None);
+        };
+        match MappedRows::holding(dir, &ht.view()) {
+            Ok(mapped) => (HtStore::Mapped(mapped), None),
+            Err(e) => {
+                let warning = held_warning(&ht, dir, &e);
+                (HtStore::Held(ht), Some(warning))
+            }
+        }
+    }
+
+    pub(crate) fn view(&self) -> ArrayView2<'_, T> {
+        match self {
+            HtStore::Held(a) => a.view(),
+            HtStore::Mapped(m) => m.view(),
+        }
+    }
+
+    pub(crate) fn view_mut(&mut self) -> ArrayViewMut2<'_, T> {
+        match self {
+            HtStore::Held(a) => a.view_mut(),
+            HtStore::Mapped(m) => m.view_mut(),
+        }
+    }
+
+    /// The handle that drops the pages of its rows, when mapped.
+    pub(crate) fn release(&self) -> Option<Release> {
+        match self {
+            HtStore::Held(_) => None,
+            HtStore::Mapped(m) => Some(m.release()),
+        }
+    }
+
+    /// Drops every page of a mapped H^T from the process, after a pass over all of it.
+    pub(crate) fn release_all(&self) {
+        if let HtStore::Mapped(m) = self {
+            m.release().all();
+        }
+    }
+
+    /// The array held, for what only runs in memory (missing data, the divergences).
+    ///
+    /// # Panics
+    /// If H^T is mapped: only streamed fits map it, and they refuse what needs this.
+    pub(crate) fn held_mut(&mut self) -> &mut Array2<T> {
+        match self {
+            HtStore::Held(a) => a,
+            HtStore::Mapped(_) => {
+                unreachable!("a streamed fit holds nothing that needs H^T in memory")
+            }
+        }
+    }
+
+    /// H^T in memory.
+    ///
+    /// # Errors
+    /// A mapped H^T's file cannot be read back.
+    pub(crate) fn into_array(self) -> crate::Result<Array2<T>> {
+        match self {
+            HtStore::Held(a) => Ok(a),
+            HtStore::Mapped(m) => m.to_array().map_err(|e| crate::Error::Output {
+                path: m.path().to_path_buf(),
+                reason: format!(
+                    "H, kept in this folder during the fit, cannot be read back ({e}); free \
+                     space on its disk, or move the cache to a disk with room"
+                ),
+            }),
+        }
+    }
+}
+
+/// Why H^T is held in memory although a folder was given for it.
+fn held_warning<T: Float>(ht: &Array2<T>, dir: &Path, e: &io::Error) -> String {
+    let mb = ht.len() * size_of::<T>() / 1_000_000;
+    format!(
+        "H is held in memory ({mb} MB), as it could not be kept in {}: {e}",
+        dir.display()
+    )
 }
 
 #[cfg(not(unix))]
@@ -176,7 +451,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("facenmf-spill-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let a = Array2::from_shape_fn((37, 5), |(i, j)| (i * 5 + j) as f32 / 7.0 - 1.5);
-        let mut file = RowsFile::holding(&dir, &a).unwrap();
+        let mut file = RowsFile::holding(&dir, &a.view()).unwrap();
         assert_eq!(file.to_array().unwrap(), a);
         let mut block = Array2::<f32>::zeros((4, 5));
         file.read(10, block.view_mut()).unwrap();
@@ -192,6 +467,38 @@ mod tests {
         #[cfg(unix)]
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
         drop(file);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// What is written through the map survives its pages being dropped from the process,
+    /// whole or by rows, and reads back the same through the map and through the file.
+    #[test]
+    fn a_mapped_matrix_keeps_what_is_written_when_its_pages_are_released() {
+        let dir = std::env::temp_dir().join(format!("facenmf-mapped-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Rows of 49 f32 over several pages, so that released ranges cut rows in two.
+        let a = Array2::from_shape_fn((3000, 49), |(i, j)| (i * 49 + j) as f32 * 0.25 - 7.0);
+        let mut mapped = MappedRows::<f32>::create(&dir, 3000, 49).unwrap();
+        assert!(mapped.view().iter().all(|&v| v == 0.0));
+        let release = mapped.release();
+        for start in (0..3000).step_by(700) {
+            let rows = start..(start + 700).min(3000);
+            mapped
+                .view_mut()
+                .slice_mut(ndarray::s![rows.clone(), ..])
+                .assign(&a.slice(ndarray::s![rows.clone(), ..]));
+            release.rows(rows);
+        }
+        assert_eq!(mapped.view(), a.view());
+        release.all();
+        assert_eq!(mapped.to_array().unwrap(), a);
+        let held = MappedRows::holding(&dir, &a.view()).unwrap();
+        assert_eq!(held.view(), a.view());
+        #[cfg(unix)]
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        drop((mapped, held));
+        // A handle outliving its matrix advises a map nothing reads.
+        release.all();
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -9,7 +9,7 @@
 
 use std::ops::Range;
 
-use ndarray::{Array2, ArrayViewMut2, s};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, s};
 
 use super::blocks::Images;
 use super::linalg::{TallProduct, dot};
@@ -143,11 +143,11 @@ impl<T: Float> Step<T> {
         &mut self,
         images: &Images<'_, T>,
         w: &Array2<T>,
-        ht: &Array2<T>,
+        ht: &ArrayView2<'_, T>,
         keep: bool,
     ) -> (f64, f64) {
         self.gram_w.compute(&mut self.ww, &w.view(), &w.view());
-        self.gram_h.compute(&mut self.hh, &ht.view(), &ht.view());
+        self.gram_h.compute(&mut self.hh, ht, ht);
         let mut cross = 0.0;
         images.for_each(|rows, xb| {
             let one_block = rows.len() == ht.nrows();
@@ -183,7 +183,7 @@ impl<T: Float> Step<T> {
         &mut self,
         images: &Images<'_, T>,
         w: &mut Array2<T>,
-        ht: &mut Array2<T>,
+        ht: &mut ArrayViewMut2<'_, T>,
         mut then: impl FnMut(Range<usize>, ArrayViewMut2<'_, T>),
     ) {
         if images.is_one_block() {
@@ -193,7 +193,7 @@ impl<T: Float> Step<T> {
                     buf.product.compute(&mut buf.xtw, &x, &w.view());
                 }
                 self.xtw_ready = false;
-                self.update_block(0, Some(&mut *ht));
+                self.update_block(0, Some(ht.view_mut()));
                 if let Some(target) = self.sparsity_h {
                     sparseness::project_columns(ht, target);
                 }
@@ -250,7 +250,7 @@ impl<T: Float> Step<T> {
         let (a, g, sweeps) = (&sums.xh, &sums.hh, sums.sweeps);
         kernel(
             self.solver,
-            w,
+            &mut w.view_mut(),
             a,
             g,
             sweeps,
@@ -263,7 +263,7 @@ impl<T: Float> Step<T> {
 
     /// One block's coefficients from the X^T W in `blocks[which]`, penalised if asked: `f`, or
     /// with `None` the block's own copy of its rows of H^T.
-    fn update_block(&mut self, which: usize, f: Option<&mut Array2<T>>) {
+    fn update_block(&mut self, which: usize, f: Option<ArrayViewMut2<'_, T>>) {
         let Step {
             solver,
             multiplicative,
@@ -282,7 +282,7 @@ impl<T: Float> Step<T> {
             scratch,
             ..
         } = &mut blocks[which];
-        let f = f.unwrap_or(ht);
+        let mut f = f.unwrap_or_else(|| ht.view_mut());
         let (l1, l2) = (weights.l1_h, weights.l2_h);
         let (a, g) = if weights.is_active() {
             penalty::penalize(xtw, ww, l1, l2, *multiplicative, a_pen, g_pen);
@@ -290,13 +290,17 @@ impl<T: Float> Step<T> {
         } else {
             (&*xtw, &*ww)
         };
-        kernel(*solver, f, a, g, *sweeps_h, scratch, l1, partials);
+        kernel(*solver, &mut f, a, g, *sweeps_h, scratch, l1, partials);
     }
 
     /// The W half-step: updates W (m x r) from the sums of the H half-step. Returns
     /// `<X H^T, W>` of the new W when the kernel found it on the way (for the error).
     /// Online, W already moved block by block: nothing to do.
-    pub(crate) fn update_w(&mut self, w: &mut Array2<T>, ht: &mut Array2<T>) -> Option<f64> {
+    pub(crate) fn update_w(
+        &mut self,
+        w: &mut Array2<T>,
+        ht: &mut ArrayViewMut2<'_, T>,
+    ) -> Option<f64> {
         if self.batch_sums.is_some() {
             return None;
         }
@@ -317,7 +321,7 @@ impl<T: Float> Step<T> {
             let (a, g) = (&self.a_pen_w, &self.g_pen);
             kernel(
                 solver,
-                w,
+                &mut w.view_mut(),
                 a,
                 g,
                 sweeps,
@@ -329,7 +333,7 @@ impl<T: Float> Step<T> {
             let (a, g) = (&self.xh, &self.hh);
             cross = kernel(
                 solver,
-                w,
+                &mut w.view_mut(),
                 a,
                 g,
                 sweeps,
@@ -365,7 +369,7 @@ impl<T: Float> Step<T> {
     /// Unit columns of W, their norms moved into H's rows: W H, the sparseness and the error are
     /// unchanged, but W cannot shrink (nor H grow) from one projection to the next until H H^T
     /// overflows.
-    fn balance(&mut self, w: &mut Array2<T>, ht: &mut Array2<T>) {
+    fn balance(&mut self, w: &mut Array2<T>, ht: &mut ArrayViewMut2<'_, T>) {
         let r = w.ncols();
         let norms: Vec<f64> = (0..r)
             .map(|k| self.ww[[k, k]].to_f64().max(0.0).sqrt())
@@ -416,7 +420,7 @@ impl<T: Float> Step<T> {
 #[allow(clippy::too_many_arguments)]
 fn kernel<T: Float>(
     solver: Solver,
-    f: &mut Array2<T>,
+    f: &mut ArrayViewMut2<'_, T>,
     a: &Array2<T>,
     g: &Array2<T>,
     sweeps: usize,

@@ -342,12 +342,12 @@ impl<T: crate::Float> ColumnBlocks<T> for HeldSpilling<T> {
     }
 }
 
-/// With the extrapolation's copies of H^T in files (as beside a decoded cache), a streamed
-/// fit makes the same bits as with them in memory, resumes from a checkpoint to them too, and
-/// leaves no file behind; where the folder cannot take them, they stay in memory and the
-/// result's warnings say so, naming the folder.
+/// With H^T mapped from a file and the extrapolation's copies of it in files (as beside a
+/// decoded cache), a streamed fit makes the same bits as with them in memory, for every
+/// solver, resumes from a checkpoint to them too, and leaves no file behind; where the folder
+/// cannot take them, they stay in memory and the result's warnings say so, naming the folder.
 #[test]
-fn copies_of_h_in_files_make_the_same_bits_as_in_memory() {
+fn h_and_its_copies_in_files_make_the_same_bits_as_in_memory() {
     let dir = std::env::temp_dir().join(format!("facenmf-spill-fit-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     for (params, x) in [
@@ -357,6 +357,9 @@ fn copies_of_h_in_files_make_the_same_bits_as_in_memory() {
             Nmf::params(5).alpha_w(0.01).alpha_h(0.02),
             noisy(30, 150, 4),
         ),
+        (Nmf::params(4).solver(Solver::Mu), noisy(30, 150, 7)),
+        (Nmf::params(4).solver(Solver::Anls), noisy(30, 150, 8)),
+        (Nmf::params(4).solver(Solver::Fpgm), noisy(30, 150, 10)),
     ] {
         let params = params.max_iter(30).tol(0.0);
         let x32 = x.mapv(|v| v as f32);
@@ -414,13 +417,15 @@ fn copies_of_h_in_files_make_the_same_bits_as_in_memory() {
     let fit = params.fit_blocks(&gone, 16, |_| {}).unwrap();
     let memory = params.fit_blocks(&Held(x), 16, |_| {}).unwrap();
     assert_eq!(fit.h, memory.h);
-    assert!(
-        fit.warnings
-            .iter()
-            .any(|w| w.contains("held in memory") && w.contains("no such folder")),
-        "{:?}",
-        fit.warnings
-    );
+    for what in ["H is held in memory", "copies of H are held in memory"] {
+        assert!(
+            fit.warnings
+                .iter()
+                .any(|w| w.contains(what) && w.contains("no such folder")),
+            "{what}: {:?}",
+            fit.warnings
+        );
+    }
 }
 
 #[test]
