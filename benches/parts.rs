@@ -93,7 +93,7 @@ fn run<T: Float>(set: &PartsSet, solver: Solver, rank: usize, o: &Options) -> St
                 .w
                 .columns()
                 .into_iter()
-                .zip(fit.h.rows())
+                .zip(fit.h.view().rows())
                 .filter(|(w, h)| {
                     w.iter().all(|v| v.to_f64() == 0.0) || h.iter().all(|v| v.to_f64() == 0.0)
                 })

@@ -18,6 +18,6 @@ pub use float::Float;
 pub use loader::{Faces, Listing, Loader, Preprocess, SkipReason, Skipped};
 pub use model::Model;
 pub use nmf::{
-    Checkpoint, Checkpointing, CoarseLevel, Factorization, ImageShape, Init, Interrupt, Iteration,
-    Loss, Nmf, Online, Solver, Stop,
+    Checkpoint, Checkpointing, CoarseLevel, Coefficients, Factorization, ImageShape, Init,
+    Interrupt, Iteration, Loss, Nmf, Online, Solver, Stop,
 };

@@ -1232,7 +1232,21 @@ fn open_cache(loader: &Loader, cache: &Path, quiet: bool) -> Result<facenmf::loa
         .with_context(|| format!("cannot load through the cache in {}", cache.display()))?;
     bar.finish_and_clear();
     say_cache_state(&state, images.count(), cache, started, quiet);
+    return_freed_memory();
     Ok(images)
+}
+
+/// Gives back to the system the memory malloc keeps after a phase that made and freed many
+/// small allocations: opening a cache of 200,000 files (the folder's walk, the manifest's
+/// names) left 15 MB free in glibc's arenas, held for the rest of the run (heaptrack and
+/// `mallinfo2`; 2.8 MB at 50,000 files). Peak RSS of a streamed 200,000-face fit fell from
+/// 156 to 143 MB.
+fn return_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages of the allocator to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// A loader's progress on `bar`.

@@ -255,7 +255,8 @@ fn orl_faces_project_onto_their_own_parts() {
         .fit(&faces.x.view())
         .unwrap();
     let p = facenmf::nmf::project(&fit.w.view(), &faces.x.view(), 0.0, 0.0, 1e-8).unwrap();
-    let d = (&p.h - &fit.h).mapv(|v| v * v).sum().sqrt() / fit.h.mapv(|v| v * v).sum().sqrt();
+    let d = (&p.h - &fit.h.view()).mapv(|v| v * v).sum().sqrt()
+        / fit.h.view().mapv(|v| v * v).sum().sqrt();
     assert!(fit.converged(), "{:?}", fit.stop);
     assert!(d <= 1e-3, "ORL: projected H {d:e} from the fit's");
 }

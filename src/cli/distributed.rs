@@ -247,13 +247,14 @@ fn learn_split<T: Float>(
     let errors = match (&folder, &x) {
         (_, Some(x)) => facenmf::nmf::column_errors(&x.view(), &fit.w.view(), &fit.h.view()).0,
         (Folder::Cached(images), None) => {
-            render::errors_by_blocks::<T>(images, mine.clone(), &fit.w.view(), &fit.h.view())
+            render::errors_by_blocks::<T>(images, mine.clone(), &fit.w.view(), &fit.h)
         }
         (Folder::Listed(_), None) => unreachable!("--stream is refused without --cache"),
     };
     let errors = group.gather_to_root(&errors);
     let rows: Vec<Option<Vec<f64>>> = fit
         .h
+        .view()
         .rows()
         .into_iter()
         .map(|row| group.gather_to_root(&row.iter().map(|v| v.to_f64()).collect::<Vec<_>>()))
@@ -275,7 +276,7 @@ fn learn_split<T: Float>(
             .collect(),
     )
     .expect("a row of H per component");
-    let fit = Factorization { h, ..fit };
+    let fit = Factorization { h: h.into(), ..fit };
     let shown = render::shown_columns(n, m);
     let faces = folder.faces::<T>(loader, &shown, quiet)?;
     let errors = errors.expect("process 0 gathers");

@@ -166,7 +166,8 @@ impl RankStudy {
                     ..params.clone()
                 }
                 .fit_masked(x, &known.view(), |_| {})?;
-                let (train_error, test_error) = split_errors(x, &fit.w, &fit.h, &known, &heldout);
+                let (train_error, test_error) =
+                    split_errors(x, &fit.w, &fit.h.view(), &known, &heldout);
                 let heldout_face_error = if heldout.is_empty() {
                     None
                 } else {
@@ -216,7 +217,7 @@ fn choose_columns(n: usize, count: usize, seed: u64) -> Vec<usize> {
 fn split_errors<T: Float>(
     x: &ArrayView2<T>,
     w: &Array2<T>,
-    h: &Array2<T>,
+    h: &ArrayView2<T>,
     known: &Array2<bool>,
     heldout: &[usize],
 ) -> (f64, f64) {

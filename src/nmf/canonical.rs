@@ -6,33 +6,65 @@
 //! `||w_k|| ||h_k||` (the Frobenius norm of `w_k h_k`), largest first. Components that are
 //! entirely zero go last.
 
-use ndarray::{Array2, ArrayView1, Axis};
+use ndarray::{Array2, ArrayView1, ArrayViewMut2, Axis, s};
 use rayon::prelude::*;
 
 use super::linalg::column_norms_sq;
+use super::spill::Release;
 use crate::Float;
 
 /// Rescales (if `rescale`) and reorders W (m x r) and H^T (n x r) in place into the canonical
 /// form; WH is unchanged up to rounding. `sum_over_processes` completes the squared norms of
-/// H's rows when each process holds some of its columns (so that all order alike).
+/// H's rows when each process holds some of its columns (so that all order alike). H^T is
+/// visited a piece of rows at a time, each piece's pages dropped after it with `release`
+/// when H^T is mapped from a file.
 pub(crate) fn canonicalize<T: Float>(
     w: &mut Array2<T>,
-    ht: &mut Array2<T>,
+    ht: &mut ArrayViewMut2<'_, T>,
     rescale: bool,
     sum_over_processes: impl FnOnce(&mut [f64]),
+    release: Option<&Release>,
 ) {
     let r = w.ncols();
+    let pieces = |ht: &mut ArrayViewMut2<'_, T>, visit: &mut dyn FnMut(ArrayViewMut2<'_, T>)| {
+        let n = ht.nrows();
+        for start in (0..n).step_by(PIECE_ROWS) {
+            let rows = start..(start + PIECE_ROWS).min(n);
+            visit(ht.slice_mut(s![rows.clone(), ..]));
+            if let Some(release) = release {
+                release.rows(rows);
+            }
+        }
+    };
     if rescale {
-        for k in 0..r {
+        let mut scales = vec![None; r];
+        for (k, scale) in scales.iter_mut().enumerate() {
             let max = w.column(k).iter().fold(T::zero(), |a, &v| a.max_of(v));
             if max > T::zero() {
                 let inv = T::one() / max;
                 w.column_mut(k).mapv_inplace(|v| v * inv);
-                ht.column_mut(k).mapv_inplace(|v| v * max);
+                *scale = Some(max);
             }
         }
+        pieces(ht, &mut |mut rows| {
+            rows.axis_iter_mut(Axis(0))
+                .into_par_iter()
+                .for_each(|mut row| {
+                    for (v, scale) in row.iter_mut().zip(&scales) {
+                        if let Some(max) = *scale {
+                            *v *= max;
+                        }
+                    }
+                });
+        });
     }
-    let mut h_norms = column_norms_sq(ht);
+    // Each sum in row order, as `column_norms_sq` takes it.
+    let mut h_norms = vec![0.0f64; r];
+    pieces(ht, &mut |rows| {
+        for (s, v) in h_norms.iter_mut().zip(column_norms_sq(&rows)) {
+            *s += v;
+        }
+    });
     sum_over_processes(&mut h_norms);
     let share: Vec<f64> = column_norms_sq(w)
         .iter()
@@ -44,30 +76,31 @@ pub(crate) fn canonicalize<T: Float>(
     order.sort_by(|&a, &b| share[b].total_cmp(&share[a]));
     if order.iter().enumerate().any(|(i, &k)| i != k) {
         *w = w.select(Axis(1), &order).as_standard_layout().into_owned();
-        permute_columns(ht, &order);
+        pieces(ht, &mut |mut rows| permute_columns(&mut rows, &order));
     }
 }
 
+/// Rows of H^T per piece of [`canonicalize`]'s passes.
+const PIECE_ROWS: usize = 16_384;
+
 /// Column `order[k]` of `a` becomes its column k, row by row in place: H^T of a large fit is
 /// not copied (39 MB at 200,000 faces and rank 49 in f32).
-fn permute_columns<T: Float>(a: &mut Array2<T>, order: &[usize]) {
-    if !a.is_standard_layout() {
-        *a = a.select(Axis(1), order).as_standard_layout().into_owned();
-        return;
-    }
+fn permute_columns<T: Float>(a: &mut ArrayViewMut2<'_, T>, order: &[usize]) {
     let r = order.len();
-    a.as_slice_mut()
-        .expect("standard layout")
-        .par_chunks_mut(r * 1024)
-        .for_each(|rows| {
-            let mut row_before = vec![T::zero(); r];
-            for row in rows.chunks_exact_mut(r) {
-                row_before.copy_from_slice(row);
-                for (v, &k) in row.iter_mut().zip(order) {
-                    *v = row_before[k];
-                }
+    let Some(values) = a.as_slice_mut() else {
+        let permuted = a.select(Axis(1), order);
+        a.assign(&permuted);
+        return;
+    };
+    values.par_chunks_mut(r * 1024).for_each(|rows| {
+        let mut row_before = vec![T::zero(); r];
+        for row in rows.chunks_exact_mut(r) {
+            row_before.copy_from_slice(row);
+            for (v, &k) in row.iter_mut().zip(order) {
+                *v = row_before[k];
             }
-        });
+        }
+    });
 }
 
 /// Hoyer's sparseness of a nonnegative vector, in [0, 1]: 0 when all entries are equal, 1 when
@@ -108,7 +141,7 @@ mod tests {
         let mut w = array![[1.0f64, 4.0, 0.0], [2.0, 2.0, 0.0]];
         let mut ht = array![[1.0, 3.0, 0.0], [1.0, 3.0, 0.0], [0.0, 1.0, 0.0]];
         let before = w.dot(&ht.t());
-        canonicalize(&mut w, &mut ht, true, |_| {});
+        canonicalize(&mut w, &mut ht.view_mut(), true, |_| {}, None);
         assert!((&w.dot(&ht.t()) - &before).iter().all(|d| d.abs() < 1e-12));
         // Component 1 (share ||(4,2)|| ||(3,3,1)||) first, then 0, then the zero one.
         assert_eq!(w.column(0).to_vec(), vec![1.0, 0.5]);
@@ -123,11 +156,11 @@ mod tests {
         let a = Array2::from_shape_fn((2500, 7), |(i, j)| (i * 7 + j) as f32 * 0.5);
         let order = [3, 0, 6, 1, 5, 2, 4];
         let mut permuted = a.clone();
-        permute_columns(&mut permuted, &order);
+        permute_columns(&mut permuted.view_mut(), &order);
         assert_eq!(permuted, a.select(Axis(1), &order));
         // Any layout.
         let mut transposed = a.t().to_owned().reversed_axes();
-        permute_columns(&mut transposed, &order);
+        permute_columns(&mut transposed.view_mut(), &order);
         assert_eq!(transposed, a.select(Axis(1), &order));
     }
 }

@@ -126,15 +126,16 @@ fn ht_copies<T: Float>(
     accepted: &ArrayView2<'_, T>,
     best: &ArrayView2<'_, T>,
     spill: Option<&Path>,
+    release: Option<&Release>,
 ) -> ([HtCopy<T>; 3], Option<String>) {
     let mut warning = None;
     if let Some(dir) = spill {
         let (n, r) = accepted.dim();
         let files = (|| {
             Ok::<_, std::io::Error>([
-                HtCopy::File(RowsFile::holding(dir, accepted)?),
+                HtCopy::File(RowsFile::holding(dir, accepted, release)?),
                 HtCopy::File(RowsFile::create(dir, n, r)?),
-                HtCopy::File(RowsFile::holding(dir, best)?),
+                HtCopy::File(RowsFile::holding(dir, best, release)?),
             ])
         })();
         match files {
@@ -226,8 +227,9 @@ impl<T: Float> Extrapolated<T> {
         keeps_sign: bool,
         warm_up: bool,
         spill: Option<&Path>,
+        release: Option<Release>,
     ) -> Self {
-        let ([accepted, updated, best], spill_warning) = ht_copies(ht, ht, spill);
+        let ([accepted, updated, best], spill_warning) = ht_copies(ht, ht, spill, release.as_ref());
         Extrapolated {
             scheme: if warm_up && WARMUP > 0 {
                 Extrapolation::off()
@@ -246,14 +248,8 @@ impl<T: Float> Extrapolated<T> {
             new_rows: Array2::zeros((0, 0)),
             failure: None,
             spill_warning,
-            release: None,
+            release,
         }
-    }
-
-    /// The loop's H^T is mapped (`spill.rs`): `release` drops its rows from memory as whole
-    /// copies pass through them.
-    pub(crate) fn release_with(&mut self, release: Option<Release>) {
-        self.release = release;
     }
 
     /// Why the copies of H^T are in memory although a folder was given for them, once.
@@ -376,9 +372,10 @@ impl<T: Float> Extrapolated<T> {
         arrays: ExtrapolationArrays<T>,
         keeps_sign: bool,
         spill: Option<&Path>,
+        release: Option<Release>,
     ) -> Self {
         let ([accepted, updated, best], spill_warning) =
-            ht_copies(&arrays.ht.view(), &arrays.best_ht.view(), spill);
+            ht_copies(&arrays.ht.view(), &arrays.best_ht.view(), spill, None);
         Extrapolated {
             scheme: Extrapolation {
                 beta: f64::from_bits(scalars.beta),
@@ -397,7 +394,7 @@ impl<T: Float> Extrapolated<T> {
             new_rows: Array2::zeros((0, 0)),
             failure: None,
             spill_warning,
-            release: None,
+            release,
         }
     }
 

@@ -16,7 +16,7 @@ use super::missing::Missing;
 use super::multilevel::{self, ImageShape};
 use super::params::{Loss, Nmf, Solver};
 use super::penalty::Penalty;
-use super::result::{CoarseLevel, Factorization, Iteration, Stop};
+use super::result::{CoarseLevel, Coefficients, Factorization, Iteration, Stop};
 use super::revive::Revival;
 use super::seed;
 use super::spill::{HtStore, Release};
@@ -617,12 +617,17 @@ impl Nmf {
                 if let Some(mi) = &mut missing {
                     mi.refresh(&x, &saved.w, &saved.ht);
                 }
+                // Streamed, H^T itself is mapped from a file beside the images (`spill.rs`),
+                // so that the memory of the loop does not grow with the number of images.
+                let (ht, ht_warning) = HtStore::place(saved.ht, spill);
+                release = ht.release();
                 let extrapolation = match (meta.extrapolation, saved.extrapolation) {
                     (Some(scalars), Some(arrays)) => Some(Extrapolated::restore(
                         scalars,
                         arrays,
                         policy.multiplicative,
                         spill,
+                        release.clone(),
                     )),
                     _ => None,
                 };
@@ -635,7 +640,8 @@ impl Nmf {
                 progress(&last);
                 Carried {
                     w: saved.w,
-                    ht: saved.ht,
+                    ht,
+                    ht_warning,
                     history: meta.history.clone(),
                     scores: bits(&meta.scores),
                     best: *best_by_iter
@@ -676,8 +682,13 @@ impl Nmf {
                     _ => None,
                 };
                 let (warm, warm_start) = warm.unzip();
-                let (mut w, ht) = match start_factors.or(coarse).or(warm) {
-                    Some(factors) => factors,
+                // Streamed, H^T is made or put in a file beside the images (see the resume
+                // above).
+                let (mut w, mut ht, ht_warning) = match start_factors.or(coarse).or(warm) {
+                    Some((w, ht)) => {
+                        let (ht, warning) = HtStore::place(ht, spill);
+                        (w, ht, warning)
+                    }
                     None => init::initialize_with(
                         self.init,
                         &images!(),
@@ -685,11 +696,13 @@ impl Nmf {
                         self.seed,
                         sum / (m * n) as f64,
                         policy.multiplicative,
+                        spill,
                     )?,
                 };
+                release = ht.release();
                 let (mut err_sq, start_divergence) = match &mut beta_mu {
                     Some(b) => {
-                        b.product(&w, &ht);
+                        b.product(&w, &ht.view());
                         let (frobenius_sq, divergence) = b.measure(&x);
                         (frobenius_sq, Some(divergence))
                     }
@@ -713,7 +726,7 @@ impl Nmf {
                 };
                 if let Some(mi) = &mut missing {
                     // The first error and imputation come from the scaled start.
-                    err_sq = mi.refresh(&x, &w, &ht);
+                    err_sq = mi.refresh(&x, &w, ht.held_mut());
                 }
                 if !err_sq.is_finite() || start_divergence.is_some_and(|d| !d.is_finite()) {
                     return Err(Error::NonFinite {
@@ -734,7 +747,14 @@ impl Nmf {
                 // extrapolation the last accepted and the best pair are kept beside them, as
                 // extrapolated errors are not monotone.
                 let extrapolation = self.extrapolates().then(|| {
-                    Extrapolated::new(&w, &ht.view(), policy.multiplicative, from_init, spill)
+                    Extrapolated::new(
+                        &w,
+                        &ht.view(),
+                        policy.multiplicative,
+                        from_init,
+                        spill,
+                        release.clone(),
+                    )
                 });
                 let mut scores = Vec::with_capacity(history.capacity());
                 scores.push(score(err_sq, &w, &ht.view(), first.divergence));
@@ -748,6 +768,7 @@ impl Nmf {
                 Carried {
                     w,
                     ht,
+                    ht_warning,
                     history,
                     scores,
                     best,
@@ -771,7 +792,8 @@ impl Nmf {
         };
         let Carried {
             mut w,
-            ht,
+            mut ht,
+            ht_warning,
             mut history,
             mut scores,
             mut best,
@@ -785,16 +807,9 @@ impl Nmf {
             given,
             seconds_before,
         } = carried;
-        // Streamed, H^T itself is mapped from a file beside the images (`spill.rs`), so that
-        // the memory of the loop does not grow with the number of images.
-        let (mut ht, ht_warning) = HtStore::place(ht, spill);
-        release = ht.release();
         // Where the folder given for H^T and its copies could not take them, the result says
         // so.
-        let spill_warning = extrapolation.as_mut().and_then(|e| {
-            e.release_with(release.clone());
-            e.spill_warning()
-        });
+        let spill_warning = extrapolation.as_mut().and_then(Extrapolated::spill_warning);
         let spill_warnings: Vec<String> = ht_warning.into_iter().chain(spill_warning).collect();
         let elapsed = || seconds_before + start.elapsed().as_secs_f64();
         let context = checkpointing
@@ -1016,40 +1031,45 @@ impl Nmf {
             None
         };
 
-        let (mut w, ht) = match extrapolation {
+        let (mut w, mut ht) = match extrapolation {
             Some(e) => {
-                // The loop's iterate goes before the best is read back: at 200,000 faces they
-                // are 39 MB each.
+                // The loop's iterate goes before the best is taken (from its file, as it is):
+                // at 200,000 faces they are 39 MB each.
                 drop(ht);
                 e.into_best(history.len() > 1)?
             }
             None => (w, ht),
         };
-        let mut ht = ht.into_array()?;
+        // The best pair's H^T may be another file's map.
+        release = ht.release();
         // Rescaling W against H would change the penalty terms, so penalised results are only
         // reordered.
         // Lee & Seung's unit column sums are part of their result: kept, only reordered.
+        let rescale = !penalty.is_active() && !self.unit_sum_w;
         canonical::canonicalize(
             &mut w,
-            &mut ht,
-            !penalty.is_active() && !self.unit_sum_w,
+            &mut ht.view_mut(),
+            rescale,
             |norms| images!().sum(norms),
+            release.as_ref(),
         );
         let (rel_error, residual, hidden_error) = match &mut missing {
             Some(mi) => {
-                let (known, hidden) = mi.errors(&x, &w, &ht);
+                let (known, hidden) = mi.errors(&x, &w, ht.held_mut());
                 (known, known * known * mi.known_norm_sq, Some(hidden))
             }
             None => {
-                let residual = images!().residual_sq(&w, &ht).max(0.0);
+                let residual = images!().residual_sq(&w, &ht.view()).max(0.0);
                 (residual.sqrt() / x_norm, residual, None)
             }
         };
         let divergence = beta_mu.as_mut().map(|b| {
-            b.product(&w, &ht);
+            b.product(&w, &ht.view());
             b.measure(&x).1
         });
-        let objective = divergence.unwrap_or(0.5 * residual + penalty.value(&w.view(), &ht.view()));
+        let penalties = penalty.value(&w.view(), &ht.view());
+        ht.release_all();
+        let objective = divergence.unwrap_or(0.5 * residual + penalties);
         let mut warnings = spill_warnings;
         if constrained && rel_error > history[0].rel_error {
             warnings.push(format!(
@@ -1059,7 +1079,7 @@ impl Nmf {
             ));
         }
         // H is H^T's memory seen the other way (image by image, column-major): no copy.
-        let h = ht.reversed_axes();
+        let h = Coefficients::from_ht(ht);
         let fit = Factorization {
             w,
             h,
@@ -1129,7 +1149,9 @@ type Factors<T> = (Array2<T>, Array2<T>);
 /// What the loop carries from one iteration to the next, from a start or a checkpoint.
 struct Carried<T> {
     w: Array2<T>,
-    ht: Array2<T>,
+    ht: HtStore<T>,
+    /// Why H^T is held in memory although the images gave a folder for it.
+    ht_warning: Option<String>,
     history: Vec<Iteration>,
     scores: Vec<f64>,
     best: f64,

@@ -16,17 +16,19 @@
 //! solvers or scikit-learn's number for multiplicative updates. When r + 10 >= min(m, n) the
 //! range is the whole space and the SVD is exact.
 
-use ndarray::{Array2, ArrayView2, Axis, Zip};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use rayon::prelude::*;
 
 use std::fmt;
+use std::path::Path;
 use std::str::FromStr;
 
 use super::blocks::Images;
 use super::linalg::{TallProduct, matmul, matmul_into, view, view_mut};
 use super::seed;
+use super::spill::HtStore;
 use crate::{Error, Float, Result};
 
 /// How the factors start.
@@ -106,17 +108,21 @@ pub(crate) fn initialize<T: Float>(
     seed: u64,
     mean: f64,
 ) -> Result<(Array2<T>, Array2<T>)> {
-    initialize_with(
+    let (w, ht, _) = initialize_with(
         init,
         &Images::in_memory(x.view(), None),
         rank,
         seed,
         mean,
         false,
-    )
+        None,
+    )?;
+    Ok((w, ht.view().to_owned()))
 }
 
-/// [`initialize`], with scikit-learn's SVD accuracy when `accurate` (see [`POWER_ITERATIONS`]).
+/// [`initialize`], with scikit-learn's SVD accuracy when `accurate` (see [`POWER_ITERATIONS`]),
+/// H^T made in a file in `spill` when given (see [`HtStore`]; the third value says why not, if
+/// it could not be).
 pub(crate) fn initialize_with<T: Float>(
     init: Init,
     x: &Images<'_, T>,
@@ -124,7 +130,8 @@ pub(crate) fn initialize_with<T: Float>(
     seed: u64,
     mean: f64,
     accurate: bool,
-) -> Result<(Array2<T>, Array2<T>)> {
+    spill: Option<&Path>,
+) -> Result<(Array2<T>, HtStore<T>, Option<String>)> {
     let (m, n) = (x.pixels(), x.count());
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     if init == Init::Random {
@@ -134,10 +141,13 @@ pub(crate) fn initialize_with<T: Float>(
         });
         // Split over processes, each draws its own rows of the one sequence.
         skip_normals(&mut rng, x.first() * rank);
-        let ht = Array2::from_shape_simple_fn((n, rank), || {
-            T::from_f64(avg * standard_normal(&mut rng).abs())
+        let (mut ht, warning) = HtStore::zeros(n, rank, spill);
+        // Drawn in row order, as a whole array would be.
+        ht.pieces_mut(|mut rows| {
+            rows.iter_mut()
+                .for_each(|v| *v = T::from_f64(avg * standard_normal(&mut rng).abs()));
         });
-        return Ok((w, ht));
+        return Ok((w, ht, warning));
     }
     if init == Init::Spa {
         let Some(x) = x.in_memory_x() else {
@@ -147,7 +157,8 @@ pub(crate) fn initialize_with<T: Float>(
                  nndsvd, nndsvdar or random",
             ));
         };
-        return spa(&x, rank);
+        let (w, ht) = spa(&x, rank)?;
+        return Ok((w, HtStore::Held(ht), None));
     }
 
     let short = m.min(n);
@@ -161,7 +172,7 @@ pub(crate) fn initialize_with<T: Float>(
         Init::Nndsvda => T::from_f64(mean),
         _ => T::zero(),
     };
-    let (mut w, mut ht) = nndsvd(x, rank, power, zero, &mut rng)?;
+    let (mut w, mut ht, warning) = nndsvd(x, rank, power, zero, &mut rng, spill)?;
     if init == Init::Nndsvdar {
         let mut fill = |v: T| {
             if v == T::zero() {
@@ -173,7 +184,8 @@ pub(crate) fn initialize_with<T: Float>(
         w.mapv_inplace(&mut fill);
         if let Some(share) = x.share() {
             // One draw per zero of H^T in row order: skip those of the processes before.
-            let zeros = ht.iter().filter(|v| **v == T::zero()).count();
+            let mut zeros = 0;
+            ht.pieces(|rows| zeros += rows.iter().filter(|v| **v == T::zero()).count());
             let before: f64 = share.group.gather(&[zeros as f64])[..share.group.rank()]
                 .iter()
                 .sum();
@@ -186,9 +198,9 @@ pub(crate) fn initialize_with<T: Float>(
                 v
             }
         };
-        ht.mapv_inplace(&mut fill);
+        ht.pieces_mut(|mut rows| rows.mapv_inplace(&mut fill));
     }
-    Ok((w, ht))
+    Ok((w, ht, warning))
 }
 
 /// Moves `rng` past `count` draws of [`standard_normal`] (two 64-bit words each).
@@ -299,14 +311,19 @@ fn nndsvd<T: Float>(
     power_iterations: usize,
     zero: T,
     rng: &mut ChaCha8Rng,
-) -> Result<(Array2<T>, Array2<T>)> {
+    spill: Option<&Path>,
+) -> Result<(Array2<T>, HtStore<T>, Option<String>)> {
+    let mut warning = None;
     let (u, s, mut v) = match x.whole_x() {
         Some(x) => {
             let svd = truncated_svd(&x, rank, power_iterations, rng.next_u64())?;
             (svd.u, svd.s, RightVectors::F64(svd.v))
         }
         None if x.pixels() <= x.total() => {
-            let (u, s, v) = images_long_svd(x, rank, power_iterations, rng.next_u64())?;
+            // V is as long as the images: made where H^T will be, which it becomes.
+            let (mut v, held) = HtStore::zeros(x.count(), rank, spill);
+            warning = held;
+            let (u, s) = images_long_svd(x, rank, power_iterations, rng.next_u64(), &mut v)?;
             (u, s, RightVectors::InT(v))
         }
         None => {
@@ -323,7 +340,11 @@ fn nndsvd<T: Float>(
     let norms_v = match &mut v {
         // This process's rows of V (all of them, unless split): summed over the processes.
         RightVectors::F64(v) if v.nrows() == x.count() => part_norms(v, |norms| x.sum(norms)),
-        RightVectors::InT(v) => part_norms(v, |norms| x.sum(norms)),
+        RightVectors::InT(v) => {
+            let mut norms = PartNorms::new(rank);
+            v.pieces(|rows| norms.add(&rows));
+            norms.finish(|norms| x.sum(norms))
+        }
         RightVectors::F64(v) => {
             // Split with V on the short side, whole in every process: its norms, then its
             // rows.
@@ -363,9 +384,13 @@ fn nndsvd<T: Float>(
     }
     let mut w = fill(&u, &keep_u, zero);
     let mut ht = match v {
-        RightVectors::F64(v) => fill(&v, &keep_v, zero),
+        RightVectors::F64(v) => {
+            let (ht, held) = HtStore::place(fill(&v, &keep_v, zero), spill);
+            warning = held;
+            ht
+        }
         RightVectors::InT(mut v) => {
-            fill_in_place(&mut v, &keep_v, zero);
+            v.pieces_mut(|mut rows| fill_in_place(&mut rows, &keep_v, zero));
             v
         }
     };
@@ -375,20 +400,25 @@ fn nndsvd<T: Float>(
     // components the loop restarts one by one from the residual (`revive.rs`); NNDSVDar's
     // random fill, applied after this, makes them small and distinct.
     let null = s[0] * T::EPSILON.to_f64().sqrt();
-    for (j, &s) in s.iter().enumerate().take(rank) {
-        if j > 0 && s <= null {
-            w.column_mut(j).fill(T::zero());
-            ht.column_mut(j).fill(T::zero());
-        }
+    let dead: Vec<usize> = (1..rank.min(s.len())).filter(|&j| s[j] <= null).collect();
+    for &j in &dead {
+        w.column_mut(j).fill(T::zero());
     }
-    Ok((w, ht))
+    if !dead.is_empty() {
+        ht.pieces_mut(|mut rows| {
+            for &j in &dead {
+                rows.column_mut(j).fill(T::zero());
+            }
+        });
+    }
+    Ok((w, ht, warning))
 }
 
 /// The right singular vectors as NNDSVD gets them: in f64, or, when the images are streamed
 /// and are the long side, in T (their entries are products in T), to become H^T in place.
 enum RightVectors<T> {
     F64(Array2<f64>),
-    InT(Array2<T>),
+    InT(HtStore<T>),
 }
 
 /// Norms of the positive and of the negative part of each column, in one pass over the rows;
@@ -397,24 +427,49 @@ fn part_norms<F: Float>(
     vectors: &Array2<F>,
     sum_over_processes: impl FnOnce(&mut [f64]),
 ) -> (Vec<f64>, Vec<f64>) {
-    // O(rows r) work: sequential, as waking the pool would cost more.
-    let r = vectors.ncols();
-    let mut positive = vec![0.0; r];
-    let mut negative = vec![0.0; r];
-    // Branch-free: the signs are random, and a branch on them mispredicts every other entry.
-    for row in vectors.rows() {
-        for ((&t, p), q) in row.iter().zip(&mut positive).zip(&mut negative) {
-            let t = t.to_f64();
-            let (up, down) = (t.max(0.0), t.min(0.0));
-            *p += up * up;
-            *q += down * down;
+    let mut norms = PartNorms::new(vectors.ncols());
+    norms.add(&vectors.view());
+    norms.finish(sum_over_processes)
+}
+
+/// [`part_norms`] summed over pieces of rows given in row order (the same sums).
+struct PartNorms {
+    positive: Vec<f64>,
+    negative: Vec<f64>,
+}
+
+impl PartNorms {
+    fn new(r: usize) -> Self {
+        PartNorms {
+            positive: vec![0.0; r],
+            negative: vec![0.0; r],
         }
     }
-    let mut both = [positive, negative].concat();
-    sum_over_processes(&mut both);
-    let negative = both.split_off(r);
-    let root = |v: Vec<f64>| v.into_iter().map(f64::sqrt).collect();
-    (root(both), root(negative))
+
+    fn add<F: Float>(&mut self, rows: &ArrayView2<'_, F>) {
+        // O(rows r) work: sequential, as waking the pool would cost more.
+        // Branch-free: the signs are random, and a branch on them mispredicts every other
+        // entry.
+        for row in rows.rows() {
+            for ((&t, p), q) in row.iter().zip(&mut self.positive).zip(&mut self.negative) {
+                let t = t.to_f64();
+                let (up, down) = (t.max(0.0), t.min(0.0));
+                *p += up * up;
+                *q += down * down;
+            }
+        }
+    }
+
+    /// The norms; `sum_over_processes` completes their squares when the rows are split over
+    /// processes.
+    fn finish(self, sum_over_processes: impl FnOnce(&mut [f64])) -> (Vec<f64>, Vec<f64>) {
+        let r = self.positive.len();
+        let mut both = [self.positive, self.negative].concat();
+        sum_over_processes(&mut both);
+        let negative = both.split_off(r);
+        let root = |v: Vec<f64>| v.into_iter().map(f64::sqrt).collect();
+        (root(both), root(negative))
+    }
 }
 
 /// How an NNDSVD factor entry comes from a singular vector entry t: `factor * |sign t|` where
@@ -478,7 +533,7 @@ fn fill<T: Float>(vectors: &Array2<f64>, parts: &[Part], zero: T) -> Array2<T> {
 }
 
 /// [`fill`] of singular vectors held in T, in place: the factor takes their memory.
-fn fill_in_place<T: Float>(vectors: &mut Array2<T>, parts: &[Part], zero: T) {
+fn fill_in_place<T: Float>(vectors: &mut ArrayViewMut2<'_, T>, parts: &[Part], zero: T) {
     let r = parts.len();
     let zero64 = zero.to_f64();
     vectors
@@ -723,14 +778,16 @@ fn svd_of<T: Float>(
 /// once, and `B^T = X^T Q` is formed twice (for its Gram matrix, then for V) instead of held.
 /// At 200,000 images and rank 49 those arrays were 220 MB; now one more pass over X.
 ///
-/// Returns U (m x rank, f64), the singular values and this process's rows of V in T (their
-/// entries are products in T, so nothing is lost): the size of H^T, which they become.
+/// Returns U (m x rank, f64) and the singular values, and writes this process's rows of V in T
+/// into `v` (their entries are products in T, so nothing is lost): the size of H^T, which they
+/// become, and where H^T will be (a block's rows leave memory after the block when mapped).
 fn images_long_svd<T: Float>(
     images: &Images<'_, T>,
     rank: usize,
     power_iterations: usize,
     seed: u64,
-) -> Result<(Array2<f64>, Vec<f64>, Array2<T>)> {
+    v: &mut HtStore<T>,
+) -> Result<(Array2<f64>, Vec<f64>)> {
     let short = images.pixels();
     let width = (rank + 10).min(short);
     let first = images.first();
@@ -776,14 +833,18 @@ fn images_long_svd<T: Float>(
     let (u, s, scaled) = left_vectors(&q, &bbt, rank)?;
     // V = B^T scaled, a block at a time.
     let kept = scaled.ncols();
-    let mut v = Array2::<T>::zeros((images.count(), rank));
+    let release = v.release();
+    let mut v = v.view_mut();
     images.for_each(|cols, xb| {
         let mut bt = block.slice_mut(ndarray::s![..cols.len(), ..]);
         matmul_into(&mut bt, view(&xb).transpose(), view(&q.view()));
-        let mut rows = v.slice_mut(ndarray::s![cols, ..kept]);
+        let mut rows = v.slice_mut(ndarray::s![cols.clone(), ..kept]);
         matmul_into(&mut rows, view(&bt.view()), view(&scaled.view()));
+        if let Some(release) = &release {
+            release.rows(cols);
+        }
     });
-    Ok((u, s, v))
+    Ok((u, s))
 }
 
 /// From Q (short x l) and B B^T (l x l, B = Q^T A): the left singular vectors (short x rank,

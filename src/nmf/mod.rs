@@ -69,7 +69,7 @@ pub use multilevel::ImageShape;
 pub use online::{DEFAULT_BATCH_IMAGES, DEFAULT_FORGET, Online};
 pub use params::{Interrupt, Loss, Nmf, Solver, WARM_START};
 pub use project::{PROJECT_TOL, Projection, project};
-pub use result::{CoarseLevel, Factorization, Iteration, Stop};
+pub use result::{CoarseLevel, Coefficients, Factorization, Iteration, Stop};
 pub(crate) use seed::nth as mix_seed;
 pub(crate) use seed::nth_uniform as uniform_draw;
 pub use split::{Collective, SHARE_GROUP, Share, ThreadRank, Threads};

@@ -2,11 +2,12 @@
 
 use std::fmt;
 
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 
 use super::canonical::hoyer_sparseness;
 use super::multilevel::ImageShape;
 use super::params::Nmf;
+use super::spill::HtStore;
 use crate::Float;
 
 /// Why the loop stopped.
@@ -44,9 +45,9 @@ pub struct Iteration {
 pub struct Factorization<T> {
     /// Basis images, m x r (one per column).
     pub w: Array2<T>,
-    /// Coefficients, r x n (one column per image), stored image by image (column-major, so
-    /// that a large fit need not copy it): `h.t()` is in standard layout.
-    pub h: Array2<T>,
+    /// Coefficients, r x n (one column per image), stored image by image: in memory, or for
+    /// a fit over streamed images, in a file mapped into memory ([`Coefficients`]).
+    pub h: Coefficients<T>,
     /// Iterations run (not counting the initialisation).
     pub n_iter: usize,
     /// Why the loop stopped.
@@ -111,8 +112,154 @@ impl<T: Float> Factorization<T> {
 
     /// Mean Hoyer sparseness of the coefficient rows of H (one per component), in [0, 1].
     pub fn sparseness_h(&self) -> f64 {
-        mean(self.h.rows().into_iter().map(hoyer_sparseness))
+        let Some(release) = self.h.0.release() else {
+            return mean(self.h.view().rows().into_iter().map(hoyer_sparseness));
+        };
+        // Mapped: the rows' sums a piece of images at a time, each sum in image order as
+        // `hoyer_sparseness` takes it (the same bits), the pages dropped as they are summed.
+        let ht = self.h.t();
+        let (n, r) = ht.dim();
+        let (mut l1, mut l2) = (vec![0.0f64; r], vec![0.0f64; r]);
+        for start in (0..n).step_by(COEFFICIENT_PIECE) {
+            let images = start..(start + COEFFICIENT_PIECE).min(n);
+            for row in ht.slice(ndarray::s![images.clone(), ..]).rows() {
+                for (k, v) in row.iter().enumerate() {
+                    let v = v.to_f64();
+                    l1[k] += v.abs();
+                    l2[k] += v * v;
+                }
+            }
+            release.rows(images);
+        }
+        mean((0..r).map(|k| hoyer_of_sums(n, l1[k], l2[k].sqrt())))
     }
+}
+
+/// Images per piece of a pass over mapped coefficients.
+const COEFFICIENT_PIECE: usize = 16_384;
+
+/// The coefficients H of a fit, r x n (one column per image, stored image by image, so that
+/// `h.t()` is in standard layout).
+///
+/// Held in memory, or, for a fit over images streamed from a decoded cache
+/// ([`Nmf::fit_blocks`]), in a file beside the cache mapped into memory: reading them brings
+/// their pages into the process, and [`Coefficients::release_memory`] drops them again, so
+/// that a run's memory need not grow with its number of images. The values are the same
+/// either way.
+#[derive(Debug)]
+pub struct Coefficients<T>(HtStore<T>);
+
+impl<T: Float> Coefficients<T> {
+    /// From H^T (n x r) as the loop holds it.
+    pub(crate) fn from_ht(ht: HtStore<T>) -> Self {
+        Coefficients(ht)
+    }
+
+    /// H, r x n.
+    pub fn view(&self) -> ArrayView2<'_, T> {
+        self.0.view().reversed_axes()
+    }
+
+    /// H, r x n, to change in place.
+    pub fn view_mut(&mut self) -> ArrayViewMut2<'_, T> {
+        self.0.view_mut().reversed_axes()
+    }
+
+    /// H^T, n x r: one row per image.
+    pub fn t(&self) -> ArrayView2<'_, T> {
+        self.0.view()
+    }
+
+    /// (r, n).
+    pub fn dim(&self) -> (usize, usize) {
+        self.view().dim()
+    }
+
+    /// r, the number of components.
+    pub fn nrows(&self) -> usize {
+        self.view().nrows()
+    }
+
+    /// n, the number of images.
+    pub fn ncols(&self) -> usize {
+        self.view().ncols()
+    }
+
+    /// Every coefficient, image by image.
+    pub fn iter(&self) -> impl Iterator<Item = &T> + '_ {
+        self.0.view().into_iter()
+    }
+
+    /// The coefficients of image `j` (column j of H).
+    ///
+    /// # Panics
+    /// If `j` is not an image of the fit.
+    pub fn column(&self, j: usize) -> ArrayView1<'_, T> {
+        self.view().index_axis_move(Axis(1), j)
+    }
+
+    /// The coefficients of component `k` over every image (row k of H).
+    ///
+    /// # Panics
+    /// If `k` is not a component of the fit.
+    pub fn row(&self, k: usize) -> ArrayView1<'_, T> {
+        self.view().index_axis_move(Axis(0), k)
+    }
+
+    /// H in memory, r x n.
+    pub fn to_owned(&self) -> Array2<T> {
+        let h = self.view().to_owned();
+        self.release_memory();
+        h
+    }
+
+    /// Whether H is kept in a file mapped into memory (see [`Coefficients`]).
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.0, HtStore::Mapped(_))
+    }
+
+    /// Drops from the process the pages of a mapped H that reading it brought in; they are
+    /// read back from the page cache or the file on the next access. Nothing for H held in
+    /// memory.
+    pub fn release_memory(&self) {
+        self.0.release_all();
+    }
+
+    /// Drops the pages of images `images` of a mapped H (nothing when held).
+    pub fn release_images(&self, images: std::ops::Range<usize>) {
+        if let Some(release) = self.0.release() {
+            release.rows(images);
+        }
+    }
+}
+
+impl<T: Float> From<Array2<T>> for Coefficients<T> {
+    /// H (r x n) held in memory.
+    fn from(h: Array2<T>) -> Self {
+        Coefficients(HtStore::Held(h.reversed_axes()))
+    }
+}
+
+impl<T: Clone> Clone for Coefficients<T> {
+    /// A copy in memory (of a mapped H too).
+    fn clone(&self) -> Self {
+        Coefficients(HtStore::Held(self.0.view().to_owned()))
+    }
+}
+
+impl<T: Float> PartialEq for Coefficients<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.view() == other.view()
+    }
+}
+
+/// [`hoyer_sparseness`] of a vector of `n` entries from its L1 and L2 norms.
+fn hoyer_of_sums(n: usize, l1: f64, l2: f64) -> f64 {
+    let n = n as f64;
+    if n <= 1.0 || l2 == 0.0 {
+        return 0.0;
+    }
+    ((n.sqrt() - l1 / l2) / (n.sqrt() - 1.0)).clamp(0.0, 1.0)
 }
 
 fn mean(values: impl Iterator<Item = f64>) -> f64 {

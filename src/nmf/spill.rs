@@ -36,6 +36,9 @@ pub(crate) struct RowsFile<T> {
     _values: std::marker::PhantomData<T>,
 }
 
+/// Rows of H^T per piece of a pass over all of it ([`HtStore::pieces_mut`]).
+pub(crate) const PIECE_ROWS: usize = 16_384;
+
 /// Bytes per read or write of one thread.
 const PIECE: usize = 1 << 20;
 
@@ -71,9 +74,22 @@ impl<T: Float> RowsFile<T> {
     }
 
     /// A file holding `a`.
-    pub(crate) fn holding(dir: &Path, a: &ArrayView2<'_, T>) -> io::Result<Self> {
+    /// A file holding `a`, written a piece of rows at a time; with `release` (`a` is a mapped
+    /// H^T), each piece's pages leave the process after it is written.
+    pub(crate) fn holding(
+        dir: &Path,
+        a: &ArrayView2<'_, T>,
+        release: Option<&Release>,
+    ) -> io::Result<Self> {
         let mut this = RowsFile::create(dir, a.nrows(), a.ncols())?;
-        this.write(0, a.as_standard_layout().view())?;
+        for start in (0..a.nrows()).step_by(PIECE_ROWS) {
+            let rows = start..(start + PIECE_ROWS).min(a.nrows());
+            let piece = a.slice(ndarray::s![rows.clone(), ..]);
+            this.write(start, piece.as_standard_layout().view())?;
+            if let Some(release) = release {
+                release.rows(rows);
+            }
+        }
         Ok(this)
     }
 
@@ -180,6 +196,16 @@ impl<T: Float> MappedRows<T> {
         })
     }
 
+    /// A handle that drops the pages of rows from the process (see [`Release`]).
+    pub(crate) fn release(&self) -> Release {
+        Release {
+            map: Arc::clone(&self.map),
+            row_bytes: self.file.cols * size_of::<T>(),
+        }
+    }
+}
+
+impl<T> MappedRows<T> {
     fn len(&self) -> usize {
         self.file.rows * self.file.cols
     }
@@ -205,28 +231,6 @@ impl<T: Float> MappedRows<T> {
         // SAFETY: as `view`, borrowed mutably through `&mut self`.
         let values = unsafe { std::slice::from_raw_parts_mut(self.values, self.len()) };
         ArrayViewMut2::from_shape(shape, values).expect("the map holds rows x cols values")
-    }
-
-    /// A handle that drops the pages of rows from the process (see [`Release`]).
-    pub(crate) fn release(&self) -> Release {
-        Release {
-            map: Arc::clone(&self.map),
-            row_bytes: self.file.cols * size_of::<T>(),
-        }
-    }
-
-    /// The whole matrix, in memory.
-    ///
-    /// # Errors
-    /// The file cannot be read.
-    pub(crate) fn to_array(&self) -> io::Result<Array2<T>> {
-        // Read through the file, not the map: the map's pages stay out of the process.
-        self.file.to_array()
-    }
-
-    /// Where the file was made, for a message.
-    pub(crate) fn path(&self) -> &Path {
-        self.file.path()
     }
 }
 
@@ -325,17 +329,46 @@ impl<T: Float> HtStore<T> {
         }
     }
 
-    pub(crate) fn view(&self) -> ArrayView2<'_, T> {
-        match self {
-            HtStore::Held(a) => a.view(),
-            HtStore::Mapped(m) => m.view(),
+    /// A zeroed `rows x cols` H^T, placed as [`HtStore::place`] places one.
+    pub(crate) fn zeros(rows: usize, cols: usize, dir: Option<&Path>) -> (Self, Option<String>) {
+        let Some(dir) = dir else {
+            return (HtStore::Held(Array2::zeros((rows, cols))), None);
+        };
+        match MappedRows::create(dir, rows, cols) {
+            Ok(mapped) => (HtStore::Mapped(mapped), None),
+            Err(e) => {
+                let ht = Array2::zeros((rows, cols));
+                let warning = held_warning(&ht, dir, &e);
+                (HtStore::Held(ht), Some(warning))
+            }
         }
     }
 
-    pub(crate) fn view_mut(&mut self) -> ArrayViewMut2<'_, T> {
-        match self {
-            HtStore::Held(a) => a.view_mut(),
-            HtStore::Mapped(m) => m.view_mut(),
+    /// Visits H^T a piece of rows at a time, in row order, each piece's pages dropped from
+    /// the process after it when mapped: a pass over all of it holds one piece.
+    pub(crate) fn pieces_mut(&mut self, mut visit: impl FnMut(ArrayViewMut2<'_, T>)) {
+        let release = self.release();
+        let mut view = self.view_mut();
+        let n = view.nrows();
+        for start in (0..n).step_by(PIECE_ROWS) {
+            let rows = start..(start + PIECE_ROWS).min(n);
+            visit(view.slice_mut(ndarray::s![rows.clone(), ..]));
+            if let Some(release) = &release {
+                release.rows(rows);
+            }
+        }
+    }
+
+    /// [`HtStore::pieces_mut`], reading.
+    pub(crate) fn pieces(&self, mut visit: impl FnMut(ArrayView2<'_, T>)) {
+        let release = self.release();
+        let view = self.view();
+        for start in (0..view.nrows()).step_by(PIECE_ROWS) {
+            let rows = start..(start + PIECE_ROWS).min(view.nrows());
+            visit(view.slice(ndarray::s![rows.clone(), ..]));
+            if let Some(release) = &release {
+                release.rows(rows);
+            }
         }
     }
 
@@ -366,21 +399,20 @@ impl<T: Float> HtStore<T> {
             }
         }
     }
+}
 
-    /// H^T in memory.
-    ///
-    /// # Errors
-    /// A mapped H^T's file cannot be read back.
-    pub(crate) fn into_array(self) -> crate::Result<Array2<T>> {
+impl<T> HtStore<T> {
+    pub(crate) fn view(&self) -> ArrayView2<'_, T> {
         match self {
-            HtStore::Held(a) => Ok(a),
-            HtStore::Mapped(m) => m.to_array().map_err(|e| crate::Error::Output {
-                path: m.path().to_path_buf(),
-                reason: format!(
-                    "H, kept in this folder during the fit, cannot be read back ({e}); free \
-                     space on its disk, or move the cache to a disk with room"
-                ),
-            }),
+            HtStore::Held(a) => a.view(),
+            HtStore::Mapped(m) => m.view(),
+        }
+    }
+
+    pub(crate) fn view_mut(&mut self) -> ArrayViewMut2<'_, T> {
+        match self {
+            HtStore::Held(a) => a.view_mut(),
+            HtStore::Mapped(m) => m.view_mut(),
         }
     }
 }
@@ -451,7 +483,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("facenmf-spill-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let a = Array2::from_shape_fn((37, 5), |(i, j)| (i * 5 + j) as f32 / 7.0 - 1.5);
-        let mut file = RowsFile::holding(&dir, &a.view()).unwrap();
+        let mut file = RowsFile::holding(&dir, &a.view(), None).unwrap();
         assert_eq!(file.to_array().unwrap(), a);
         let mut block = Array2::<f32>::zeros((4, 5));
         file.read(10, block.view_mut()).unwrap();
@@ -491,7 +523,7 @@ mod tests {
         }
         assert_eq!(mapped.view(), a.view());
         release.all();
-        assert_eq!(mapped.to_array().unwrap(), a);
+        assert_eq!(mapped.file.to_array().unwrap(), a);
         let held = MappedRows::holding(&dir, &a.view()).unwrap();
         assert_eq!(held.view(), a.view());
         #[cfg(unix)]

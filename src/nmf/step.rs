@@ -147,10 +147,16 @@ impl<T: Float> Step<T> {
         keep: bool,
     ) -> (f64, f64) {
         self.gram_w.compute(&mut self.ww, &w.view(), &w.view());
-        self.gram_h.compute(&mut self.hh, ht, ht);
+        // With blocks, H H^T is summed over them as the H half-step sums it, so that a mapped
+        // H^T is read a block at a time.
+        let one_block = images.is_one_block();
+        if one_block {
+            self.gram_h.compute(&mut self.hh, ht, ht);
+        } else {
+            self.hh.fill(T::zero());
+        }
         let mut cross = 0.0;
         images.for_each(|rows, xb| {
-            let one_block = rows.len() == ht.nrows();
             let width = self.blocks[0].xtw.nrows();
             let buf = &mut self.blocks[usize::from(rows.len() != width)];
             buf.product.compute(&mut buf.xtw, &xb, &w.view());
@@ -158,6 +164,9 @@ impl<T: Float> Step<T> {
                 dot(&buf.xtw, ht, &mut self.partials)
             } else {
                 let ht_b = ht.slice(s![rows, ..]).to_owned();
+                self.gram_h
+                    .compute(&mut self.hh_part, &ht_b.view(), &ht_b.view());
+                self.hh += &self.hh_part;
                 dot(&buf.xtw, &ht_b, &mut self.partials)
             };
         });

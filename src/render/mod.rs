@@ -38,7 +38,9 @@ pub use report::{
 };
 
 use crate::nmf::Projection;
-use crate::{CoarseLevel, Error, Faces, Factorization, Float, Iteration, Model, Nmf, Result};
+use crate::{
+    CoarseLevel, Coefficients, Error, Faces, Factorization, Float, Iteration, Model, Nmf, Result,
+};
 
 pub use crate::files::write_atomic;
 use crate::files::write_atomic_with;
@@ -218,7 +220,7 @@ pub fn write_streamed_outputs<T: Float>(
     checkpoint: Option<&[u8]>,
 ) -> Result<Outputs> {
     let n = images.count();
-    let errors = errors_by_blocks(images, 0..n, &fit.w.view(), &fit.h.view());
+    let errors = errors_by_blocks(images, 0..n, &fit.w.view(), &fit.h);
     let columns = shown_columns(n, images.pixels());
     let faces = images.select::<T>(&columns);
     let shown = Shown {
@@ -236,8 +238,9 @@ pub fn errors_by_blocks<T: Float>(
     images: &dyn crate::nmf::ColumnBlocks<T>,
     columns: std::ops::Range<usize>,
     w: &ndarray::ArrayView2<T>,
-    h: &ndarray::ArrayView2<T>,
+    coefficients: &Coefficients<T>,
 ) -> Vec<f64> {
+    let h = coefficients.view();
     // Blocks of about 4 million values (the block and its W H are both held).
     let block = (4_000_000 / images.pixels().max(1)).max(1);
     let mut errors = Vec::with_capacity(columns.len());
@@ -245,8 +248,10 @@ pub fn errors_by_blocks<T: Float>(
         let range = start..(start + block).min(columns.end);
         let rows = images.rows(range.clone());
         let local = range.start - columns.start..range.end - columns.start;
-        let h = h.slice(ndarray::s![.., local]);
+        let h = h.slice(ndarray::s![.., local.clone()]);
         errors.extend(crate::nmf::column_errors(&rows.t(), w, &h).0);
+        // A mapped H's pages of these images leave the process.
+        coefficients.release_images(local);
     }
     errors
 }
@@ -413,7 +418,7 @@ fn write_set<T: Float>(
     }
 
     npy::write(&path("W.npy"), &fit.w.view())?;
-    npy::write(&path("H.npy"), &fit.h.view())?;
+    npy::write_coefficients(&path("H.npy"), &fit.h)?;
 
     let mut record = RunRecord {
         facenmf: env!("CARGO_PKG_VERSION"),
@@ -486,7 +491,7 @@ fn write_set<T: Float>(
     let mut run: RunSummary = serde_json::from_slice(&json).expect("run.json reads back");
     drop(json);
     let (h, errors) = match columns {
-        None => (Cow::Borrowed(&fit.h), Cow::Borrowed(errors)),
+        None => (ndarray::CowArray::from(fit.h.view()), Cow::Borrowed(errors)),
         Some(columns) => {
             run.images = columns.len();
             for face in &mut run.reconstructions {
@@ -494,8 +499,10 @@ fn write_set<T: Float>(
                     .binary_search(&face.index)
                     .expect("shown faces are held");
             }
+            let shown = fit.h.view().select(ndarray::Axis(1), columns);
+            fit.h.release_memory();
             (
-                Cow::Owned(fit.h.select(ndarray::Axis(1), columns)),
+                ndarray::CowArray::from(shown),
                 Cow::Owned(columns.iter().map(|&j| errors[j]).collect()),
             )
         }

@@ -10,7 +10,7 @@ use ndarray::{Array2, ArrayView2, ShapeBuilder};
 use std::io::Write;
 
 use crate::files::write_atomic_with;
-use crate::{Error, Float, Result};
+use crate::{Coefficients, Error, Float, Result};
 
 /// The header of a `.npy` file holding a rows x cols array of T in C order.
 fn header<T: Float>(rows: usize, cols: usize) -> Vec<u8> {
@@ -61,6 +61,44 @@ pub fn write<T: Float>(path: &Path, a: &ArrayView2<T>) -> Result<()> {
             out.write_all(&row_bytes)?;
         }
         out.flush()
+    })
+}
+
+/// Writes H (r x n) to `path` as `.npy` in C order, atomically, reading it a piece of images
+/// at a time (each piece scattered to its place in every row of the file): a mapped H's pages
+/// are dropped after each piece, so writing it does not bring all of it into memory. The
+/// bytes are those of [`write`].
+///
+/// # Errors
+/// The file cannot be written.
+pub fn write_coefficients<T: Float>(path: &Path, h: &Coefficients<T>) -> Result<()> {
+    use std::io::{Seek, SeekFrom};
+    const PIECE: usize = 16_384;
+    let (rows, cols) = h.dim();
+    let ht = h.t();
+    let size = size_of::<T>();
+    write_atomic_with(path, |file| {
+        let head = header::<T>(rows, cols);
+        file.write_all(&head)?;
+        // Sized first, so that the pieces below write within the file.
+        file.set_len((head.len() + rows * cols * size) as u64)?;
+        let mut bytes = Vec::with_capacity(PIECE * size);
+        for start in (0..cols).step_by(PIECE) {
+            let images = start..(start + PIECE).min(cols);
+            let piece = ht.slice(ndarray::s![images.clone(), ..]);
+            for (k, component) in piece.columns().into_iter().enumerate() {
+                bytes.clear();
+                for &v in component {
+                    v.write_le(&mut bytes);
+                }
+                file.seek(SeekFrom::Start(
+                    (head.len() + (k * cols + start) * size) as u64,
+                ))?;
+                file.write_all(&bytes)?;
+            }
+            h.release_images(images);
+        }
+        Ok(())
     })
 }
 
@@ -168,6 +206,24 @@ fn parse<T: Float>(bytes: &[u8]) -> std::result::Result<Array2<T>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// H written a piece of images at a time (more images than a piece, and a partial last
+    /// piece) is the file `write` makes of the same array, and reads back.
+    #[test]
+    fn coefficients_written_by_pieces_are_the_bytes_of_the_whole_array() {
+        let dir = std::env::temp_dir().join(format!("facenmf-npy-h-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let h = Array2::from_shape_fn((3, 40_000), |(k, j)| (k * 40_000 + j) as f32 * 0.5);
+        let (whole, pieces) = (dir.join("whole.npy"), dir.join("pieces.npy"));
+        write(&whole, &h.view()).unwrap();
+        write_coefficients(&pieces, &Coefficients::from(h.clone())).unwrap();
+        assert_eq!(
+            std::fs::read(&whole).unwrap(),
+            std::fs::read(&pieces).unwrap()
+        );
+        assert_eq!(read::<f32>(&pieces).unwrap(), h);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn big_endian_floats_read_as_numpy_saves_them() {

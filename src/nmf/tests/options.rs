@@ -97,7 +97,7 @@ fn penalised_fits_lower_their_own_objective_and_l1_makes_sparser_factors() {
         );
         let zeros = |a: &Array2<f64>| a.iter().filter(|&&v| v == 0.0).count();
         assert!(
-            zeros(&fit.h) > zeros(&plain.h),
+            zeros(&fit.h.to_owned()) > zeros(&plain.h.to_owned()),
             "{solver}: L1 should zero more of H"
         );
     }
@@ -153,7 +153,7 @@ fn masked_fits_ignore_hidden_entries_and_predict_them() {
             .unwrap();
         let hidden = fit.hidden_error.unwrap();
         // The hidden entries of `corrupted` are the garbage, so compare WH with x instead.
-        let wh = fit.w.dot(&fit.h);
+        let wh = fit.w.dot(&fit.h.view());
         let (mut err, mut norm) = (0.0, 0.0);
         Zip::from(&wh).and(&x).and(&known).for_each(|&p, &v, &k| {
             if !k {
@@ -368,6 +368,12 @@ fn h_and_its_copies_in_files_make_the_same_bits_as_in_memory() {
         let on_disk = params.fit_blocks(&spilled, 32, |_| {}).unwrap();
         assert_eq!(memory.w, on_disk.w);
         assert_eq!(memory.h, on_disk.h);
+        // The result's H stays in its file.
+        assert!(on_disk.h.is_mapped() && !memory.h.is_mapped());
+        assert_eq!(
+            memory.sparseness_h().to_bits(),
+            on_disk.sparseness_h().to_bits()
+        );
         let errors = |f: &Factorization<f32>| -> Vec<u64> {
             f.history.iter().map(|i| i.rel_error.to_bits()).collect()
         };

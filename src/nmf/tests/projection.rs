@@ -34,7 +34,7 @@ fn projecting_the_training_images_gives_back_the_fits_h() {
             fit.stop
         );
         let p = project(&fit.w.view(), &x.view(), alpha_h, 0.5, 1e-9).unwrap();
-        let d = relative_difference(&p.h, &fit.h);
+        let d = relative_difference(&p.h, &fit.h.to_owned());
         assert!(
             d <= 1e-3,
             "{solver}: projected H {d:e} from the fit's ({:?})",

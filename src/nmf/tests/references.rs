@@ -268,7 +268,7 @@ fn one_iteration_of_each_solver_matches_its_textbook_formula() {
         w.dot(&ht.t())
     };
     let close_to = |label: &str, fit: &Factorization<f64>, expect: &Array2<f64>, tol: f64| {
-        let got = fit.w.dot(&fit.h);
+        let got = fit.w.dot(&fit.h.view());
         let diff = (&got - expect)
             .mapv(f64::abs)
             .fold(0.0f64, |a, &b| a.max(b));
@@ -451,7 +451,7 @@ fn lee_seung_kl_rules_are_those_of_their_paper() {
         .tol(0.0)
         .fit_from(&x.view(), &w0.view(), &h0.view(), |_| {})
         .unwrap();
-    let diff = (&fit.w.dot(&fit.h) - &w.dot(&h))
+    let diff = (&fit.w.dot(&fit.h.view()) - &w.dot(&h))
         .mapv(f64::abs)
         .fold(0.0f64, |a, &b| a.max(b));
     assert!(diff < 1e-12, "W H differs from the paper's by {diff}");
@@ -470,7 +470,7 @@ fn lee_seung_kl_rules_are_those_of_their_paper() {
         .tol(0.0)
         .fit_from(&x.view(), &w0.view(), &h0.view(), |_| {})
         .unwrap();
-    let apart = (&plain.w.dot(&plain.h) - &w.dot(&h))
+    let apart = (&plain.w.dot(&plain.h.view()) - &w.dot(&h))
         .mapv(f64::abs)
         .fold(0.0f64, |a, &b| a.max(b));
     assert!(

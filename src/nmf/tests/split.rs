@@ -98,7 +98,7 @@ fn split_fits_make_the_single_process_iterates() {
                 .iter()
                 .fold(0.0f64, |m, d| m.max(d.abs()));
             assert!(dw < 1e-7, "{label}: W differs by {dw}");
-            let dh = (&single.h - &gathered(&fits))
+            let dh = (&single.h.view() - &gathered(&fits))
                 .iter()
                 .fold(0.0f64, |m, d| m.max(d.abs()));
             assert!(dh < 1e-6, "{label}: H differs by {dh}");
