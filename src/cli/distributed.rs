@@ -343,7 +343,7 @@ enum Folder {
 #[cfg(feature = "mpi")]
 impl Folder {
     /// Every image's path, in column order.
-    fn paths(&self) -> &[std::path::PathBuf] {
+    fn paths(&self) -> &dyn facenmf::loader::ImagePaths {
         match self {
             Folder::Listed(l) => &l.paths,
             Folder::Cached(c) => &c.paths,

@@ -23,7 +23,8 @@ use ndarray::{Array2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
 
 use super::{
-    Faces, Loader, Outcome, Preprocess, Probe, SkipReason, Skipped, list_files, slash_string,
+    Faces, FileList, Loader, Outcome, Preprocess, Probe, SkipReason, Skipped, list_files,
+    slash_string,
 };
 use crate::files::write_atomic_with;
 use crate::nmf::ColumnBlocks;
@@ -194,7 +195,7 @@ struct ManifestContents {
     width: usize,
     dtype: Dtype,
     file_bytes: u64,
-    columns: Vec<String>,
+    columns: FileList,
     skipped: Vec<SkippedEntry>,
 }
 
@@ -212,7 +213,7 @@ pub struct CachedImages {
     /// Image width in pixels.
     pub width: usize,
     /// Path of the image in each column, relative to the folder.
-    pub paths: Vec<PathBuf>,
+    pub paths: FileList,
     /// Files that were left out, with the reason.
     pub skipped: Vec<Skipped>,
     /// Applied to each image as it is read ([`CachedImages::rows`] leaves it out).
@@ -244,7 +245,10 @@ impl CachedImages {
             root: self.root.clone(),
             height: self.height,
             width: self.width,
-            paths: columns.iter().map(|&j| self.paths[j].clone()).collect(),
+            paths: columns
+                .iter()
+                .map(|&j| self.paths.get(j).to_path_buf())
+                .collect(),
             skipped: self.skipped.clone(),
             preprocess: self.preprocess,
         }
@@ -376,7 +380,7 @@ impl CachedImages {
             root: self.root,
             height: self.height,
             width: self.width,
-            paths: self.paths,
+            paths: self.paths.to_vec(),
             skipped: self.skipped,
             preprocess: self.preprocess,
         }
@@ -700,8 +704,7 @@ impl Loader {
             root: self.dir.clone(),
             height: manifest.height,
             width: manifest.width,
-            // Each string becomes its path without a copy.
-            paths: manifest.columns.into_iter().map(PathBuf::from).collect(),
+            paths: manifest.columns,
             preprocess: self.preprocess,
             skipped: manifest
                 .skipped

@@ -805,6 +805,137 @@ fn list_files(
     Ok((files, skipped))
 }
 
+/// The images' paths, relative to their folder, one per column of X, as whoever holds them
+/// keeps them: a list of paths ([`Faces::paths`]) or one buffer ([`FileList`]).
+pub trait ImagePaths: Sync + std::fmt::Debug {
+    /// Number of images.
+    fn len(&self) -> usize;
+    /// Whether there are none.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The path of image `j`.
+    ///
+    /// # Panics
+    /// If `j` is not an image.
+    fn path(&self, j: usize) -> &Path;
+}
+
+impl ImagePaths for [PathBuf] {
+    fn len(&self) -> usize {
+        <[PathBuf]>::len(self)
+    }
+
+    fn path(&self, j: usize) -> &Path {
+        &self[j]
+    }
+}
+
+impl ImagePaths for Vec<PathBuf> {
+    fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    fn path(&self, j: usize) -> &Path {
+        &self[j]
+    }
+}
+
+/// Paths relative to a folder, one per image in column order, in one buffer: a streamed run
+/// holds its folder's list for the whole run, and 200,000 names of 15 bytes are 4.6 MB here
+/// against 11 MB as a `PathBuf` each.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileList {
+    text: String,
+    /// Where each path ends in `text`.
+    ends: Vec<usize>,
+}
+
+impl FileList {
+    /// Number of paths.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Path `j`.
+    ///
+    /// # Panics
+    /// If there is no path `j`.
+    pub fn get(&self, j: usize) -> &Path {
+        let start = if j == 0 { 0 } else { self.ends[j - 1] };
+        Path::new(&self.text[start..self.ends[j]])
+    }
+
+    /// Every path, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &Path> + '_ {
+        (0..self.len()).map(|j| self.get(j))
+    }
+
+    /// Every path as its own `PathBuf`.
+    pub fn to_vec(&self) -> Vec<PathBuf> {
+        self.iter().map(Path::to_path_buf).collect()
+    }
+}
+
+impl<S: AsRef<str>> FromIterator<S> for FileList {
+    fn from_iter<I: IntoIterator<Item = S>>(paths: I) -> Self {
+        let mut list = FileList::default();
+        for path in paths {
+            list.text.push_str(path.as_ref());
+            list.ends.push(list.text.len());
+        }
+        list.text.shrink_to_fit();
+        list.ends.shrink_to_fit();
+        list
+    }
+}
+
+/// Read from a list of strings one at a time: 200,000 of them are never held as `String`s.
+impl<'de> serde::Deserialize<'de> for FileList {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        struct Paths;
+        impl<'de> serde::de::Visitor<'de> for Paths {
+            type Value = FileList;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of paths")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<FileList, A::Error> {
+                let mut list = FileList::default();
+                while let Some(path) = seq.next_element::<std::borrow::Cow<'de, str>>()? {
+                    list.text.push_str(&path);
+                    list.ends.push(list.text.len());
+                }
+                list.text.shrink_to_fit();
+                list.ends.shrink_to_fit();
+                Ok(list)
+            }
+        }
+        deserializer.deserialize_seq(Paths)
+    }
+}
+
+impl ImagePaths for FileList {
+    fn len(&self) -> usize {
+        FileList::len(self)
+    }
+
+    fn path(&self, j: usize) -> &Path {
+        self.get(j)
+    }
+}
+
 /// A relative path as a string with `/` separators, the sort key of the column order.
 pub(crate) fn slash_string(path: &Path) -> String {
     let parts: Vec<_> = path
@@ -871,5 +1002,29 @@ fn resample<T: Float>(gray: &Gray<T>, width: u32, height: u32) -> Gray<T> {
             .into_iter()
             .map(|v| T::from_f64(f64::from(v).clamp(0.0, 1.0)))
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A list read from JSON one name at a time holds the names it was given, in order, as
+    /// the paths a list of `PathBuf`s would hold (empty names and non-ASCII ones too).
+    #[test]
+    fn a_file_list_gives_back_each_path_it_was_made_of() {
+        let names = ["s1/1.pgm", "", "é/ü.png", "face00001.pgm"];
+        let json = serde_json::to_string(&names).unwrap();
+        let read: FileList = serde_json::from_str(&json).unwrap();
+        let collected: FileList = names.iter().collect();
+        assert_eq!(read, collected);
+        assert_eq!(read.len(), 4);
+        let paths: Vec<PathBuf> = names.iter().map(PathBuf::from).collect();
+        assert_eq!(read.to_vec(), paths);
+        for (j, path) in paths.iter().enumerate() {
+            assert_eq!(read.get(j), path.as_path());
+            assert_eq!(ImagePaths::path(&read, j), ImagePaths::path(&paths, j));
+        }
+        assert!(FileList::default().is_empty());
     }
 }

@@ -37,6 +37,7 @@ pub use report::{
     build_report,
 };
 
+use crate::loader::ImagePaths;
 use crate::nmf::Projection;
 use crate::{
     CoarseLevel, Coefficients, Error, Faces, Factorization, Float, Iteration, Model, Nmf, Result,
@@ -199,7 +200,7 @@ struct Shown<'a, T> {
     faces: &'a Faces<T>,
     columns: Option<Vec<usize>>,
     /// Every face's file, in column order.
-    names: &'a [PathBuf],
+    names: &'a dyn ImagePaths,
     /// Every face's relative error.
     errors: Vec<f64>,
 }
@@ -282,7 +283,7 @@ pub fn write_sampled_outputs<T: Float>(
     dir: &Path,
     shown: &Faces<T>,
     columns: Vec<usize>,
-    paths: &[PathBuf],
+    paths: &dyn ImagePaths,
     errors: Vec<f64>,
     fit: &Factorization<T>,
     options: &OutputOptions,
@@ -301,7 +302,7 @@ pub fn write_sampled_outputs<T: Float>(
 /// names were 11 MB held through its report.
 #[derive(Debug, Clone, Copy)]
 struct FileNames<'a> {
-    paths: &'a [PathBuf],
+    paths: &'a dyn ImagePaths,
     columns: Option<&'a [usize]>,
 }
 
@@ -313,7 +314,7 @@ impl FileNames<'_> {
     /// The name of the `k`-th face named.
     fn get(&self, k: usize) -> String {
         let j = self.columns.map_or(k, |c| c[k]);
-        crate::loader::slash_string(&self.paths[j])
+        crate::loader::slash_string(self.paths.path(j))
     }
 }
 
@@ -454,7 +455,7 @@ fn write_set<T: Float>(
         restarts: fit.restarts,
         warnings: &warnings,
         files: FileNames {
-            paths: names,
+            paths: *names,
             columns: None,
         },
         skipped: faces
@@ -469,7 +470,7 @@ fn write_set<T: Float>(
             .iter()
             .map(|&index| ReconstructionRecord {
                 index,
-                file: crate::loader::slash_string(&names[index]),
+                file: crate::loader::slash_string(names.path(index)),
                 rel_error: errors[index],
             })
             .collect(),
