@@ -205,6 +205,7 @@ impl<'a, T: Float> Images<'a, T> {
         let width = self.width();
         for start in (0..ht.nrows()).step_by(width) {
             let rows = start..(start + width).min(ht.nrows());
+            release.fetch(rows.clone(), false);
             for row in ht.slice(s![rows.clone(), ..]).rows() {
                 for (s, v) in sums.iter_mut().zip(row) {
                     let v = v.to_f64();
@@ -303,6 +304,9 @@ impl<'a, T: Float> Images<'a, T> {
                     let range = start..(start + width).min(n);
                     let mut rows = buffer.slice_mut(s![..range.len(), ..]);
                     source.read(start, rows.view_mut());
+                    if let Some(release) = release {
+                        release.fetch(range.clone(), true);
+                    }
                     visit(range.clone(), rows.view().reversed_axes());
                     if let Some(release) = release {
                         release.rows(range);

@@ -166,6 +166,9 @@ impl<T: Float> HtCopy<T> {
         let rows = piece_rows(out.ncols(), size_of::<T>());
         for start in (0..out.nrows()).step_by(rows) {
             let piece = start..(start + rows).min(out.nrows());
+            if let Some(release) = release {
+                release.fetch(piece.clone(), true);
+            }
             let mut target = out.slice_mut(s![piece.clone(), ..]);
             match self {
                 HtCopy::Memory(a) => target.assign(&a.slice(s![piece.clone(), ..])),
@@ -183,6 +186,9 @@ impl<T: Float> HtCopy<T> {
         let rows = piece_rows(a.ncols(), size_of::<T>());
         for start in (0..a.nrows()).step_by(rows) {
             let piece = start..(start + rows).min(a.nrows());
+            if let Some(release) = release {
+                release.fetch(piece.clone(), false);
+            }
             let source = a.slice(s![piece.clone(), ..]);
             match self {
                 HtCopy::Memory(m) => m.slice_mut(s![piece.clone(), ..]).assign(&source),

@@ -253,6 +253,32 @@ impl Release {
         self.bytes(from, to);
     }
 
+    /// Maps in the pages that hold any of `rows` with one call, before a pass uses them
+    /// (`write` for a pass that writes them): a fault per page cost a streamed iteration over
+    /// 200,000 faces about 5% (three passes over H^T's 9,600 pages).
+    pub(crate) fn fetch(&self, rows: std::ops::Range<usize>, write: bool) {
+        let len = self.map.len();
+        let from = (rows.start * self.row_bytes).min(len);
+        let to = (rows.end * self.row_bytes).min(len);
+        if from >= to {
+            return;
+        }
+        // Where the kernel has no such advice (before Linux 5.14), the pages fault in one by
+        // one as they would without it.
+        #[cfg(target_os = "linux")]
+        let _ = self.map.advise_range(
+            if write {
+                memmap2::Advice::PopulateWrite
+            } else {
+                memmap2::Advice::PopulateRead
+            },
+            from,
+            to - from,
+        );
+        #[cfg(not(target_os = "linux"))]
+        let _ = write;
+    }
+
     /// Drops every page of the map.
     pub(crate) fn all(&self) {
         self.bytes(0, self.map.len());
@@ -352,6 +378,9 @@ impl<T: Float> HtStore<T> {
         let n = view.nrows();
         for start in (0..n).step_by(PIECE_ROWS) {
             let rows = start..(start + PIECE_ROWS).min(n);
+            if let Some(release) = &release {
+                release.fetch(rows.clone(), true);
+            }
             visit(view.slice_mut(ndarray::s![rows.clone(), ..]));
             if let Some(release) = &release {
                 release.rows(rows);
@@ -365,6 +394,9 @@ impl<T: Float> HtStore<T> {
         let view = self.view();
         for start in (0..view.nrows()).step_by(PIECE_ROWS) {
             let rows = start..(start + PIECE_ROWS).min(view.nrows());
+            if let Some(release) = &release {
+                release.fetch(rows.clone(), false);
+            }
             visit(view.slice(ndarray::s![rows.clone(), ..]));
             if let Some(release) = &release {
                 release.rows(rows);
