@@ -12,7 +12,7 @@ use std::ops::Range;
 
 use std::cell::RefCell;
 
-use ndarray::{Array1, Array2, ArrayBase, ArrayView2, ArrayViewMut2, Data, Ix2, s};
+use ndarray::{Array1, Array2, ArrayBase, ArrayView2, ArrayViewMut2, Data, DataMut, Ix2, s};
 
 use super::hals;
 use super::linalg::{column_norms_sq, residual_sq};
@@ -188,6 +188,45 @@ impl<'a, T: Float> Images<'a, T> {
             });
         }
         self.sum_scalar(total)
+    }
+
+    /// The folder the images' source gives for what grows with their number
+    /// ([`ColumnBlocks::scratch`]), when streamed.
+    pub(crate) fn scratch(&self) -> Option<&std::path::Path> {
+        match &self.columns {
+            Columns::Streamed { source, .. } => source.scratch(),
+            Columns::InMemory { .. } => None,
+        }
+    }
+
+    /// The handle that drops rows of a mapped H^T ([`Images::releasing`]).
+    pub(crate) fn release(&self) -> Option<&Release> {
+        match &self.columns {
+            Columns::Streamed { release, .. } => release.as_ref(),
+            Columns::InMemory { .. } => None,
+        }
+    }
+
+    /// Visits H^T (this process's rows) in pieces of rows, in order: whole when it is not
+    /// mapped; a block's width at a time when it is, each piece brought in before and dropped
+    /// after, so that a pass over all of it holds one piece.
+    pub(crate) fn h_pieces_mut<S: DataMut<Elem = T>>(
+        &self,
+        ht: &mut ArrayBase<S, Ix2>,
+        mut visit: impl FnMut(Range<usize>, ArrayViewMut2<'_, T>),
+    ) {
+        let n = ht.nrows();
+        let Some(release) = self.release() else {
+            visit(0..n, ht.view_mut());
+            return;
+        };
+        let width = self.width();
+        for start in (0..n).step_by(width) {
+            let rows = start..(start + width).min(n);
+            release.fetch(rows.clone(), true);
+            visit(rows.clone(), ht.slice_mut(s![rows.clone(), ..]));
+            release.rows(rows);
+        }
     }
 
     /// The squared norms of the columns of H^T (n x r, this process's rows) as

@@ -887,7 +887,7 @@ impl Nmf {
                         }
                         None => images.residual_sq(w, ht),
                     };
-                    let kept = r.escape(&images, &mut w, &mut ht.view_mut(), loss);
+                    let kept = r.escape(&images, &mut w, &mut ht.view_mut(), loss)?;
                     ht.release_all();
                     if !kept {
                         stop = Stop::Tolerance;

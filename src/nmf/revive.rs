@@ -38,7 +38,8 @@ use rayon::prelude::*;
 
 use super::blocks::Images;
 use super::linalg::column_norms_sq;
-use crate::Float;
+use super::spill::RowsFile;
+use crate::{Error, Float, Result};
 
 /// How many restarts a fit may make, per component of its rank.
 const RESTARTS_PER_COMPONENT: usize = 2;
@@ -111,21 +112,24 @@ impl Revival {
     /// only if it lowers `loss` (the fit's loss of X given W and H^T); a refused one leaves W
     /// and H as they were and ends the escapes. A kept one counts against the budget.
     /// Returns whether it kept one.
+    ///
+    /// # Errors
+    /// H^T, kept in a file beside streamed images while the escape is tried, cannot be read
+    /// back (a full disk, say).
     pub(crate) fn escape<T: Float, S: DataMut<Elem = T>>(
         &mut self,
         x: &Images<'_, T>,
         w: &mut Array2<T>,
         ht: &mut ArrayBase<S, Ix2>,
         mut loss: impl FnMut(&Array2<T>, &ArrayView2<'_, T>) -> f64,
-    ) -> bool {
+    ) -> Result<bool> {
         if !self.can_escape() {
-            return false;
+            return Ok(false);
         }
         let (w_norms, mut h_norms) = (column_norms_sq(w), x.h_column_norms_sq(&ht.view()));
         x.sum(&mut h_norms);
         let share = |k: usize| w_norms[k] * h_norms[k];
-        // In memory even when H^T is mapped: an escape runs at most a few times a fit.
-        let before = (w.clone(), ht.to_owned());
+        let before = (w.clone(), Saved::save(x, &ht.view()));
         let loss_before = loss(w, &ht.view());
         let free = match most_alike(w) {
             Some((a, b)) => {
@@ -133,7 +137,7 @@ impl Revival {
                 // keeping the other made the error rise (500 against 478) where this lowers
                 // it (440).
                 let (keep, free) = if share(a) >= share(b) { (a, b) } else { (b, a) };
-                move_share(w, ht, keep, free);
+                move_share(x, w, ht, keep, free);
                 free
             }
             // A mixed component holds less than the parts it mixes: at the local minimum of
@@ -143,22 +147,72 @@ impl Revival {
                 .min_by(|&a, &b| share(a).total_cmp(&share(b)))
                 .expect("a fit has a component"),
         };
-        ht.column_mut(free).fill(T::zero());
+        x.h_pieces_mut(ht, |_, mut rows| rows.column_mut(free).fill(T::zero()));
         w.column_mut(free).fill(T::zero());
         if restart(x, w, ht, free) && loss(w, &ht.view()) < loss_before {
             self.count += 1;
-            return true;
+            return Ok(true);
         }
         *w = before.0;
-        ht.assign(&before.1);
+        before.1.restore(x, ht)?;
         self.escape_refused = true;
-        false
+        Ok(false)
+    }
+}
+
+/// H^T as it was before an escape, to put back if it is refused: in a file beside streamed
+/// images (`spill.rs`; a second H in memory would be 39 MB at 200,000 faces), else in memory.
+enum Saved<T> {
+    Memory(Array2<T>),
+    File(RowsFile<T>),
+}
+
+impl<T: Float> Saved<T> {
+    fn save(x: &Images<'_, T>, ht: &ArrayView2<'_, T>) -> Self {
+        match x.scratch() {
+            Some(dir) => match RowsFile::holding(dir, ht, x.release()) {
+                Ok(file) => Saved::File(file),
+                // As the extrapolation's copies: where the folder cannot take it, memory.
+                Err(_) => Saved::Memory(ht.to_owned()),
+            },
+            None => Saved::Memory(ht.to_owned()),
+        }
+    }
+
+    fn restore<S: DataMut<Elem = T>>(
+        self,
+        x: &Images<'_, T>,
+        ht: &mut ArrayBase<S, Ix2>,
+    ) -> Result<()> {
+        match self {
+            Saved::Memory(a) => {
+                ht.assign(&a);
+                Ok(())
+            }
+            Saved::File(file) => {
+                let mut done = Ok(());
+                x.h_pieces_mut(ht, |rows, piece| {
+                    if done.is_ok() {
+                        done = file.read(rows.start, piece);
+                    }
+                });
+                done.map_err(|e| Error::Output {
+                    path: file.path().to_path_buf(),
+                    reason: format!(
+                        "H, kept in this folder while an escape from a stall was tried, cannot \
+                         be read back ({e}); free space on its disk, or move the cache to a disk \
+                         with room"
+                    ),
+                })
+            }
+        }
     }
 }
 
 /// Moves component `free`'s share, projected onto `keep`'s basis image, to `keep`:
 /// `h_keep += (w_keep . w_free / ||w_keep||^2) h_free`.
 fn move_share<T: Float, S: DataMut<Elem = T>>(
+    x: &Images<'_, T>,
     w: &Array2<T>,
     ht: &mut ArrayBase<S, Ix2>,
     keep: usize,
@@ -171,9 +225,11 @@ fn move_share<T: Float, S: DataMut<Elem = T>>(
         .map(|(a, b)| a.to_f64() * b.to_f64())
         .sum::<f64>()
         / wk.iter().map(|a| a.to_f64() * a.to_f64()).sum::<f64>();
-    for mut row in ht.rows_mut() {
-        row[keep] = T::from_f64(row[keep].to_f64() + along * row[free].to_f64());
-    }
+    x.h_pieces_mut(ht, |_, mut rows| {
+        for mut row in rows.rows_mut() {
+            row[keep] = T::from_f64(row[keep].to_f64() + along * row[free].to_f64());
+        }
+    });
 }
 
 /// The least cosine between two basis images for [`Revival::escape`] to take them
@@ -219,7 +275,6 @@ fn restart<T: Float, S: DataMut<Elem = T>>(
     }
     // The new column, then each image's least-squares coefficient on it given the
     // others: max(0, r_j^T w_k) / ||w_k||^2, which can only lower the error.
-    ht.column_mut(k).fill(T::zero());
     w.column_mut(k)
         .iter_mut()
         .zip(&residual)
@@ -235,12 +290,17 @@ fn restart<T: Float, S: DataMut<Elem = T>>(
         }
     };
     let gram = w.t().dot(&wk);
-    let explained = ht.dot(&gram);
     let inv = 1.0 / norm_sq;
-    Zip::from(ht.column_mut(k))
-        .and(&xtw)
-        .and(&explained)
-        .for_each(|h, &a, &e| *h = T::from_f64(((a.to_f64() - e.to_f64()) * inv).max(0.0)));
+    // Row by row, so a mapped H^T is visited a piece at a time: each row's coefficient
+    // depends on that row alone.
+    x.h_pieces_mut(ht, |rows, mut piece| {
+        piece.column_mut(k).fill(T::zero());
+        let explained = piece.dot(&gram);
+        Zip::from(piece.column_mut(k))
+            .and(&xtw.slice(ndarray::s![rows]))
+            .and(&explained)
+            .for_each(|h, &a, &e| *h = T::from_f64(((a.to_f64() - e.to_f64()) * inv).max(0.0)));
+    });
     true
 }
 
@@ -441,7 +501,11 @@ mod tests {
         let images = Images::in_memory(x.view(), None);
         let mut revival = Revival::new(3);
         assert!(most_alike(&w).is_some());
-        assert!(revival.escape(&images, &mut w, &mut ht, frobenius(&images)));
+        assert!(
+            revival
+                .escape(&images, &mut w, &mut ht, frobenius(&images))
+                .unwrap()
+        );
         // The kept first part carries both shares; the freed component is the worst image's
         // residual (image 1 or 2: the two mixed parts are equally badly explained).
         assert!(error(&x, &w, &ht) < before);
@@ -461,7 +525,11 @@ mod tests {
         let images = Images::in_memory(x.view(), None);
         let mut revival = Revival::new(2);
         assert!(revival.can_escape());
-        assert!(!revival.escape(&images, &mut w, &mut ht, frobenius(&images)));
+        assert!(
+            !revival
+                .escape(&images, &mut w, &mut ht, frobenius(&images))
+                .unwrap()
+        );
         assert_eq!((w, ht), before);
         assert!(!revival.can_escape());
         assert_eq!(revival.count, 0, "a refused escape is not a restart");
@@ -493,7 +561,11 @@ mod tests {
         let images = Images::in_memory(x.view(), None);
         let mut revival = Revival::new(3);
         assert!(most_alike(&w).is_none());
-        assert!(revival.escape(&images, &mut w, &mut ht, frobenius(&images)));
+        assert!(
+            revival
+                .escape(&images, &mut w, &mut ht, frobenius(&images))
+                .unwrap()
+        );
         assert!(error(&x, &w, &ht) < before);
         // The mix with the least share (the third: 1.5 x 1.04 against 1.6 x 1.12) is now the
         // residual of the image it left worst explained, the third part; the others are as
@@ -514,7 +586,7 @@ mod tests {
         let mut frobenius = frobenius(&images);
         let opposite = |w: &Array2<f64>, ht: &ArrayView2<'_, f64>| -frobenius(w, ht);
         let mut revival = Revival::new(3);
-        assert!(!revival.escape(&images, &mut w, &mut ht, opposite));
+        assert!(!revival.escape(&images, &mut w, &mut ht, opposite).unwrap());
         assert_eq!((w, ht), before);
     }
 

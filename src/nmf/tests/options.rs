@@ -411,6 +411,22 @@ fn h_and_its_copies_in_files_make_the_same_bits_as_in_memory() {
             .unwrap();
         assert_eq!(resumed.h, memory.h);
     }
+    // To the tolerance: the stall tries an escape, whose saved H goes to a file and, when
+    // the escape is refused, comes back from it.
+    for (params, x) in [
+        (Nmf::params(5).tol(1e-3), noisy(40, 203, 5)),
+        (Nmf::params(4).tol(1e-3), low_rank(40, 203, 2, 9)),
+    ] {
+        let x32 = x.mapv(|v| v as f32);
+        let params = params.max_iter(500);
+        let memory = params.fit_blocks(&Held(x32.clone()), 32, |_| {}).unwrap();
+        let spilled = HeldSpilling(Held(x32), dir.clone());
+        let on_disk = params.fit_blocks(&spilled, 32, |_| {}).unwrap();
+        assert_eq!(memory.stop, Stop::Tolerance);
+        assert_eq!(memory.h, on_disk.h);
+        assert_eq!(memory.w, on_disk.w);
+        assert_eq!(memory.history.len(), on_disk.history.len());
+    }
     assert_eq!(
         std::fs::read_dir(&dir).unwrap().count(),
         0,
