@@ -226,7 +226,8 @@ impl<T: Float> Extrapolated<T> {
     /// Starts from the factors W and H^T; `keeps_sign` for a multiplicative update; `warm_up`
     /// to ramp beta up over [`WARMUP`] iterations first (a start from an init, not from factors
     /// that have already formed parts); the copies of H^T in files in `spill` if given and it
-    /// can take them (else [`Extrapolated::spill_warning`] says why not).
+    /// can take them (else [`Extrapolated::spill_warning`] says why not); `release` when the
+    /// loop's H^T is mapped, to drop its rows as whole copies pass through them.
     pub(crate) fn new(
         w: &Array2<T>,
         ht: &ArrayView2<'_, T>,
@@ -371,8 +372,8 @@ impl<T: Float> Extrapolated<T> {
         Ok((scalars, arrays))
     }
 
-    /// The extrapolation [`Extrapolated::state`] saved; `keeps_sign` and `spill` as for
-    /// [`Extrapolated::new`].
+    /// The extrapolation [`Extrapolated::state`] saved; `keeps_sign`, `spill` and `release` as
+    /// for [`Extrapolated::new`].
     pub(crate) fn restore(
         scalars: ExtrapolationScalars,
         arrays: ExtrapolationArrays<T>,
