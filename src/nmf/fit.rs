@@ -87,10 +87,12 @@ impl Nmf {
 
     /// Fits X given block by block, `width` images at a time, without ever holding it whole:
     /// images streamed from a decoded cache on disk
-    /// ([`CachedImages`](crate::loader::CachedImages)), say. Memory holds W, H and one block of
-    /// images (and the buffers of the start, which are n x (r + 10)); the pass over the
-    /// blocks is the in-memory fit's pass, so the iterates are the same up to the order of
-    /// sums (f64: relative errors equal to 1e-9 at every iteration).
+    /// ([`CachedImages`](crate::loader::CachedImages)), say. Memory holds W and one block of
+    /// images; H and the extrapolation's copies of it go to files in the folder the source
+    /// gives ([`ColumnBlocks::scratch`]; the result's H stays mapped from its file, see
+    /// [`Coefficients`]), or stay in memory when it gives none. The pass over the blocks is
+    /// the in-memory fit's pass, so the iterates are the same up to the order of sums (f64:
+    /// relative errors equal to 1e-9 at every iteration).
     ///
     /// The multilevel start is not made (it would need X at half resolution whole); with
     /// [`Nmf::multilevel`] off an in-memory fit makes the same iterates.

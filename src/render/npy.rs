@@ -67,7 +67,7 @@ pub fn write<T: Float>(path: &Path, a: &ArrayView2<T>) -> Result<()> {
 /// Writes H (r x n) to `path` as `.npy` in C order, atomically, reading it a piece of images
 /// at a time (each piece scattered to its place in every row of the file): a mapped H's pages
 /// are dropped after each piece, so writing it does not bring all of it into memory. The
-/// bytes are those of [`write`].
+/// bytes are those of [`write()`].
 ///
 /// # Errors
 /// The file cannot be written.
