@@ -15,8 +15,8 @@ use std::cell::RefCell;
 use ndarray::{Array1, Array2, ArrayBase, ArrayView2, ArrayViewMut2, Data, DataMut, Ix2, s};
 
 use super::hals;
-use super::linalg::{column_norms_sq, residual_sq};
-use super::spill::Release;
+use super::linalg::{add_squares, column_norms_sq, residual_sq};
+use super::spill::{Release, by_pieces};
 use super::split::Share;
 use crate::Float;
 
@@ -220,13 +220,9 @@ impl<'a, T: Float> Images<'a, T> {
             visit(0..n, ht.view_mut());
             return;
         };
-        let width = self.width();
-        for start in (0..n).step_by(width) {
-            let rows = start..(start + width).min(n);
-            release.fetch(rows.clone(), true);
-            visit(rows.clone(), ht.slice_mut(s![rows.clone(), ..]));
-            release.rows(rows);
-        }
+        by_pieces(n, self.width(), Some(release), true, |rows| {
+            visit(rows.clone(), ht.slice_mut(s![rows, ..]));
+        });
     }
 
     /// The squared norms of the columns of H^T (n x r, this process's rows) as
@@ -241,18 +237,9 @@ impl<'a, T: Float> Images<'a, T> {
             _ => return column_norms_sq(ht),
         };
         let mut sums = vec![0.0f64; ht.ncols()];
-        let width = self.width();
-        for start in (0..ht.nrows()).step_by(width) {
-            let rows = start..(start + width).min(ht.nrows());
-            release.fetch(rows.clone(), false);
-            for row in ht.slice(s![rows.clone(), ..]).rows() {
-                for (s, v) in sums.iter_mut().zip(row) {
-                    let v = v.to_f64();
-                    *s += v * v;
-                }
-            }
-            release.rows(rows);
-        }
+        by_pieces(ht.nrows(), self.width(), Some(release), false, |rows| {
+            add_squares(&mut sums, &ht.slice(s![rows, ..]));
+        });
         sums
     }
 

@@ -9,8 +9,8 @@
 use ndarray::{Array2, ArrayView1, ArrayViewMut2, Axis, s};
 use rayon::prelude::*;
 
-use super::linalg::column_norms_sq;
-use super::spill::Release;
+use super::linalg::{add_squares, column_norms_sq};
+use super::spill::{Release, by_pieces};
 use crate::Float;
 
 /// Rescales (if `rescale`) and reorders W (m x r) and H^T (n x r) in place into the canonical
@@ -27,14 +27,9 @@ pub(crate) fn canonicalize<T: Float>(
 ) {
     let r = w.ncols();
     let pieces = |ht: &mut ArrayViewMut2<'_, T>, visit: &mut dyn FnMut(ArrayViewMut2<'_, T>)| {
-        let n = ht.nrows();
-        for start in (0..n).step_by(PIECE_ROWS) {
-            let rows = start..(start + PIECE_ROWS).min(n);
-            visit(ht.slice_mut(s![rows.clone(), ..]));
-            if let Some(release) = release {
-                release.rows(rows);
-            }
-        }
+        by_pieces(ht.nrows(), PIECE_ROWS, release, true, |rows| {
+            visit(ht.slice_mut(s![rows, ..]));
+        });
     };
     if rescale {
         let mut scales = vec![None; r];
@@ -60,11 +55,7 @@ pub(crate) fn canonicalize<T: Float>(
     }
     // Each sum in row order, as `column_norms_sq` takes it.
     let mut h_norms = vec![0.0f64; r];
-    pieces(ht, &mut |rows| {
-        for (s, v) in h_norms.iter_mut().zip(column_norms_sq(&rows)) {
-            *s += v;
-        }
-    });
+    pieces(ht, &mut |rows| add_squares(&mut h_norms, &rows));
     sum_over_processes(&mut h_norms);
     let share: Vec<f64> = column_norms_sq(w)
         .iter()

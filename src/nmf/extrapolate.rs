@@ -15,7 +15,7 @@ use std::path::Path;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip, s};
 
 use super::checkpoint::{ExtrapolationArrays, ExtrapolationScalars};
-use super::spill::{HtStore, Release, RowsFile};
+use super::spill::{HtStore, Release, RowsFile, try_by_pieces};
 use crate::{Error, Float, Result};
 
 /// Initial beta.
@@ -164,40 +164,33 @@ impl<T: Float> HtCopy<T> {
     /// memory after it is written when `out` is mapped.
     fn read_all(&self, out: &mut ArrayViewMut2<'_, T>, release: Option<&Release>) -> Result<()> {
         let rows = piece_rows(out.ncols(), size_of::<T>());
-        for start in (0..out.nrows()).step_by(rows) {
-            let piece = start..(start + rows).min(out.nrows());
-            if let Some(release) = release {
-                release.fetch(piece.clone(), true);
-            }
+        try_by_pieces(out.nrows(), rows, release, true, |piece| {
             let mut target = out.slice_mut(s![piece.clone(), ..]);
             match self {
-                HtCopy::Memory(a) => target.assign(&a.slice(s![piece.clone(), ..])),
-                HtCopy::File(f) => f.read(start, target).map_err(|e| spill_failure(f, e))?,
+                HtCopy::Memory(a) => {
+                    target.assign(&a.slice(s![piece, ..]));
+                    Ok(())
+                }
+                HtCopy::File(f) => f.read(piece.start, target).map_err(|e| spill_failure(f, e)),
             }
-            if let Some(release) = release {
-                release.rows(piece);
-            }
-        }
-        Ok(())
+        })
     }
 
     /// From `a` (n x r, standard layout), a piece of rows at a time as [`HtCopy::read_all`].
     fn write_all(&mut self, a: &ArrayView2<'_, T>, release: Option<&Release>) -> Result<()> {
         let rows = piece_rows(a.ncols(), size_of::<T>());
-        for start in (0..a.nrows()).step_by(rows) {
-            let piece = start..(start + rows).min(a.nrows());
-            if let Some(release) = release {
-                release.fetch(piece.clone(), false);
-            }
+        try_by_pieces(a.nrows(), rows, release, false, |piece| {
             let source = a.slice(s![piece.clone(), ..]);
             match self {
-                HtCopy::Memory(m) => m.slice_mut(s![piece.clone(), ..]).assign(&source),
-                HtCopy::File(f) => f.write(start, source).map_err(|e| spill_failure(f, e))?,
+                HtCopy::Memory(m) => {
+                    m.slice_mut(s![piece, ..]).assign(&source);
+                    Ok(())
+                }
+                HtCopy::File(f) => f
+                    .write(piece.start, source)
+                    .map_err(|e| spill_failure(f, e)),
             }
-            if let Some(release) = release {
-                release.rows(piece);
-            }
-        }
+        })?;
         Ok(())
     }
 

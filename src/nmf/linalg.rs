@@ -134,13 +134,19 @@ pub(crate) fn dot<T: Float, A: Data<Elem = T>, B: Data<Elem = T>>(
 /// each column, which strides through memory); each sum in row order.
 pub(crate) fn column_norms_sq<T: Float, S: Data<Elem = T>>(f: &ArrayBase<S, Ix2>) -> Vec<f64> {
     let mut sums = vec![0.0f64; f.ncols()];
-    for row in f.rows() {
+    add_squares(&mut sums, f);
+    sums
+}
+
+/// Adds the squares of `rows`' entries to `sums`, column by column, row after row: pieces of
+/// a factor given in order sum as [`column_norms_sq`] sums the whole (the same bits).
+pub(crate) fn add_squares<T: Float, S: Data<Elem = T>>(sums: &mut [f64], rows: &ArrayBase<S, Ix2>) {
+    for row in rows.rows() {
         for (s, v) in sums.iter_mut().zip(row) {
             let v = v.to_f64();
             *s += v * v;
         }
     }
-    sums
 }
 
 /// `||X - W H||_F^2` formed directly (not through Gram matrices) in blocks of rows, accumulated

@@ -7,7 +7,7 @@ use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 use super::canonical::hoyer_sparseness;
 use super::multilevel::ImageShape;
 use super::params::Nmf;
-use super::spill::HtStore;
+use super::spill::{HtStore, by_pieces};
 use crate::Float;
 
 /// Why the loop stopped.
@@ -120,17 +120,15 @@ impl<T: Float> Factorization<T> {
         let ht = self.h.t();
         let (n, r) = ht.dim();
         let (mut l1, mut l2) = (vec![0.0f64; r], vec![0.0f64; r]);
-        for start in (0..n).step_by(COEFFICIENT_PIECE) {
-            let images = start..(start + COEFFICIENT_PIECE).min(n);
-            for row in ht.slice(ndarray::s![images.clone(), ..]).rows() {
+        by_pieces(n, COEFFICIENT_PIECE, Some(&release), false, |images| {
+            for row in ht.slice(ndarray::s![images, ..]).rows() {
                 for (k, v) in row.iter().enumerate() {
                     let v = v.to_f64();
                     l1[k] += v.abs();
                     l2[k] += v * v;
                 }
             }
-            release.rows(images);
-        }
+        });
         mean((0..r).map(|k| hoyer_of_sums(n, l1[k], l2[k].sqrt())))
     }
 }

@@ -39,6 +39,47 @@ pub(crate) struct RowsFile<T> {
 /// Rows of H^T per piece of a pass over all of it ([`HtStore::pieces_mut`]).
 pub(crate) const PIECE_ROWS: usize = 16_384;
 
+/// Visits rows `0..n` a piece of `piece` rows at a time, in order; with `release` (the rows of
+/// a mapped H^T), each piece's pages are fetched before (to be written when `write`) and
+/// dropped after, so that a pass over all of them holds one piece. Stops at the first error.
+pub(crate) fn try_by_pieces<E>(
+    n: usize,
+    piece: usize,
+    release: Option<&Release>,
+    write: bool,
+    mut visit: impl FnMut(std::ops::Range<usize>) -> Result<(), E>,
+) -> Result<(), E> {
+    for start in (0..n).step_by(piece.max(1)) {
+        let rows = start..(start + piece).min(n);
+        if let Some(release) = release {
+            release.fetch(rows.clone(), write);
+        }
+        visit(rows.clone())?;
+        if let Some(release) = release {
+            release.rows(rows);
+        }
+    }
+    Ok(())
+}
+
+/// [`try_by_pieces`] of a visit that cannot fail.
+pub(crate) fn by_pieces(
+    n: usize,
+    piece: usize,
+    release: Option<&Release>,
+    write: bool,
+    mut visit: impl FnMut(std::ops::Range<usize>),
+) {
+    let done = try_by_pieces(n, piece, release, write, |rows| {
+        visit(rows);
+        Ok::<(), std::convert::Infallible>(())
+    });
+    match done {
+        Ok(()) => {}
+        Err(never) => match never {},
+    }
+}
+
 /// Bytes per read or write of one thread.
 const PIECE: usize = 1 << 20;
 
@@ -73,7 +114,6 @@ impl<T: Float> RowsFile<T> {
         Ok(this)
     }
 
-    /// A file holding `a`.
     /// A file holding `a`, written a piece of rows at a time; with `release` (`a` is a mapped
     /// H^T), each piece's pages leave the process after it is written.
     pub(crate) fn holding(
@@ -82,14 +122,10 @@ impl<T: Float> RowsFile<T> {
         release: Option<&Release>,
     ) -> io::Result<Self> {
         let mut this = RowsFile::create(dir, a.nrows(), a.ncols())?;
-        for start in (0..a.nrows()).step_by(PIECE_ROWS) {
-            let rows = start..(start + PIECE_ROWS).min(a.nrows());
+        try_by_pieces(a.nrows(), PIECE_ROWS, release, false, |rows| {
             let piece = a.slice(ndarray::s![rows.clone(), ..]);
-            this.write(start, piece.as_standard_layout().view())?;
-            if let Some(release) = release {
-                release.rows(rows);
-            }
-        }
+            this.write(rows.start, piece.as_standard_layout().view())
+        })?;
         Ok(this)
     }
 
@@ -177,11 +213,8 @@ impl<T: Float> MappedRows<T> {
 
     /// A file holding `a`, mapped.
     pub(crate) fn holding(dir: &Path, a: &ArrayView2<'_, T>) -> io::Result<Self> {
-        let mut this = MappedRows::create(dir, a.nrows(), a.ncols())?;
         // Through the file, not the map: its pages then never count in the process.
-        let standard = a.as_standard_layout();
-        this.file.write(0, standard.view())?;
-        Ok(this)
+        RowsFile::holding(dir, a, None)?.into_mapped()
     }
 
     fn map(file: RowsFile<T>) -> io::Result<Self> {
@@ -376,33 +409,18 @@ impl<T: Float> HtStore<T> {
     pub(crate) fn pieces_mut(&mut self, mut visit: impl FnMut(ArrayViewMut2<'_, T>)) {
         let release = self.release();
         let mut view = self.view_mut();
-        let n = view.nrows();
-        for start in (0..n).step_by(PIECE_ROWS) {
-            let rows = start..(start + PIECE_ROWS).min(n);
-            if let Some(release) = &release {
-                release.fetch(rows.clone(), true);
-            }
-            visit(view.slice_mut(ndarray::s![rows.clone(), ..]));
-            if let Some(release) = &release {
-                release.rows(rows);
-            }
-        }
+        by_pieces(view.nrows(), PIECE_ROWS, release.as_ref(), true, |rows| {
+            visit(view.slice_mut(ndarray::s![rows, ..]));
+        });
     }
 
     /// [`HtStore::pieces_mut`], reading.
     pub(crate) fn pieces(&self, mut visit: impl FnMut(ArrayView2<'_, T>)) {
         let release = self.release();
         let view = self.view();
-        for start in (0..view.nrows()).step_by(PIECE_ROWS) {
-            let rows = start..(start + PIECE_ROWS).min(view.nrows());
-            if let Some(release) = &release {
-                release.fetch(rows.clone(), false);
-            }
-            visit(view.slice(ndarray::s![rows.clone(), ..]));
-            if let Some(release) = &release {
-                release.rows(rows);
-            }
-        }
+        by_pieces(view.nrows(), PIECE_ROWS, release.as_ref(), false, |rows| {
+            visit(view.slice(ndarray::s![rows, ..]));
+        });
     }
 
     /// The handle that drops the pages of its rows, when mapped.
