@@ -223,9 +223,11 @@ struct LearnArgs {
     /// hals (E-A-HALS), off for cd and mu (which then make the updates of scikit-learn's cd and mu).
     #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
     extrapolate: Option<bool>,
-    /// Fit the images at half resolution first (and that at half again, while at least 16 pixels
-    /// per part remain), then start from those parts interpolated back up (Gillis & Glineur
-    /// 2012): on by default for hals, off for the others.
+    /// Fit a smaller problem first and start from its parts (Gillis & Glineur 2012): with at
+    /// least 24 images per part, every 2nd to 4th image (12 or more per part), then H for every
+    /// image; otherwise the images at half resolution (and that at half again, while at least 16
+    /// pixels per part remain), their parts interpolated back up. On by default for hals, off
+    /// for the others.
     #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
     multilevel: Option<bool>,
     /// Loss: fro (Frobenius), kl (Kullback-Leibler), is (Itakura-Saito) or beta:<b>; all but

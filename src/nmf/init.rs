@@ -208,9 +208,9 @@ fn skip_normals(rng: &mut ChaCha8Rng, count: usize) {
     rng.set_word_pos(rng.get_word_pos() + 4 * count as u128);
 }
 
-/// Most HALS sweeps that polish H for the columns SPA picked (they stop early once H barely
-/// changes).
-const SPA_H_SWEEPS: usize = 50;
+/// Most HALS sweeps that polish H for a fixed W, for the columns SPA picked or the parts of a
+/// sample of the images (they stop early once H barely changes: about ten on CBCL).
+pub(crate) const FIXED_W_SWEEPS: usize = 50;
 
 /// Successive projection algorithm: W = r columns of X picked greedily, each the column with the
 /// largest residual norm after projecting out those already picked (N. Gillis and S. A. Vavasis,
@@ -276,9 +276,20 @@ fn spa<T: Float>(x: &ArrayView2<T>, rank: usize) -> Result<(Array2<T>, Array2<T>
     }
     let w = x.select(Axis(1), &picked).as_standard_layout().into_owned();
 
-    // H^T (n x r): the unconstrained least-squares fit clipped at zero (exact for separable X),
-    // then HALS sweeps towards the nonnegative least-squares fit. A singular W^T W (repeated
-    // columns) leaves the sweeps to start from zero.
+    let ht = coefficients_for(x, &w, FIXED_W_SWEEPS);
+    Ok((w, ht))
+}
+
+/// H^T (n x r) for a fixed W: the unconstrained least-squares fit clipped at zero (exact for
+/// separable X, where SPA picked W), then up to `sweeps` HALS sweeps towards the nonnegative
+/// least-squares fit (each block of images stops early once its rows barely change). A singular
+/// W^T W (repeated columns) leaves the sweeps to start from zero.
+pub(crate) fn coefficients_for<T: Float>(
+    x: &ArrayView2<T>,
+    w: &Array2<T>,
+    sweeps: usize,
+) -> Array2<T> {
+    let (n, rank) = (x.ncols(), w.ncols());
     let mut xtw = Array2::<T>::zeros((n, rank));
     TallProduct::new(n, rank).compute(&mut xtw, x, &w.view());
     let mut g = Array2::<T>::zeros((rank, rank));
@@ -297,11 +308,11 @@ fn spa<T: Float>(x: &ArrayView2<T>, rank: usize) -> Result<(Array2<T>, Array2<T>
         xtw.as_slice().expect("standard layout"),
         g.as_slice().expect("standard layout"),
         rank,
-        SPA_H_SWEEPS,
+        sweeps,
         &mut scratch,
         &mut Vec::new(),
     );
-    Ok((w, ht))
+    ht
 }
 
 /// NNDSVD, with `zero` in place of the entries it sets to zero.

@@ -85,18 +85,32 @@ pub struct Factorization<T> {
     pub warnings: Vec<String>,
 }
 
-/// One coarse level of a multilevel start: the same images at lower resolution, fitted before
-/// the full-resolution fit started from its parts.
+/// One coarse level of a multilevel start, fitted before the full fit started from its parts:
+/// the images at lower resolution, or a sample of them.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CoarseLevel {
     /// Size of the images at this level.
     pub shape: ImageShape,
+    /// How many images this level fitted when it fitted a sample of them (every k-th); `None`
+    /// when it fitted all of them at lower resolution.
+    #[serde(default)]
+    pub images: Option<usize>,
     /// Iterations run at this level.
     pub iterations: usize,
     /// Relative error of the coarse fit against the coarse images.
     pub rel_error: f64,
     /// Seconds spent at this level (coarser levels included).
     pub seconds: f64,
+}
+
+impl std::fmt::Display for CoarseLevel {
+    /// The level's images: their size ("32x32"), or for a sample their number ("608 images").
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.images {
+            Some(count) => write!(f, "{count} images"),
+            None => write!(f, "{}", self.shape),
+        }
+    }
 }
 
 impl<T: Float> Factorization<T> {

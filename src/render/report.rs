@@ -591,7 +591,7 @@ impl<T: Float> Sections<'_, T> {
                 .iter()
                 .map(|l| {
                     vec![
-                        format!("{}x{}", l.shape.width, l.shape.height),
+                        l.to_string(),
                         l.iterations.to_string(),
                         format!("{:.4}", l.rel_error),
                         seconds(l.seconds),
@@ -601,8 +601,8 @@ impl<T: Float> Sections<'_, T> {
             page.table(
                 &["coarse level", "iterations", "relative error", "ended at"],
                 &rows,
-                "The multilevel start: coarse fits before the full-resolution one (dashed on \
-                 the time panel)",
+                "The multilevel start: coarse fits (fewer pixels, or a sample of the images) \
+                 before the full one (dashed on the time panel)",
             );
         }
         Ok(png)

@@ -81,13 +81,18 @@ pub(super) fn small_problem() -> (Array2<f64>, Array2<f64>, Array2<f64>) {
 /// 60 images of 24 x 24, each a random mix of three smooth blobs, plus a little noise:
 /// images a multilevel start can see at half resolution.
 pub(super) fn smooth_images(seed: u64) -> Array2<f64> {
+    smooth_images_n(seed, 60)
+}
+
+/// `n` images of 24 x 24 pixels, each a mix of three smooth blobs with a little noise.
+pub(super) fn smooth_images_n(seed: u64, n: usize) -> Array2<f64> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let centres = [(6.0, 7.0), (12.0, 17.0), (18.0, 9.0)];
     let blob = |p: usize, (cy, cx): (f64, f64)| {
         let (y, x) = ((p / 24) as f64, (p % 24) as f64);
         (-((y - cy) * (y - cy) + (x - cx) * (x - cx)) / 18.0).exp()
     };
-    let h0 = Array2::from_shape_simple_fn((3, 60), || uniform(&mut rng));
+    let h0 = Array2::from_shape_simple_fn((3, n), || uniform(&mut rng));
     let w0 = Array2::from_shape_fn((576, 3), |(p, k)| blob(p, centres[k]));
-    w0.dot(&h0) + Array2::from_shape_simple_fn((576, 60), || 0.01 * uniform(&mut rng))
+    w0.dot(&h0) + Array2::from_shape_simple_fn((576, n), || 0.01 * uniform(&mut rng))
 }

@@ -242,6 +242,66 @@ fn multilevel_start_fits_half_resolution_first_and_starts_closer() {
 }
 
 #[test]
+fn many_images_start_from_a_sample_then_h_is_fitted_for_every_image() {
+    // 400 images at rank 5, 80 per part: every 4th (100 images, 20 per part) is fitted first,
+    // and 100 are too few to sample again.
+    let x = noisy(30, 400, 12);
+    let params = Nmf::params(5).max_iter(30).tol(0.0);
+    let sampled = params.fit(&x.view()).unwrap();
+    let full = params.clone().multilevel(false).fit(&x.view()).unwrap();
+    assert_eq!(sampled.coarse_levels.len(), 1);
+    let level = sampled.coarse_levels[0];
+    assert_eq!(level.images, Some(100));
+    // No image shape given: the pixels as one column.
+    assert_eq!(level.shape.pixels(), 30);
+    assert!(level.iterations >= 1, "{level:?}");
+    assert_eq!(
+        sampled.start,
+        format!(
+            "nndsvda at 100 images ({} iterations) -> full size (multilevel)",
+            level.iterations
+        )
+    );
+    assert!(full.coarse_levels.is_empty());
+    // The sample's parts with every image's H fitted to them start far nearer than the
+    // initialisation (0.081 against 0.419), within 5% of where 30 iterations from the
+    // initialisation end, and the fit ends as well to 1% (another local minimum of noise).
+    let (s0, full0) = (sampled.history[0].rel_error, full.history[0].rel_error);
+    assert!(s0 < 0.5 * full0, "start {s0} against {full0}");
+    assert!(
+        s0 < 1.05 * full.rel_error,
+        "start {s0} against {}",
+        full.rel_error
+    );
+    assert!(sampled.rel_error <= full.rel_error * 1.01);
+    assert!(sampled.w.iter().chain(sampled.h.iter()).all(|&v| v >= 0.0));
+    assert!(sampled.history[0].seconds >= level.seconds);
+    let again = params.fit(&x.view()).unwrap();
+    assert_eq!(again.w, sampled.w);
+
+    // With images large enough to halve, the sample's own fit starts at half resolution:
+    // 300 images of 24 x 24 at rank 3 are sampled to every 4th (75), those to every 2nd (38),
+    // and the 38 fitted at 12 x 12 first.
+    let x = smooth_images_n(5, 300);
+    let nested = Nmf::params(3)
+        .image_shape(24, 24)
+        .max_iter(10)
+        .fit(&x.view())
+        .unwrap();
+    let levels: Vec<String> = nested.coarse_levels.iter().map(|l| l.to_string()).collect();
+    assert_eq!(levels, ["12x12", "38 images", "75 images"]);
+    assert!(
+        nested.start.starts_with("nndsvda at 12x12 ("),
+        "{}",
+        nested.start
+    );
+    // Each level ends after the levels inside it, and the full fit after all of them.
+    let ends: Vec<f64> = nested.coarse_levels.iter().map(|l| l.seconds).collect();
+    assert!(ends.is_sorted(), "{ends:?}");
+    assert!(nested.history[0].seconds >= ends[2]);
+}
+
+#[test]
 fn multilevel_start_applies_only_to_plain_frobenius_fits() {
     let x = smooth_images(4);
     let base = Nmf::params(3).image_shape(24, 24).max_iter(3);
@@ -473,7 +533,8 @@ fn streamed_fits_make_the_in_memory_iterates() {
     cases.push((Nmf::params(4).solver(Solver::Cd), &two));
     let mut restarts = 0;
     for (params, x) in cases {
-        let params = params.max_iter(40).tol(0.0);
+        // A streamed fit has no multilevel start (the sample start would apply in memory).
+        let params = params.max_iter(40).tol(0.0).multilevel(false);
         let memory = params.fit(&x.view()).unwrap();
         restarts += memory.restarts;
         for width in [32, 64, x.ncols()] {
@@ -495,6 +556,7 @@ fn streamed_fits_make_the_in_memory_iterates() {
     let memory = Nmf::params(5)
         .max_iter(40)
         .tol(0.0)
+        .multilevel(false)
         .fit(&x32.view())
         .unwrap();
     let streamed = Nmf::params(5)

@@ -89,3 +89,34 @@ fn projection_refuses_bad_input() {
     let p = project(&w.view(), &blank.view(), 0.0, 0.0, 1e-6).unwrap();
     assert!(p.h.column(2).iter().all(|&v| v == 0.0) && p.rel_errors[2] == 0.0);
 }
+
+#[test]
+fn coefficients_fitted_to_a_fixed_w_are_near_the_exact_projection() {
+    // What a sample start gives every image (`init::coefficients_for`: the least-squares fit
+    // clipped at zero, then HALS sweeps) against the exact nonnegative least-squares fit of
+    // block principal pivoting: on noisy images whose fit has zeros, the same error to 1e-3,
+    // and never negative.
+    let x = noisy(40, 150, 21);
+    let fit = Nmf::params(6).max_iter(50).fit(&x.view()).unwrap();
+    let ht = crate::nmf::init::coefficients_for(&x.view(), &fit.w, 50);
+    assert!(ht.iter().all(|&v| v >= 0.0));
+    let zeros = ht.iter().filter(|&&v| v == 0.0).count();
+    assert!(
+        zeros > 0,
+        "no coefficient at zero: the clipping is not tested"
+    );
+    let exact = project::project(&fit.w.view(), &x.view(), 0.0, 0.0, 1e-9).unwrap();
+    let rebuilt = fit.w.dot(&ht.t());
+    let error = (&x - &rebuilt).mapv(|v| v * v).sum().sqrt() / x.mapv(|v| v * v).sum().sqrt();
+    assert!(
+        error <= exact.rel_error * (1.0 + 1e-3),
+        "{error} against the exact {}",
+        exact.rel_error
+    );
+    assert!(relative_difference(&ht.t().to_owned(), &exact.h) < 1e-2);
+    // Data the basis fits exactly, with nonnegative coefficients: found to rounding.
+    let h0 = exact.h.mapv(|v| v + 0.1);
+    let x = fit.w.dot(&h0);
+    let ht = crate::nmf::init::coefficients_for(&x.view(), &fit.w, 50);
+    assert!(relative_difference(&ht.t().to_owned(), &h0) < 1e-9);
+}

@@ -77,7 +77,8 @@ fn split_fits_make_the_single_process_iterates() {
     cases.push((Nmf::params(4).solver(Solver::Cd), &two));
     let mut restarts = 0;
     for (params, x) in cases {
-        let params = params.max_iter(40).tol(0.0);
+        // A split fit has no multilevel start (the sample start would apply to one process).
+        let params = params.max_iter(40).tol(0.0).multilevel(false);
         let single = params.fit(&x.view()).unwrap();
         restarts += single.restarts;
         for (size, width) in [(1, None), (2, None), (3, None), (4, None), (3, Some(32))] {
@@ -113,7 +114,7 @@ fn split_fits_make_the_single_process_iterates() {
 #[test]
 fn a_split_fit_is_reproducible_and_f32_agrees_to_rounding() {
     let x = noisy(40, 203, 11).mapv(|v| v as f32);
-    let params = Nmf::params(5).max_iter(30).tol(0.0);
+    let params = Nmf::params(5).max_iter(30).tol(0.0).multilevel(false);
     let single = params.fit(&x.view()).unwrap();
     let first: Vec<_> = split_fit(&params, &x, 3, None)
         .into_iter()
