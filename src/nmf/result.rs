@@ -89,7 +89,8 @@ pub struct Factorization<T> {
 /// the images at lower resolution, or a sample of them.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CoarseLevel {
-    /// Size of the images at this level.
+    /// Size of the images at this level (for a sample of a fit given no image shape, the
+    /// pixels as one column).
     pub shape: ImageShape,
     /// How many images this level fitted when it fitted a sample of them (every k-th); `None`
     /// when it fitted all of them at lower resolution.
@@ -97,9 +98,10 @@ pub struct CoarseLevel {
     pub images: Option<usize>,
     /// Iterations run at this level.
     pub iterations: usize,
-    /// Relative error of the coarse fit against the coarse images.
+    /// Relative error of the coarse fit against its own images (coarse, or the sample).
     pub rel_error: f64,
-    /// Seconds spent at this level (coarser levels included).
+    /// Seconds spent at this level (coarser levels included; for a sample, also fitting every
+    /// image's H to its parts).
     pub seconds: f64,
 }
 
