@@ -29,6 +29,8 @@ pub trait Float:
     fn from_f64(v: f64) -> Self;
     /// Converts to `f64` exactly.
     fn to_f64(self) -> f64;
+    /// Converts an 8-bit value exactly.
+    fn from_u8(v: u8) -> Self;
     /// The larger of `self` and `other` (NaN-free inputs).
     #[inline]
     fn max_of(self, other: Self) -> Self {
@@ -57,6 +59,10 @@ impl Float for f32 {
         self as f64
     }
     #[inline(always)]
+    fn from_u8(v: u8) -> Self {
+        f32::from(v)
+    }
+    #[inline(always)]
     fn fused_mul_add(self, a: Self, b: Self) -> Self {
         self.mul_add(a, b)
     }
@@ -77,6 +83,10 @@ impl Float for f64 {
     #[inline]
     fn to_f64(self) -> f64 {
         self
+    }
+    #[inline(always)]
+    fn from_u8(v: u8) -> Self {
+        f64::from(v)
     }
     #[inline(always)]
     fn fused_mul_add(self, a: Self, b: Self) -> Self {
