@@ -160,7 +160,7 @@ fn convert_u8<T: Float>(bytes: &[u8], values: &mut [T]) {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx2")]
+#[target_feature(enable = "avx512f,avx2")]
 fn convert_u8_avx512<T: Float>(bytes: &[u8], values: &mut [T]) {
     divide_u8(bytes, values);
 }
