@@ -398,7 +398,7 @@ impl Nmf {
         &self,
         x: &ArrayView2<T>,
         levels: &mut Vec<CoarseLevel>,
-    ) -> Result<Option<(Array2<T>, Array2<T>)>> {
+    ) -> Result<Option<CoarseStart<T>>> {
         if !self.multilevel_on() {
             return Ok(None);
         }
@@ -420,7 +420,7 @@ impl Nmf {
             )?;
             // H for every image, the sample's included: its H was fitted to a W that has since
             // moved.
-            let ht = init::coefficients_for(x, &fit.w, init::FIXED_W_SWEEPS);
+            let (ht, xtw) = init::coefficients_for(x, &fit.w, init::FIXED_W_SWEEPS);
             levels.extend(fit.coarse_levels);
             levels.push(CoarseLevel {
                 shape: self.image_shape.unwrap_or(ImageShape {
@@ -432,7 +432,11 @@ impl Nmf {
                 rel_error: fit.rel_error,
                 seconds: started.elapsed().as_secs_f64(),
             });
-            return Ok(Some((fit.w, ht)));
+            return Ok(Some(CoarseStart {
+                w: fit.w,
+                ht,
+                xtw: Some(xtw),
+            }));
         }
         let (Some(coarse), Some(shape)) = (self.coarse_level(), self.image_shape) else {
             return Ok(None);
@@ -447,8 +451,11 @@ impl Nmf {
             rel_error: fit.rel_error,
             seconds: fit.seconds,
         });
-        let w = multilevel::prolong(&fit.w, coarse, shape);
-        Ok(Some((w, fit.h.t().as_standard_layout().into_owned())))
+        Ok(Some(CoarseStart {
+            w: multilevel::prolong(&fit.w, coarse, shape),
+            ht: fit.h.t().as_standard_layout().into_owned(),
+            xtw: None,
+        }))
     }
 
     /// The start of a divergence fit ([`Nmf::warm_start`]), if it has one: the W and H^T of a
@@ -708,6 +715,10 @@ impl Nmf {
                     }
                     _ => None,
                 };
+                let (coarse, mut coarse_xtw) = match coarse {
+                    Some(c) => (Some((c.w, c.ht)), c.xtw),
+                    None => (None, None),
+                };
                 // Extrapolation ramps up after a start from an init, except at a multilevel
                 // start's half resolution: there it cost Olivetti one iteration to E (4 against
                 // 3) and changed no least cosine on the parts benchmarks. A sample of CBCL
@@ -752,7 +763,13 @@ impl Nmf {
                         // data the imputation below changes the data the start's X^T W was
                         // taken from.
                         let images = images!();
-                        let (cross, quad) = step.start(&images, &w, &ht.view(), missing.is_none());
+                        let (cross, quad) = step.start(
+                            &images,
+                            &w,
+                            &ht.view(),
+                            missing.is_none(),
+                            coarse_xtw.take(),
+                        );
                         let mut err_sq = xx;
                         if quad > 0.0 && cross > 0.0 {
                             let alpha = cross / quad;
@@ -1186,6 +1203,15 @@ pub struct Checkpointing<'a, T> {
 
 /// W and H^T, as the loop holds them.
 type Factors<T> = (Array2<T>, Array2<T>);
+
+/// A multilevel start's factors for the full fit.
+struct CoarseStart<T> {
+    w: Array2<T>,
+    ht: Array2<T>,
+    /// X^T W of this W, where the start formed it (fitting every image's H to the sample's W):
+    /// the full fit's first product, not formed again.
+    xtw: Option<Array2<T>>,
+}
 
 /// What the loop carries from one iteration to the next, from a start or a checkpoint.
 struct Carried<T> {

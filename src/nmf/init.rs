@@ -276,19 +276,20 @@ fn spa<T: Float>(x: &ArrayView2<T>, rank: usize) -> Result<(Array2<T>, Array2<T>
     }
     let w = x.select(Axis(1), &picked).as_standard_layout().into_owned();
 
-    let ht = coefficients_for(x, &w, FIXED_W_SWEEPS);
+    let (ht, _) = coefficients_for(x, &w, FIXED_W_SWEEPS);
     Ok((w, ht))
 }
 
 /// H^T (n x r) for a fixed W: the unconstrained least-squares fit clipped at zero (exact for
 /// separable X, where SPA picked W), then up to `sweeps` HALS sweeps towards the nonnegative
 /// least-squares fit (each block of images stops early once its rows barely change). A singular
-/// W^T W (repeated columns) leaves the sweeps to start from zero.
+/// W^T W (repeated columns) leaves the sweeps to start from zero. Also returns X^T W (n x r),
+/// which a fit from W would otherwise form again.
 pub(crate) fn coefficients_for<T: Float>(
     x: &ArrayView2<T>,
     w: &Array2<T>,
     sweeps: usize,
-) -> Array2<T> {
+) -> (Array2<T>, Array2<T>) {
     let (n, rank) = (x.ncols(), w.ncols());
     let mut xtw = Array2::<T>::zeros((n, rank));
     TallProduct::new(n, rank).compute(&mut xtw, x, &w.view());
@@ -312,7 +313,7 @@ pub(crate) fn coefficients_for<T: Float>(
         &mut scratch,
         &mut Vec::new(),
     );
-    ht
+    (ht, xtw)
 }
 
 /// NNDSVD, with `zero` in place of the entries it sets to zero.

@@ -149,7 +149,7 @@ pub(crate) fn add_squares<T: Float, S: Data<Elem = T>>(sums: &mut [f64], rows: &
     }
 }
 
-/// `||X - W H||_F^2` formed directly (not through Gram matrices) in blocks of rows, accumulated
+/// `||X - W H||_F^2` formed directly (not through Gram matrices) in tiles, accumulated
 /// in f64: exact to the precision of T, for final reports where the Gram formula's cancellation
 /// would hide errors below about 1e-3 in f32.
 pub(crate) fn residual_sq<T: Float, S: Data<Elem = T>>(
@@ -157,47 +157,79 @@ pub(crate) fn residual_sq<T: Float, S: Data<Elem = T>>(
     w: &Array2<T>,
     ht: &ArrayBase<S, Ix2>,
 ) -> f64 {
-    let (m, n) = x.dim();
-    // About 4 million entries of WH at a time.
-    let block_rows = (4_000_000 / n.max(1)).clamp(1, m.max(1));
-    let mut wh = Array2::<T>::zeros((block_rows, n));
-    let ht_view = ht.view();
-    let ht_ref = view(&ht_view);
-    let mut total = 0.0;
-    for (xb, wb) in x
-        .axis_chunks_iter(Axis(0), block_rows)
-        .zip(w.axis_chunks_iter(Axis(0), block_rows))
-    {
-        let rows = xb.nrows();
-        let mut out = wh.slice_mut(ndarray::s![..rows, ..]);
-        let dst = view_mut(&mut out);
-        let wb_ref = view(&wb);
-        faer::linalg::matmul::matmul(
-            dst,
-            Accum::Replace,
-            wb_ref,
-            ht_ref.transpose(),
-            T::one(),
-            par(),
-        );
-        let out = wh.slice(ndarray::s![..rows, ..]);
-        let partial: Vec<f64> = xb
-            .axis_chunks_iter(Axis(0), ROW_CHUNK)
-            .into_par_iter()
-            .zip(out.axis_chunks_iter(Axis(0), ROW_CHUNK))
-            .map(|(xr, pr)| {
-                xr.iter()
-                    .zip(pr.iter())
-                    .map(|(&a, &b)| {
-                        let d = a.to_f64() - b.to_f64();
-                        d * d
-                    })
-                    .sum()
-            })
-            .collect();
-        total += partial.iter().sum::<f64>();
+    // A block of X read image by image (streamed) is X^T in memory: its norm is
+    // ||X^T - H^T W^T||, the same tiles along its contiguous rows.
+    if !x.is_standard_layout() && x.t().is_standard_layout() {
+        residual_tiles(&x.t(), &ht.view(), &w.view())
+    } else {
+        residual_tiles(x, &w.view(), &ht.view())
     }
-    total
+}
+
+/// `||X - W H||_F^2` for X (m x n), W (m x r) and H^T (n x r), by tiles along the rows of X.
+fn residual_tiles<T: Float>(x: &ArrayView2<T>, w: &ArrayView2<T>, ht: &ArrayView2<T>) -> f64 {
+    // WH is formed a tile at a time, each in a buffer the thread keeps, small enough to stay
+    // in cache: a buffer of all of WH (or of millions of its entries) is pages to fault in and
+    // back out, which cost more than the product on a short fit.
+    const TILE_ROWS: usize = 64;
+    const TILE_COLS: usize = 1024;
+    let (m, n) = x.dim();
+    let tiles: Vec<(usize, usize)> = (0..m)
+        .step_by(TILE_ROWS)
+        .flat_map(|i| (0..n).step_by(TILE_COLS).map(move |j| (i, j)))
+        .collect();
+    // Partial sums in tile order, added in that order: the same bits on every run.
+    let partials: Vec<f64> = tiles
+        .into_par_iter()
+        .map_init(
+            || vec![T::zero(); TILE_ROWS * TILE_COLS],
+            |buf, (i, j)| {
+                let rows = i..(i + TILE_ROWS).min(m);
+                let cols = j..(j + TILE_COLS).min(n);
+                let shape = (rows.len(), cols.len());
+                let mut out = ArrayViewMut2::from_shape(shape, &mut buf[..shape.0 * shape.1])
+                    .expect("a tile fits its buffer");
+                let wb = w.slice(ndarray::s![rows.clone(), ..]);
+                let hb = ht.slice(ndarray::s![cols.clone(), ..]);
+                faer::linalg::matmul::matmul(
+                    view_mut(&mut out.view_mut()),
+                    Accum::Replace,
+                    view(&wb),
+                    view(&hb).transpose(),
+                    T::one(),
+                    Par::Seq,
+                );
+                let xb = x.slice(ndarray::s![rows, cols]);
+                // Eight independent sums, so that the loop vectorises.
+                let mut acc = [0.0f64; 8];
+                let mut tail = 0.0;
+                for (x_row, wh_row) in xb.rows().into_iter().zip(out.rows()) {
+                    let (Some(xs), Some(whs)) = (x_row.to_slice(), wh_row.to_slice()) else {
+                        // Rows that are not contiguous: element by element.
+                        for (a, b) in x_row.iter().zip(wh_row) {
+                            let d = a.to_f64() - b.to_f64();
+                            tail += d * d;
+                        }
+                        continue;
+                    };
+                    let (x8, x_rest) = xs.as_chunks::<8>();
+                    let (wh8, wh_rest) = whs.as_chunks::<8>();
+                    for (a, b) in x8.iter().zip(wh8) {
+                        for k in 0..8 {
+                            let d = a[k].to_f64() - b[k].to_f64();
+                            acc[k] += d * d;
+                        }
+                    }
+                    for (a, b) in x_rest.iter().zip(wh_rest) {
+                        let d = a.to_f64() - b.to_f64();
+                        tail += d * d;
+                    }
+                }
+                acc.iter().sum::<f64>() + tail
+            },
+        )
+        .collect();
+    partials.iter().sum()
 }
 
 /// `out = lhs^T rhs` for tall row-major `lhs` (k x p) and `rhs` (k x q), with buffers kept
@@ -346,6 +378,23 @@ mod tests {
         let mut out = Array2::zeros((6, 5));
         TallProduct::new(6, 5).compute(&mut out, &x.t(), &rhs.view());
         assert!((&out - &x.dot(&rhs)).iter().all(|d| d.abs() < 1e-9));
+    }
+
+    #[test]
+    fn residual_over_many_tiles_and_of_a_transposed_x_is_the_direct_norm() {
+        // Three tiles each way, the last ones partial.
+        let (w, ht) = (filled(130, 3, 1), filled(2100, 3, 2));
+        let x = filled(130, 2100, 3);
+        let direct = (&x - &w.dot(&ht.t())).mapv(|v| v * v).sum();
+        assert!((residual_sq(&x.view(), &w, &ht) - direct).abs() < 1e-9 * direct);
+        // X^T in memory, as a streamed block is read.
+        let xt = x.t().as_standard_layout().into_owned();
+        assert!((residual_sq(&xt.t(), &w, &ht) - direct).abs() < 1e-9 * direct);
+        // A column block of X (rows contiguous, strided between rows).
+        let block = x.slice(ndarray::s![.., 1000..2100]);
+        let ht_block = ht.slice(ndarray::s![1000..2100, ..]);
+        let direct = (&block - &w.dot(&ht_block.t())).mapv(|v| v * v).sum();
+        assert!((residual_sq(&block, &w, &ht_block) - direct).abs() < 1e-9 * direct);
     }
 
     #[test]

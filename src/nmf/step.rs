@@ -138,13 +138,14 @@ impl<T: Float> Step<T> {
 
     /// The start's `<X, W H>` and `<H H^T, W^T W>`, from which the loop scales W. With one
     /// block and `keep` the X^T W found here is the first H half-step's, scaled with W by
-    /// [`Step::scale`].
+    /// [`Step::scale`]. `known_xtw` is X^T W when the caller has it already (one block only).
     pub(crate) fn start(
         &mut self,
         images: &Images<'_, T>,
         w: &Array2<T>,
         ht: &ArrayView2<'_, T>,
         keep: bool,
+        mut known_xtw: Option<Array2<T>>,
     ) -> (f64, f64) {
         self.gram_w.compute(&mut self.ww, &w.view(), &w.view());
         // With blocks, H H^T is summed over them as the H half-step sums it, so that a mapped
@@ -159,7 +160,10 @@ impl<T: Float> Step<T> {
         images.for_each(|rows, xb| {
             let width = self.blocks[0].xtw.nrows();
             let buf = &mut self.blocks[usize::from(rows.len() != width)];
-            buf.product.compute(&mut buf.xtw, &xb, &w.view());
+            match known_xtw.take() {
+                Some(xtw) if one_block && xtw.dim() == buf.xtw.dim() => buf.xtw = xtw,
+                _ => buf.product.compute(&mut buf.xtw, &xb, &w.view()),
+            }
             cross += if one_block {
                 dot(&buf.xtw, ht, &mut self.partials)
             } else {

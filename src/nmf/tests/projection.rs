@@ -98,7 +98,9 @@ fn coefficients_fitted_to_a_fixed_w_are_near_the_exact_projection() {
     // and never negative.
     let x = noisy(40, 150, 21);
     let fit = Nmf::params(6).max_iter(50).fit(&x.view()).unwrap();
-    let ht = crate::nmf::init::coefficients_for(&x.view(), &fit.w, 50);
+    let (ht, xtw) = crate::nmf::init::coefficients_for(&x.view(), &fit.w, 50);
+    // The X^T W it returns is the product itself.
+    assert!(relative_difference(&xtw, &x.t().dot(&fit.w)) < 1e-12);
     assert!(ht.iter().all(|&v| v >= 0.0));
     let zeros = ht.iter().filter(|&&v| v == 0.0).count();
     assert!(
@@ -117,6 +119,6 @@ fn coefficients_fitted_to_a_fixed_w_are_near_the_exact_projection() {
     // Data the basis fits exactly, with nonnegative coefficients: found to rounding.
     let h0 = exact.h.mapv(|v| v + 0.1);
     let x = fit.w.dot(&h0);
-    let ht = crate::nmf::init::coefficients_for(&x.view(), &fit.w, 50);
+    let (ht, _) = crate::nmf::init::coefficients_for(&x.view(), &fit.w, 50);
     assert!(relative_difference(&ht.t().to_owned(), &h0) < 1e-9);
 }

@@ -1,0 +1,376 @@
+//! A global allocator for programs that run fits: [`Recycling`].
+//!
+//! A fit allocates the same large buffers again and again (a restriction of X, a product, a copy
+//! of W for the extrapolation). From the system each comes as fresh pages: a page fault per
+//! 4 KiB on first touch, and, when it is freed, an unmapping that interrupts every core running
+//! one of the process's threads to flush their TLBs. On a short fit both are a visible share of
+//! the time. [`Recycling`] keeps a bounded number of freed large blocks mapped and hands them
+//! out again, so a buffer of a size seen before comes back resident and nothing is unmapped.
+//!
+//! ```
+//! #[global_allocator]
+//! static ALLOCATOR: facenmf::alloc::Recycling = facenmf::alloc::Recycling;
+//!
+//! fn main() {
+//!     // Every allocation of this program now goes through it.
+//!     let buffer = vec![0.0f32; 1 << 20];
+//!     assert_eq!(buffer.len(), 1 << 20);
+//! }
+//! ```
+
+use std::alloc::{GlobalAlloc, Layout, System};
+
+/// Allocations from this size up are mapped and recycled; smaller ones go to the system's
+/// allocator, which already reuses its heap.
+pub const LARGE: usize = 256 << 10;
+
+/// At most this many bytes of freed blocks are kept: what peak memory can grow by.
+pub const KEPT_BYTES: usize = 64 << 20;
+
+/// A global allocator that keeps freed blocks of [`LARGE`] bytes or more (up to [`KEPT_BYTES`]
+/// in all) for the next allocation they fit; everything else is the system allocator's.
+///
+/// Off Linux it is the system allocator.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Recycling;
+
+// SAFETY: every block is either the system allocator's (small or over-aligned layouts, routed
+// there the same way on allocation and deallocation) or a private anonymous mapping of
+// `mapped_len(size)` bytes owned by exactly one live allocation or by the free list.
+unsafe impl GlobalAlloc for Recycling {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if !imp::mapped(layout.size(), layout.align()) {
+            // SAFETY: the caller's contract is System's.
+            return unsafe { System.alloc(layout) };
+        }
+        imp::take(imp::mapped_len(layout.size()), false)
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if !imp::mapped(layout.size(), layout.align()) {
+            // SAFETY: as above.
+            return unsafe { System.alloc_zeroed(layout) };
+        }
+        imp::take(imp::mapped_len(layout.size()), true)
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if !imp::mapped(layout.size(), layout.align()) {
+            // SAFETY: routed to System on allocation by the same test.
+            return unsafe { System.dealloc(ptr, layout) };
+        }
+        // SAFETY: `ptr` came from `take` with this length.
+        unsafe { imp::give_back(ptr, imp::mapped_len(layout.size())) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let align = layout.align();
+        match (
+            imp::mapped(layout.size(), align),
+            imp::mapped(new_size, align),
+        ) {
+            // SAFETY: as in `alloc`.
+            (false, false) => unsafe { System.realloc(ptr, layout, new_size) },
+            // SAFETY: `ptr` is a mapping of the old length, owned by the caller.
+            (true, true) => unsafe {
+                imp::resize(
+                    ptr,
+                    imp::mapped_len(layout.size()),
+                    imp::mapped_len(new_size),
+                )
+            },
+            _ => {
+                // SAFETY: a layout of `new_size` with the same alignment is valid (the caller
+                // guarantees the size does not overflow when rounded to it).
+                let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, align) };
+                // SAFETY: as in `alloc`.
+                let new = unsafe { self.alloc(new_layout) };
+                if !new.is_null() {
+                    // SAFETY: both blocks hold at least the smaller size and do not overlap.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(ptr, new, layout.size().min(new_size));
+                        self.dealloc(ptr, layout);
+                    }
+                }
+                new
+            }
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod imp {
+    use super::{KEPT_BYTES, LARGE};
+    use std::sync::Mutex;
+
+    /// Mappings are made and kept in multiples of this (the smallest page size Linux uses;
+    /// the kernel rounds lengths up to its own).
+    const PAGE: usize = 4096;
+    /// At most this many freed blocks are kept.
+    const SLOTS: usize = 32;
+
+    /// Freed mappings: (address, length), unordered, `bytes` in all.
+    struct FreeList {
+        blocks: [(usize, usize); SLOTS],
+        count: usize,
+        bytes: usize,
+    }
+
+    static FREE: Mutex<FreeList> = Mutex::new(FreeList {
+        blocks: [(0, 0); SLOTS],
+        count: 0,
+        bytes: 0,
+    });
+
+    impl FreeList {
+        fn remove(&mut self, i: usize) {
+            self.bytes -= self.blocks[i].1;
+            self.count -= 1;
+            self.blocks[i] = self.blocks[self.count];
+        }
+
+        /// Adds a block there is room for (the caller makes sure).
+        fn push(&mut self, addr: usize, len: usize) {
+            if len == 0 {
+                return;
+            }
+            self.blocks[self.count] = (addr, len);
+            self.count += 1;
+            self.bytes += len;
+        }
+
+        /// Keeps a freed block, joined to the kept blocks either side of it in the address
+        /// space, so that neighbours freed apart serve a larger request together. Returns what
+        /// does not fit within [`KEPT_BYTES`] and the slots, for the caller to unmap.
+        fn keep(&mut self, mut addr: usize, mut len: usize) -> Option<(usize, usize)> {
+            let mut i = 0;
+            while i < self.count {
+                let (a, l) = self.blocks[i];
+                if a + l == addr || addr + len == a {
+                    self.remove(i);
+                    addr = addr.min(a);
+                    len += l;
+                } else {
+                    i += 1;
+                }
+            }
+            if self.count < SLOTS && self.bytes + len <= KEPT_BYTES {
+                self.push(addr, len);
+                None
+            } else {
+                Some((addr, len))
+            }
+        }
+    }
+
+    fn free_list() -> std::sync::MutexGuard<'static, FreeList> {
+        // Nothing panics while the lock is held; a poisoned list is still consistent.
+        FREE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(super) fn mapped(size: usize, align: usize) -> bool {
+        size >= LARGE && align <= PAGE
+    }
+
+    pub(super) fn mapped_len(size: usize) -> usize {
+        size.div_ceil(PAGE) * PAGE
+    }
+
+    /// A block of `len` bytes: the smallest kept one that holds it (its tail kept apart), or a
+    /// new mapping.
+    pub(super) fn take(len: usize, zeroed: bool) -> *mut u8 {
+        let kept = {
+            let mut list = free_list();
+            let best = (0..list.count)
+                .filter(|&i| list.blocks[i].1 >= len)
+                .min_by_key(|&i| list.blocks[i].1);
+            best.map(|i| {
+                let (addr, kept_len) = list.blocks[i];
+                list.remove(i);
+                // The rest stays kept (it is resident); its deallocation gives back `len`.
+                if kept_len > len {
+                    list.push(addr + len, kept_len - len);
+                }
+                addr
+            })
+        };
+        match kept {
+            Some(addr) => {
+                let ptr = addr as *mut u8;
+                if zeroed {
+                    // SAFETY: the block is `len` writable bytes owned by the caller now.
+                    unsafe { std::ptr::write_bytes(ptr, 0, len) };
+                }
+                ptr
+            }
+            None => map(len),
+        }
+    }
+
+    fn map(len: usize) -> *mut u8 {
+        // SAFETY: a new private anonymous mapping; it is zeroed by the kernel.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            std::ptr::null_mut()
+        } else {
+            ptr.cast()
+        }
+    }
+
+    /// Keeps a freed block if there is room, else unmaps it.
+    ///
+    /// # Safety
+    /// `ptr` is a mapping of `len` bytes from [`take`] or [`resize`], no longer used.
+    pub(super) unsafe fn give_back(ptr: *mut u8, len: usize) {
+        let refused = free_list().keep(ptr as usize, len);
+        if let Some((addr, len)) = refused {
+            // SAFETY: the mapping is no one's; it is ended outside the lock.
+            unsafe { libc::munmap(addr as *mut libc::c_void, len) };
+        }
+    }
+
+    /// The block at `ptr` (`old` bytes) resized to `new` bytes: moved by the kernel where it
+    /// can (no copy through memory), else copied to a new block.
+    ///
+    /// # Safety
+    /// `ptr` is a live block of `old` bytes from [`take`] or [`resize`].
+    pub(super) unsafe fn resize(ptr: *mut u8, old: usize, new: usize) -> *mut u8 {
+        if old == new {
+            return ptr;
+        }
+        // SAFETY: remaps the caller's block.
+        let moved = unsafe { libc::mremap(ptr.cast(), old, new, libc::MREMAP_MAYMOVE) };
+        if moved != libc::MAP_FAILED {
+            return moved.cast();
+        }
+        // A recycled block can span two of the kernel's mappings, which mremap refuses.
+        let copy = take(new, false);
+        if !copy.is_null() {
+            // SAFETY: both blocks hold the smaller length and do not overlap; the old one is
+            // the caller's to give up.
+            unsafe {
+                std::ptr::copy_nonoverlapping(ptr, copy, old.min(new));
+                give_back(ptr, old);
+            }
+        }
+        copy
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn kept_blocks_join_their_neighbours_and_stop_at_the_cap() {
+            let mut list = FreeList {
+                blocks: [(0, 0); SLOTS],
+                count: 0,
+                bytes: 0,
+            };
+            let base = 1 << 40;
+            assert_eq!(list.keep(base, PAGE), None);
+            assert_eq!(list.keep(base + 2 * PAGE, PAGE), None);
+            assert_eq!((list.count, list.bytes), (2, 2 * PAGE));
+            // The block between them joins both.
+            assert_eq!(list.keep(base + PAGE, PAGE), None);
+            assert_eq!(list.count, 1);
+            assert_eq!(list.blocks[0], (base, 3 * PAGE));
+            // Beyond the cap a block is handed back to be unmapped, and the list is unchanged.
+            let far = base + (1 << 30);
+            assert_eq!(list.keep(far, KEPT_BYTES), Some((far, KEPT_BYTES)));
+            assert_eq!((list.count, list.bytes), (1, 3 * PAGE));
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod imp {
+    //! Elsewhere everything is the system allocator's.
+
+    pub(super) fn mapped(_size: usize, _align: usize) -> bool {
+        false
+    }
+
+    pub(super) fn mapped_len(size: usize) -> usize {
+        size
+    }
+
+    pub(super) fn take(_len: usize, _zeroed: bool) -> *mut u8 {
+        unreachable!("nothing is mapped off Linux")
+    }
+
+    pub(super) unsafe fn give_back(_ptr: *mut u8, _len: usize) {
+        unreachable!("nothing is mapped off Linux")
+    }
+
+    pub(super) unsafe fn resize(_ptr: *mut u8, _old: usize, _new: usize) -> *mut u8 {
+        unreachable!("nothing is mapped off Linux")
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    fn layout(size: usize) -> Layout {
+        Layout::from_size_align(size, 64).expect("a valid layout")
+    }
+
+    // One test, because the kept blocks are one list for the whole process.
+    #[test]
+    fn freed_large_blocks_serve_later_requests_and_keep_their_contents_when_resized() {
+        let recycling = Recycling;
+        // SAFETY: every block is used within its layout and freed with it.
+        unsafe {
+            let three = layout(3 * LARGE);
+            let p = recycling.alloc(three);
+            assert!(!p.is_null());
+            p.write_bytes(7, three.size());
+            recycling.dealloc(p, three);
+            // The same memory again, zeroed when asked.
+            let q = recycling.alloc_zeroed(three);
+            assert_eq!(q, p);
+            assert!(
+                std::slice::from_raw_parts(q, three.size())
+                    .iter()
+                    .all(|&b| b == 0)
+            );
+            recycling.dealloc(q, three);
+            // Smaller requests take the front of a kept block; the rest stays kept.
+            let one = layout(LARGE);
+            let r = recycling.alloc(one);
+            let s = recycling.alloc(one);
+            assert_eq!((r, s), (p, p.add(LARGE)));
+            // Neighbours freed apart serve a larger request together.
+            recycling.dealloc(r, one);
+            recycling.dealloc(s, one);
+            let two = layout(2 * LARGE);
+            let t = recycling.alloc(two);
+            assert_eq!(t, p);
+            // Growing and shrinking keep the contents, across the small-block boundary too.
+            for i in 0..two.size() {
+                *t.add(i) = (i % 251) as u8;
+            }
+            let grown = recycling.realloc(t, two, 40 * LARGE);
+            assert!(!grown.is_null());
+            let small = recycling.realloc(grown, layout(40 * LARGE), 1000);
+            assert!((0..1000).all(|i| *small.add(i) == (i % 251) as u8));
+            let regrown = recycling.realloc(small, layout(1000), 5 * LARGE);
+            assert!((0..1000).all(|i| *regrown.add(i) == (i % 251) as u8));
+            recycling.dealloc(regrown, layout(5 * LARGE));
+            // Small blocks are the system allocator's.
+            let tiny = recycling.alloc(layout(100));
+            assert!(!tiny.is_null());
+            recycling.dealloc(tiny, layout(100));
+        }
+    }
+}
