@@ -528,6 +528,10 @@ fn parse_size(s: &str) -> Result<(u32, u32), String> {
     }
 }
 
+// Freed large buffers are kept for the next of their size: see `facenmf::alloc`.
+#[global_allocator]
+static ALLOCATOR: facenmf::alloc::Recycling = facenmf::alloc::Recycling;
+
 fn main() -> ExitCode {
     keep_freed_memory();
     let matches = Cli::command().get_matches();
