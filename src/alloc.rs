@@ -24,8 +24,17 @@ use std::alloc::{GlobalAlloc, Layout, System};
 /// allocator, which already reuses its heap.
 pub const LARGE: usize = 256 << 10;
 
-/// At most this many bytes of freed blocks are kept: what peak memory can grow by.
-pub const KEPT_BYTES: usize = 64 << 20;
+/// At most this many bytes of freed blocks are kept, unless [`keep_at_most`] says otherwise:
+/// what peak memory can grow by.
+pub const KEPT_BYTES: usize = 16 << 20;
+
+/// Keeps at most `bytes` of freed blocks from now on (0: none, every large block is returned
+/// to the system when freed, as without this allocator). For programs whose peak memory is
+/// the point, such as a streamed fit, where the pages saved are a small share of the time.
+/// Blocks kept already stay until they are used.
+pub fn keep_at_most(bytes: usize) {
+    imp::KEPT_LIMIT.store(bytes, std::sync::atomic::Ordering::Relaxed);
+}
 
 /// A global allocator that keeps freed blocks of [`LARGE`] bytes or more (up to [`KEPT_BYTES`]
 /// in all) for the next allocation they fit; everything else is the system allocator's.
@@ -102,6 +111,10 @@ unsafe impl GlobalAlloc for Recycling {
 mod imp {
     use super::{KEPT_BYTES, LARGE};
     use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// The cap on kept bytes ([`super::keep_at_most`]).
+    pub(super) static KEPT_LIMIT: AtomicUsize = AtomicUsize::new(KEPT_BYTES);
 
     /// Mappings are made and kept in multiples of this (the smallest page size Linux uses;
     /// the kernel rounds lengths up to its own).
@@ -141,8 +154,8 @@ mod imp {
 
         /// Keeps a freed block, joined to the kept blocks either side of it in the address
         /// space, so that neighbours freed apart serve a larger request together. Returns what
-        /// does not fit within [`KEPT_BYTES`] and the slots, for the caller to unmap.
-        fn keep(&mut self, mut addr: usize, mut len: usize) -> Option<(usize, usize)> {
+        /// does not fit within `cap` bytes and the slots, for the caller to unmap.
+        fn keep(&mut self, mut addr: usize, mut len: usize, cap: usize) -> Option<(usize, usize)> {
             let mut i = 0;
             while i < self.count {
                 let (a, l) = self.blocks[i];
@@ -154,7 +167,7 @@ mod imp {
                     i += 1;
                 }
             }
-            if self.count < SLOTS && self.bytes + len <= KEPT_BYTES {
+            if self.count < SLOTS && self.bytes + len <= cap {
                 self.push(addr, len);
                 None
             } else {
@@ -231,7 +244,8 @@ mod imp {
     /// # Safety
     /// `ptr` is a mapping of `len` bytes from [`take`] or [`resize`], no longer used.
     pub(super) unsafe fn give_back(ptr: *mut u8, len: usize) {
-        let refused = free_list().keep(ptr as usize, len);
+        let cap = KEPT_LIMIT.load(Ordering::Relaxed);
+        let refused = free_list().keep(ptr as usize, len, cap);
         if let Some((addr, len)) = refused {
             // SAFETY: the mapping is no one's; it is ended outside the lock.
             unsafe { libc::munmap(addr as *mut libc::c_void, len) };
@@ -277,16 +291,20 @@ mod imp {
                 bytes: 0,
             };
             let base = 1 << 40;
-            assert_eq!(list.keep(base, PAGE), None);
-            assert_eq!(list.keep(base + 2 * PAGE, PAGE), None);
+            let cap = KEPT_BYTES;
+            assert_eq!(list.keep(base, PAGE, cap), None);
+            assert_eq!(list.keep(base + 2 * PAGE, PAGE, cap), None);
             assert_eq!((list.count, list.bytes), (2, 2 * PAGE));
             // The block between them joins both.
-            assert_eq!(list.keep(base + PAGE, PAGE), None);
+            assert_eq!(list.keep(base + PAGE, PAGE, cap), None);
             assert_eq!(list.count, 1);
             assert_eq!(list.blocks[0], (base, 3 * PAGE));
             // Beyond the cap a block is handed back to be unmapped, and the list is unchanged.
             let far = base + (1 << 30);
-            assert_eq!(list.keep(far, KEPT_BYTES), Some((far, KEPT_BYTES)));
+            assert_eq!(list.keep(far, KEPT_BYTES, cap), Some((far, KEPT_BYTES)));
+            assert_eq!((list.count, list.bytes), (1, 3 * PAGE));
+            // With no room at all, nothing is kept.
+            assert_eq!(list.keep(far, PAGE, 0), Some((far, PAGE)));
             assert_eq!((list.count, list.bytes), (1, 3 * PAGE));
         }
     }
@@ -295,6 +313,9 @@ mod imp {
 #[cfg(not(target_os = "linux"))]
 mod imp {
     //! Elsewhere everything is the system allocator's.
+
+    pub(super) static KEPT_LIMIT: std::sync::atomic::AtomicUsize =
+        std::sync::atomic::AtomicUsize::new(0);
 
     pub(super) fn mapped(_size: usize, _align: usize) -> bool {
         false

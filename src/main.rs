@@ -322,7 +322,7 @@ struct LearnArgs {
     /// multilevel start; not with missing data, divergences, --sparsity-h, --runs or spa.
     #[arg(long, requires = "cache", conflicts_with_all = ["mask", "hide_fraction", "init_from"])]
     stream: bool,
-    /// Images per block of a streamed fit [default: about 64 MB of pixels per block].
+    /// Images per block of a streamed fit [default: about 8 MB of pixels per block].
     #[arg(long, value_name = "N", requires = "stream", conflicts_with = "online")]
     block_images: Option<usize>,
     /// Learn online (Mairal et al. 2010; scikit-learn's MiniBatchNMF): update the parts after
@@ -991,8 +991,10 @@ fn iteration_bar(args: &LearnArgs, rank: usize) -> ProgressBar {
     bar
 }
 
-/// Pixels per block of a streamed fit when --block-images is not given: about 64 MB of f32.
-const STREAM_BLOCK_VALUES: usize = 16 << 20;
+/// Pixels per block of a streamed fit when --block-images is not given: about 8 MB of f32, so
+/// that a block converted from the cache is still in the last-level cache when its two
+/// products read it (README, "Folders larger than memory").
+const STREAM_BLOCK_VALUES: usize = 2 << 20;
 
 /// `learn --stream`: the images stay in the cache and are read block by block every
 /// iteration; the outputs show a sample of them.
@@ -1003,6 +1005,9 @@ fn learn_streamed<T: Float>(
     interrupt: Interrupt,
     signal: &Signal,
 ) -> Result<ExitCode> {
+    // A streamed fit's memory is the point: freed blocks go back to the system at once (the
+    // pages a fresh buffer costs are a small share of a pass over the cache).
+    facenmf::alloc::keep_at_most(0);
     let cache = args.cache.as_deref().expect("--stream requires --cache");
     let images = open_cache(loader, cache, args.quiet)?;
     if interrupt.is_raised() {
