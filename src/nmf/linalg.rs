@@ -60,6 +60,16 @@ pub(crate) fn matmul_into<T: Float>(
 /// rayon thread: with two cores, faer's own parallel split hands every call to a second
 /// thread pool, and waking and parking it costs a visible share of a short iteration.
 pub(crate) fn matmul<T: Float>(out: &mut Array2<T>, lhs: MatRef<'_, T>, rhs: MatRef<'_, T>) {
+    matmul_with(out, lhs, rhs, Accum::Replace);
+}
+
+/// [`matmul`], or with `Accum::Add` `out += lhs * rhs`.
+fn matmul_with<T: Float>(
+    out: &mut Array2<T>,
+    lhs: MatRef<'_, T>,
+    rhs: MatRef<'_, T>,
+    accum: Accum,
+) {
     let threads = rayon::current_num_threads();
     let rows = out.nrows();
     if threads > 1 && rows >= SLAB_ROWS * threads {
@@ -70,7 +80,7 @@ pub(crate) fn matmul<T: Float>(out: &mut Array2<T>, lhs: MatRef<'_, T>, rhs: Mat
             .for_each(|(s, mut part)| {
                 let lhs = lhs.subrows(s * slab, part.nrows());
                 let dst = view_mut(&mut part);
-                faer::linalg::matmul::matmul(dst, Accum::Replace, lhs, rhs, T::one(), Par::Seq);
+                faer::linalg::matmul::matmul(dst, accum, lhs, rhs, T::one(), Par::Seq);
             });
         return;
     }
@@ -82,7 +92,7 @@ pub(crate) fn matmul<T: Float>(out: &mut Array2<T>, lhs: MatRef<'_, T>, rhs: Mat
     } else {
         par()
     };
-    faer::linalg::matmul::matmul(dst, Accum::Replace, lhs, rhs, T::one(), par);
+    faer::linalg::matmul::matmul(dst, accum, lhs, rhs, T::one(), par);
 }
 
 /// Products below this many flops (an r x r Gram matrix of a short factor) run on the calling
@@ -259,11 +269,27 @@ impl<T: Float> TallProduct<T> {
         lhs: &ArrayView2<T>,
         rhs: &ArrayView2<T>,
     ) {
+        self.compute_with(out, lhs, rhs, Accum::Replace);
+    }
+
+    /// `out += lhs^T rhs`: a sum over column blocks formed in place, without a product of
+    /// each block to add afterwards.
+    pub(crate) fn add_to(&mut self, out: &mut Array2<T>, lhs: &ArrayView2<T>, rhs: &ArrayView2<T>) {
+        self.compute_with(out, lhs, rhs, Accum::Add);
+    }
+
+    fn compute_with(
+        &mut self,
+        out: &mut Array2<T>,
+        lhs: &ArrayView2<T>,
+        rhs: &ArrayView2<T>,
+        accum: Accum,
+    ) {
         let k = lhs.nrows();
         let slabs = self.partials.len();
         // Splitting pays only when the reduction is much longer than the output is tall.
         if slabs == 1 || k < 1024 || k < 4 * out.nrows() {
-            matmul(out, view(lhs).transpose(), view(rhs));
+            matmul_with(out, view(lhs).transpose(), view(rhs), accum);
             return;
         }
         let slab = k.div_ceil(slabs);
@@ -285,7 +311,10 @@ impl<T: Float> TallProduct<T> {
                 );
             });
         let (first, rest) = self.partials.split_first().expect("at least one slab");
-        out.assign(first);
+        match accum {
+            Accum::Replace => out.assign(first),
+            Accum::Add => *out += first,
+        }
         for part in rest {
             *out += part;
         }

@@ -16,6 +16,7 @@ use super::linalg::{TallProduct, dot};
 use super::online::BatchSums;
 use super::params::{Nmf, Solver};
 use super::penalty::{self, Penalty};
+use super::spill::RowsFile;
 use super::{anls, fpgm, hals, mu, sparseness};
 use crate::Float;
 
@@ -33,6 +34,49 @@ struct BlockBuffers<T> {
     scratch: Array2<T>,
 }
 
+/// The start's X^T W of every block (n x r): in a file beside the images when their source
+/// gives a folder (as H^T is), else in memory (as H^T is).
+#[derive(Debug)]
+enum KeptXtw<T> {
+    Memory(Array2<T>),
+    File(RowsFile<T>),
+}
+
+impl<T: Float> KeptXtw<T> {
+    /// In a file in `dir` when it can take one (the same bits either way).
+    fn new(dir: Option<&std::path::Path>, rows: usize, rank: usize) -> Self {
+        dir.and_then(|dir| RowsFile::create(dir, rows, rank).ok())
+            .map_or_else(
+                || KeptXtw::Memory(Array2::zeros((rows, rank))),
+                KeptXtw::File,
+            )
+    }
+
+    /// Whether `rows` went in at row `first`.
+    fn write(&mut self, first: usize, rows: &Array2<T>) -> bool {
+        match self {
+            KeptXtw::Memory(a) => {
+                a.slice_mut(s![first..first + rows.nrows(), ..])
+                    .assign(rows);
+                true
+            }
+            KeptXtw::File(f) => f.write(first, rows.view()).is_ok(),
+        }
+    }
+
+    /// Whether `out` was filled from row `first`.
+    fn read(&self, first: usize, out: &mut Array2<T>) -> bool {
+        match self {
+            KeptXtw::Memory(a) => {
+                let len = out.nrows();
+                out.assign(&a.slice(s![first..first + len, ..]));
+                true
+            }
+            KeptXtw::File(f) => f.read(first, out.view_mut()).is_ok(),
+        }
+    }
+}
+
 /// The products, Gram matrices and scratch space of the half-steps, allocated once per fit.
 #[derive(Debug)]
 pub(crate) struct Step<T> {
@@ -47,13 +91,17 @@ pub(crate) struct Step<T> {
     blocks: Vec<BlockBuffers<T>>,
     /// The first H half-step may use the X^T W the start computed (one block, unchanged X).
     xtw_ready: bool,
+    /// With blocks, the start's X^T W of every block and the factor W was scaled by since:
+    /// the first H half-step reads it instead of forming it again, as `xtw_ready` does with
+    /// one block.
+    xtw_kept: Option<(KeptXtw<T>, T)>,
     /// `X H^T`, m x r, summed over the blocks.
     xh: Array2<T>,
     xh_product: TallProduct<T>,
     /// `H H^T`, r x r, summed over the blocks.
     hh: Array2<T>,
     gram_h: TallProduct<T>,
-    /// One block's share of `X H^T` and `H H^T` (empty with one block).
+    /// Online, one block's share of `X H^T` and `H H^T` (empty otherwise).
     xh_part: Array2<T>,
     hh_part: Array2<T>,
     /// `W^T W`, r x r.
@@ -109,7 +157,9 @@ impl<T: Float> Step<T> {
                 scratch: Array2::zeros((policy.scratch_shape)(rows, r)),
             })
             .collect();
-        let part = |rows| Array2::zeros(if one_block { (0, 0) } else { (rows, r) });
+        // Online, each block's own shares of the sums move W; a batch fit adds the blocks'
+        // products straight into the sums.
+        let part = |rows| Array2::zeros(if online.is_some() { (rows, r) } else { (0, 0) });
         Step {
             solver: params.solver,
             multiplicative: policy.multiplicative,
@@ -120,6 +170,7 @@ impl<T: Float> Step<T> {
             sweeps_h,
             blocks,
             xtw_ready: false,
+            xtw_kept: None,
             xh: Array2::zeros((m, r)),
             xh_product: TallProduct::new(m, r),
             hh: Array2::zeros((r, r)),
@@ -157,6 +208,15 @@ impl<T: Float> Step<T> {
             self.hh.fill(T::zero());
         }
         let mut cross = 0.0;
+        // With blocks, each block's X^T W is kept for the first H half-step, as with one
+        // block: streamed over 200,000 faces, forming it again takes about 0.5 s, reading it
+        // back from its file (39 MB) a few ms. Online, W moves between blocks, so it would be
+        // stale. Where writing the file fails the half-step forms it again.
+        let mut kept = if keep && !one_block && self.batch_sums.is_none() {
+            Some(KeptXtw::new(images.scratch(), images.count(), w.ncols()))
+        } else {
+            None
+        };
         images.for_each(|rows, xb| {
             let width = self.blocks[0].xtw.nrows();
             let buf = &mut self.blocks[usize::from(rows.len() != width)];
@@ -164,17 +224,21 @@ impl<T: Float> Step<T> {
                 Some(xtw) if one_block && xtw.dim() == buf.xtw.dim() => buf.xtw = xtw,
                 _ => buf.product.compute(&mut buf.xtw, &xb, &w.view()),
             }
+            if let Some(store) = &mut kept
+                && !store.write(rows.start, &buf.xtw)
+            {
+                kept = None;
+            }
             cross += if one_block {
                 dot(&buf.xtw, ht, &mut self.partials)
             } else {
                 let ht_b = ht.slice(s![rows, ..]).to_owned();
-                self.gram_h
-                    .compute(&mut self.hh_part, &ht_b.view(), &ht_b.view());
-                self.hh += &self.hh_part;
+                self.gram_h.add_to(&mut self.hh, &ht_b.view(), &ht_b.view());
                 dot(&buf.xtw, &ht_b, &mut self.partials)
             };
         });
         self.xtw_ready = keep && images.is_one_block();
+        self.xtw_kept = kept.map(|store| (store, T::one()));
         let mut cross = [cross];
         images.sum(&mut cross);
         images.sum_arrays(&mut [&mut self.hh]);
@@ -186,6 +250,9 @@ impl<T: Float> Step<T> {
         self.ww.mapv_inplace(|v| v * alpha * alpha);
         if self.xtw_ready {
             self.blocks[0].xtw.mapv_inplace(|v| v * alpha);
+        }
+        if let Some((_, scale)) = &mut self.xtw_kept {
+            *scale *= alpha;
         }
     }
 
@@ -223,12 +290,24 @@ impl<T: Float> Step<T> {
             "a sparseness constraint on H couples all images: one block only"
         );
         let mut first = true;
+        // The start's X^T W serves this half-step only.
+        let kept = self.xtw_kept.take();
         images.for_each(|rows, xb| {
             let len = rows.len();
             let width = self.blocks[0].xtw.nrows();
             let which = usize::from(rows.len() != width);
             let buf = &mut self.blocks[which];
-            buf.product.compute(&mut buf.xtw, &xb, &w.view());
+            let read = kept.as_ref().is_some_and(|(store, scale)| {
+                let read = store.read(rows.start, &mut buf.xtw);
+                if read {
+                    // As the start scaled it with one block: the same bits.
+                    buf.xtw.mapv_inplace(|v| v * *scale);
+                }
+                read
+            });
+            if !read {
+                buf.product.compute(&mut buf.xtw, &xb, &w.view());
+            }
             buf.ht.assign(&ht.slice(s![rows.clone(), ..]));
             self.update_block(which, None);
             let buf = &self.blocks[which];
@@ -236,19 +315,26 @@ impl<T: Float> Step<T> {
             ht_b.assign(&buf.ht);
             then(rows, ht_b.view_mut());
             let ht_b = ht_b.view();
-            self.xh_product.compute(&mut self.xh_part, &xb.t(), &ht_b);
-            self.gram_h.compute(&mut self.hh_part, &ht_b, &ht_b);
-            if first {
-                self.xh.assign(&self.xh_part);
-                self.hh.assign(&self.hh_part);
-                first = false;
-            } else {
-                self.xh += &self.xh_part;
-                self.hh += &self.hh_part;
-            }
             if self.batch_sums.is_some() {
+                // Online: the block's own shares move W.
+                self.xh_product.compute(&mut self.xh_part, &xb.t(), &ht_b);
+                self.gram_h.compute(&mut self.hh_part, &ht_b, &ht_b);
+                if first {
+                    self.xh.assign(&self.xh_part);
+                    self.hh.assign(&self.hh_part);
+                } else {
+                    self.xh += &self.xh_part;
+                    self.hh += &self.hh_part;
+                }
                 self.update_w_after_batch(len, w);
+            } else if first {
+                self.xh_product.compute(&mut self.xh, &xb.t(), &ht_b);
+                self.gram_h.compute(&mut self.hh, &ht_b, &ht_b);
+            } else {
+                self.xh_product.add_to(&mut self.xh, &xb.t(), &ht_b);
+                self.gram_h.add_to(&mut self.hh, &ht_b, &ht_b);
             }
+            first = false;
         });
         images.sum_arrays(&mut [&mut self.xh, &mut self.hh]);
     }
