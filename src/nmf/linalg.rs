@@ -322,14 +322,44 @@ impl<T: Float> TallProduct<T> {
 }
 
 /// Each column's relative error `||x_j - W h_j|| / ||x_j||` and the whole one, for X (m x n),
-/// W (m x r) and H (r x n). `W H` is formed a block of rows at a time (rows of X are
-/// contiguous), each block's per-column sums added in order.
+/// W (m x r) and H (r x n). Each column's sums run over its pixels in order, a block of
+/// [`BLOCK_ROWS`] at a time added to its total, whichever way X is laid out.
 pub fn column_errors<T: Float>(
     x: &ArrayView2<T>,
     w: &ArrayView2<T>,
     h: &ArrayView2<T>,
 ) -> (Vec<f64>, f64) {
-    const BLOCK_ROWS: usize = 256;
+    let totals = if x.ncols() > 1 && x.t().is_standard_layout() {
+        image_rows_sums(&x.t(), w, h)
+    } else {
+        pixel_rows_sums(x, w, h)
+    };
+    let per_column = totals
+        .iter()
+        .map(|&(e, s)| if s > 0.0 { (e / s).sqrt() } else { 0.0 })
+        .collect();
+    let (residual, total) = totals
+        .iter()
+        .fold((0.0, 0.0), |a, t| (a.0 + t.0, a.1 + t.1));
+    let whole = if total > 0.0 {
+        (residual / total).sqrt()
+    } else {
+        0.0
+    };
+    (per_column, whole)
+}
+
+/// Pixels summed in order before the partial sum is added to its column's total.
+const BLOCK_ROWS: usize = 256;
+
+/// Each column's `(||x_j - W h_j||^2, ||x_j||^2)` for X in rows of pixels (standard layout):
+/// `W H` formed a block of rows at a time (the rows of X are contiguous), each block's
+/// per-column sums added in order.
+fn pixel_rows_sums<T: Float>(
+    x: &ArrayView2<T>,
+    w: &ArrayView2<T>,
+    h: &ArrayView2<T>,
+) -> Vec<(f64, f64)> {
     let (m, n) = x.dim();
     let partials: Vec<Vec<(f64, f64)>> = (0..m.div_ceil(BLOCK_ROWS))
         .into_par_iter()
@@ -368,19 +398,66 @@ pub fn column_errors<T: Float>(
             t.1 += p.1;
         }
     }
-    let per_column = totals
-        .iter()
-        .map(|&(e, s)| if s > 0.0 { (e / s).sqrt() } else { 0.0 })
+    totals
+}
+
+/// [`pixel_rows_sums`] for X^T given as rows of images (standard layout; a streamed block):
+/// `W H` formed a tile of images at a time as `H^T W^T`, in a buffer each thread keeps, and
+/// each image's sums run along its own contiguous row in the same order. Down X's strided
+/// rows instead, every face's error of a streamed run of 200,000 took longer than its fit's
+/// start.
+fn image_rows_sums<T: Float>(
+    xt: &ArrayView2<T>,
+    w: &ArrayView2<T>,
+    h: &ArrayView2<T>,
+) -> Vec<(f64, f64)> {
+    const TILE: usize = 64;
+    let (n, m) = xt.dim();
+    let tiles: Vec<Vec<(f64, f64)>> = (0..n.div_ceil(TILE))
+        .into_par_iter()
+        .map_init(
+            || Array2::<T>::zeros((TILE, m)),
+            |buffer, t| {
+                let images = t * TILE..((t + 1) * TILE).min(n);
+                let mut wh = buffer.slice_mut(ndarray::s![..images.len(), ..]);
+                let ht = h.slice(ndarray::s![.., images.clone()]);
+                let mut target = wh.view_mut();
+                faer::linalg::matmul::matmul(
+                    view_mut(&mut target),
+                    faer::Accum::Replace,
+                    view(&ht).transpose(),
+                    view(w).transpose(),
+                    T::one(),
+                    faer::Par::Seq,
+                );
+                xt.slice(ndarray::s![images, ..])
+                    .rows()
+                    .into_iter()
+                    .zip(wh.rows())
+                    .map(|(x_row, wh_row)| {
+                        let mut total = (0.0, 0.0);
+                        for start in (0..m).step_by(BLOCK_ROWS) {
+                            let end = (start + BLOCK_ROWS).min(m);
+                            let mut sum = (0.0, 0.0);
+                            for (&v, &f) in x_row
+                                .slice(ndarray::s![start..end])
+                                .iter()
+                                .zip(wh_row.slice(ndarray::s![start..end]))
+                            {
+                                let (v, f) = (v.to_f64(), f.to_f64());
+                                sum.0 += (v - f) * (v - f);
+                                sum.1 += v * v;
+                            }
+                            total.0 += sum.0;
+                            total.1 += sum.1;
+                        }
+                        total
+                    })
+                    .collect()
+            },
+        )
         .collect();
-    let (residual, total) = totals
-        .iter()
-        .fold((0.0, 0.0), |a, t| (a.0 + t.0, a.1 + t.1));
-    let whole = if total > 0.0 {
-        (residual / total).sqrt()
-    } else {
-        0.0
-    };
-    (per_column, whole)
+    tiles.into_iter().flatten().collect()
 }
 
 #[cfg(test)]
@@ -424,6 +501,42 @@ mod tests {
         let ht_block = ht.slice(ndarray::s![1000..2100, ..]);
         let direct = (&block - &w.dot(&ht_block.t())).mapv(|v| v * v).sum();
         assert!((residual_sq(&block, &w, &ht_block) - direct).abs() < 1e-9 * direct);
+    }
+
+    #[test]
+    fn every_column_error_is_the_same_bits_from_x_or_from_x_transposed() {
+        // 600 pixels: two full blocks of 256 and a partial one; 150 images: tiles of 64 and a
+        // partial one.
+        let (m, n, r) = (600, 150, 4);
+        let x = filled(m, n, 7);
+        let (w, h) = (filled(m, r, 8), filled(r, n, 9));
+        let (errors, whole) = column_errors(&x.view(), &w.view(), &h.view());
+        let xt = x.t().as_standard_layout().into_owned();
+        let (errors_t, whole_t) = column_errors(&xt.t(), &w.view(), &h.view());
+        assert_eq!(errors_t, errors);
+        assert_eq!(whole_t.to_bits(), whole.to_bits());
+        // And they are the errors.
+        let wh = w.dot(&h);
+        for j in [0, 63, 64, 149] {
+            let (d, s) = (&x.column(j) - &wh.column(j), x.column(j));
+            let direct = (d.dot(&d) / s.dot(&s)).sqrt();
+            assert!(
+                (errors[j] - direct).abs() < 1e-12,
+                "{j}: {} {direct}",
+                errors[j]
+            );
+        }
+        // f32 too (the fit's type), where the products' bits matter.
+        let (x32, w32, h32) = (
+            x.mapv(|v| v as f32),
+            w.mapv(|v| v as f32),
+            h.mapv(|v| v as f32),
+        );
+        let xt32 = x32.t().as_standard_layout().into_owned();
+        assert_eq!(
+            column_errors(&xt32.t(), &w32.view(), &h32.view()),
+            column_errors(&x32.view(), &w32.view(), &h32.view())
+        );
     }
 
     #[test]
