@@ -322,8 +322,8 @@ impl<T: Float> TallProduct<T> {
 }
 
 /// Each column's relative error `||x_j - W h_j|| / ||x_j||` and the whole one, for X (m x n),
-/// W (m x r) and H (r x n). Each column's sums run over its pixels in order, a block of
-/// [`BLOCK_ROWS`] at a time added to its total, whichever way X is laid out.
+/// W (m x r) and H (r x n). Each column's sums run over its pixels in order, a block of 256
+/// at a time added to its total, whichever way X is laid out (the same bits either way).
 pub fn column_errors<T: Float>(
     x: &ArrayView2<T>,
     w: &ArrayView2<T>,
