@@ -20,5 +20,5 @@ pub use loader::{Faces, Listing, Loader, Preprocess, SkipReason, Skipped};
 pub use model::Model;
 pub use nmf::{
     Checkpoint, Checkpointing, CoarseLevel, Coefficients, Factorization, ImageShape, Init,
-    Interrupt, Iteration, Loss, Nmf, Online, Solver, Stop,
+    Interrupt, Iteration, Loss, Nmf, Online, Solver, Stop, warm_up,
 };

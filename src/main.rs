@@ -662,6 +662,9 @@ fn learn(mut args: LearnArgs) -> Result<ExitCode> {
             .build_global()
             .context("cannot start the worker threads")?;
     }
+    // The products' one-time set-up runs beside the loading, not inside the first fit (see
+    // `facenmf::warm_up`); after the pool is built, which it would otherwise build.
+    std::thread::spawn(facenmf::warm_up);
     match args.precision {
         Precision::F32 => learn_as::<f32>(&args, resume, group),
         Precision::F64 => learn_as::<f64>(&args, resume, group),

@@ -63,7 +63,7 @@ pub use checkpoint::{Checkpoint, checkpoint_context};
 pub use fit::{Checkpointing, TOL_WINDOW};
 pub use init::Init;
 pub use linalg::Products;
-pub use linalg::column_errors;
+pub use linalg::{column_errors, warm_up};
 pub use missing::random_mask;
 pub use multilevel::ImageShape;
 pub use online::{DEFAULT_BATCH_IMAGES, DEFAULT_FORGET, Online};

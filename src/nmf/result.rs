@@ -98,7 +98,8 @@ pub struct CoarseLevel {
     pub images: Option<usize>,
     /// Iterations run at this level.
     pub iterations: usize,
-    /// Relative error of the coarse fit against its own images (coarse, or the sample).
+    /// Relative error of the coarse fit against its own images (coarse, or the sample), as its
+    /// iterations measured it (from the Gram matrices, not formed again from the images).
     pub rel_error: f64,
     /// Seconds spent at this level (coarser levels included; for a sample, also fitting every
     /// image's H to its parts).
