@@ -662,9 +662,19 @@ fn learn(mut args: LearnArgs) -> Result<ExitCode> {
             .build_global()
             .context("cannot start the worker threads")?;
     }
-    // The products' one-time set-up runs beside the loading, not inside the first fit (see
-    // `facenmf::warm_up`); after the pool is built, which it would otherwise build.
-    std::thread::spawn(facenmf::warm_up);
+    // The products' one-time set-up and the first touch of the memory the fit's buffers will
+    // take run beside the loading, not inside the first fit (see `facenmf::warm_up` and
+    // `facenmf::alloc::reserve`); after the pool is built, which they would otherwise build. A
+    // streamed fit keeps no freed memory, so nothing is reserved for it.
+    let reserve = if args.stream {
+        0
+    } else {
+        facenmf::alloc::KEPT_BYTES
+    };
+    std::thread::spawn(move || {
+        facenmf::warm_up();
+        facenmf::alloc::reserve(reserve);
+    });
     match args.precision {
         Precision::F32 => learn_as::<f32>(&args, resume, group),
         Precision::F64 => learn_as::<f64>(&args, resume, group),
