@@ -15,7 +15,7 @@ use std::path::Path;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip, s};
 
 use super::checkpoint::{ExtrapolationArrays, ExtrapolationScalars};
-use super::spill::{HtStore, Release, RowsFile, try_by_pieces};
+use super::spill::{HtStore, Release, Rows, RowsFile, try_by_pieces};
 use crate::{Error, Float, Result};
 
 /// Initial beta.
@@ -113,11 +113,7 @@ pub(crate) struct Extrapolated<T> {
 }
 
 /// A copy of H^T (n x r): in memory, or in a file when the images are streamed (`spill.rs`).
-#[derive(Debug)]
-enum HtCopy<T> {
-    Memory(Array2<T>),
-    File(RowsFile<T>),
-}
+type HtCopy<T> = Rows<T>;
 
 /// The three copies of H^T: the last accepted (`accepted`), the updated one (overwritten
 /// before it is read, so a file starts empty) and the best. In files in `spill` when given and
@@ -133,9 +129,9 @@ fn ht_copies<T: Float>(
         let (n, r) = accepted.dim();
         let files = (|| {
             Ok::<_, std::io::Error>([
-                HtCopy::File(RowsFile::holding(dir, accepted, release)?),
-                HtCopy::File(RowsFile::create(dir, n, r)?),
-                HtCopy::File(RowsFile::holding(dir, best, release)?),
+                Rows::File(RowsFile::holding(dir, accepted, release)?),
+                Rows::File(RowsFile::create(dir, n, r)?),
+                Rows::File(RowsFile::holding(dir, best, release)?),
             ])
         })();
         match files {
@@ -150,7 +146,7 @@ fn ht_copies<T: Float>(
             }
         }
     }
-    let copies = [accepted, accepted, best].map(|a| HtCopy::Memory(a.to_owned()));
+    let copies = [accepted, accepted, best].map(|a| Rows::Memory(a.to_owned()));
     (copies, warning)
 }
 
@@ -165,14 +161,8 @@ impl<T: Float> HtCopy<T> {
     fn read_all(&self, out: &mut ArrayViewMut2<'_, T>, release: Option<&Release>) -> Result<()> {
         let rows = piece_rows(out.ncols(), size_of::<T>());
         try_by_pieces(out.nrows(), rows, release, true, |piece| {
-            let mut target = out.slice_mut(s![piece.clone(), ..]);
-            match self {
-                HtCopy::Memory(a) => {
-                    target.assign(&a.slice(s![piece, ..]));
-                    Ok(())
-                }
-                HtCopy::File(f) => f.read(piece.start, target).map_err(|e| spill_failure(f, e)),
-            }
+            self.read(piece.start, out.slice_mut(s![piece, ..]))
+                .map_err(|e| self.failure(e))
         })
     }
 
@@ -180,25 +170,25 @@ impl<T: Float> HtCopy<T> {
     fn write_all(&mut self, a: &ArrayView2<'_, T>, release: Option<&Release>) -> Result<()> {
         let rows = piece_rows(a.ncols(), size_of::<T>());
         try_by_pieces(a.nrows(), rows, release, false, |piece| {
-            let source = a.slice(s![piece.clone(), ..]);
-            match self {
-                HtCopy::Memory(m) => {
-                    m.slice_mut(s![piece, ..]).assign(&source);
-                    Ok(())
-                }
-                HtCopy::File(f) => f
-                    .write(piece.start, source)
-                    .map_err(|e| spill_failure(f, e)),
-            }
+            self.write(piece.start, a.slice(s![piece, ..]))
+                .map_err(|e| self.failure(e))
         })?;
         Ok(())
+    }
+
+    /// What a failure to read or write this copy stops the fit with.
+    fn failure(&self, e: std::io::Error) -> Error {
+        match self {
+            Rows::File(f) => spill_failure(f, e),
+            Rows::Memory(_) => unreachable!("a copy in memory is read and written without I/O"),
+        }
     }
 
     /// The copy as the loop's H^T: a file is mapped as it is, not read.
     fn into_store(self) -> Result<HtStore<T>> {
         match self {
-            HtCopy::Memory(a) => Ok(HtStore::Held(a)),
-            HtCopy::File(f) => {
+            Rows::Memory(a) => Ok(HtStore::Held(a)),
+            Rows::File(f) => {
                 let path = f.path().to_path_buf();
                 f.into_mapped()
                     .map(HtStore::Mapped)
@@ -209,8 +199,8 @@ impl<T: Float> HtCopy<T> {
 
     fn to_array(&self) -> Result<Array2<T>> {
         match self {
-            HtCopy::Memory(a) => Ok(a.clone()),
-            HtCopy::File(f) => f.to_array().map_err(|e| spill_failure(f, e)),
+            Rows::Memory(a) => Ok(a.clone()),
+            Rows::File(f) => f.to_array().map_err(|e| spill_failure(f, e)),
         }
     }
 }
@@ -262,12 +252,12 @@ impl<T: Float> Extrapolated<T> {
     pub(crate) fn extrapolate_h(&mut self, rows: Range<usize>, ht: ArrayViewMut2<'_, T>) {
         let beta = self.scheme.beta;
         match (&mut self.ht_new, &self.ht) {
-            (HtCopy::Memory(new), HtCopy::Memory(old)) => {
+            (Rows::Memory(new), Rows::Memory(old)) => {
                 let new = new.slice_mut(s![rows.clone(), ..]);
                 let old = old.slice(s![rows, ..]);
                 step(ht, new, old, None, beta, 0.0);
             }
-            (HtCopy::File(new), HtCopy::File(old)) => {
+            (Rows::File(new), Rows::File(old)) => {
                 if self.failure.is_some() {
                     return;
                 }

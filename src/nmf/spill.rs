@@ -183,6 +183,49 @@ impl<T: Float> RowsFile<T> {
     }
 }
 
+/// Rows kept beside H^T (n x r: a copy of it, or the start's X^T W): in a [`RowsFile`] where
+/// a folder could take them, else in memory; read and written by rows, the same bits either
+/// way.
+#[derive(Debug)]
+pub(crate) enum Rows<T> {
+    /// In memory.
+    Memory(Array2<T>),
+    /// In a file of their own.
+    File(RowsFile<T>),
+}
+
+impl<T: Float> Rows<T> {
+    /// `rows x cols` zeros, in a file in `dir` when given and it can take one.
+    pub(crate) fn zeros(dir: Option<&Path>, rows: usize, cols: usize) -> Self {
+        dir.and_then(|dir| RowsFile::create(dir, rows, cols).ok())
+            .map_or_else(|| Rows::Memory(Array2::zeros((rows, cols))), Rows::File)
+    }
+
+    /// Into `out`, the rows from `first` on.
+    pub(crate) fn read(&self, first: usize, mut out: ArrayViewMut2<'_, T>) -> io::Result<()> {
+        match self {
+            Rows::Memory(a) => {
+                let len = out.nrows();
+                out.assign(&a.slice(ndarray::s![first..first + len, ..]));
+                Ok(())
+            }
+            Rows::File(f) => f.read(first, out),
+        }
+    }
+
+    /// `rows` in, from row `first` on.
+    pub(crate) fn write(&mut self, first: usize, rows: ArrayView2<'_, T>) -> io::Result<()> {
+        match self {
+            Rows::Memory(a) => {
+                a.slice_mut(ndarray::s![first..first + rows.nrows(), ..])
+                    .assign(&rows);
+                Ok(())
+            }
+            Rows::File(f) => f.write(first, rows),
+        }
+    }
+}
+
 /// H^T itself (n x r) in a file of its own, mapped into memory: the loop of a streamed fit
 /// works on it in place as on an array, and after each block of rows it is done with, the
 /// block's pages are dropped from the process ([`Release`]); they stay in the page cache (the

@@ -16,7 +16,7 @@ use super::linalg::{TallProduct, dot};
 use super::online::BatchSums;
 use super::params::{Nmf, Solver};
 use super::penalty::{self, Penalty};
-use super::spill::RowsFile;
+use super::spill::Rows;
 use super::{anls, fpgm, hals, mu, sparseness};
 use crate::Float;
 
@@ -34,49 +34,6 @@ struct BlockBuffers<T> {
     scratch: Array2<T>,
 }
 
-/// The start's X^T W of every block (n x r): in a file beside the images when their source
-/// gives a folder (as H^T is), else in memory (as H^T is).
-#[derive(Debug)]
-enum KeptXtw<T> {
-    Memory(Array2<T>),
-    File(RowsFile<T>),
-}
-
-impl<T: Float> KeptXtw<T> {
-    /// In a file in `dir` when it can take one (the same bits either way).
-    fn new(dir: Option<&std::path::Path>, rows: usize, rank: usize) -> Self {
-        dir.and_then(|dir| RowsFile::create(dir, rows, rank).ok())
-            .map_or_else(
-                || KeptXtw::Memory(Array2::zeros((rows, rank))),
-                KeptXtw::File,
-            )
-    }
-
-    /// Whether `rows` went in at row `first`.
-    fn write(&mut self, first: usize, rows: &Array2<T>) -> bool {
-        match self {
-            KeptXtw::Memory(a) => {
-                a.slice_mut(s![first..first + rows.nrows(), ..])
-                    .assign(rows);
-                true
-            }
-            KeptXtw::File(f) => f.write(first, rows.view()).is_ok(),
-        }
-    }
-
-    /// Whether `out` was filled from row `first`.
-    fn read(&self, first: usize, out: &mut Array2<T>) -> bool {
-        match self {
-            KeptXtw::Memory(a) => {
-                let len = out.nrows();
-                out.assign(&a.slice(s![first..first + len, ..]));
-                true
-            }
-            KeptXtw::File(f) => f.read(first, out.view_mut()).is_ok(),
-        }
-    }
-}
-
 /// The products, Gram matrices and scratch space of the half-steps, allocated once per fit.
 #[derive(Debug)]
 pub(crate) struct Step<T> {
@@ -91,10 +48,11 @@ pub(crate) struct Step<T> {
     blocks: Vec<BlockBuffers<T>>,
     /// The first H half-step may use the X^T W the start computed (one block, unchanged X).
     xtw_ready: bool,
-    /// With blocks, the start's X^T W of every block and the factor W was scaled by since:
-    /// the first H half-step reads it instead of forming it again, as `xtw_ready` does with
-    /// one block.
-    xtw_kept: Option<(KeptXtw<T>, T)>,
+    /// With blocks, the start's X^T W of every block (n x r: in a file beside the images when
+    /// their source gives a folder, as H^T is, else in memory) and the factor W was scaled by
+    /// since: the first H half-step reads it instead of forming it again, as `xtw_ready` does
+    /// with one block.
+    xtw_kept: Option<(Rows<T>, T)>,
     /// `X H^T`, m x r, summed over the blocks.
     xh: Array2<T>,
     xh_product: TallProduct<T>,
@@ -213,7 +171,7 @@ impl<T: Float> Step<T> {
         // back from its file (39 MB) a few ms. Online, W moves between blocks, so it would be
         // stale. Where writing the file fails the half-step forms it again.
         let mut kept = if keep && !one_block && self.batch_sums.is_none() {
-            Some(KeptXtw::new(images.scratch(), images.count(), w.ncols()))
+            Some(Rows::zeros(images.scratch(), images.count(), w.ncols()))
         } else {
             None
         };
@@ -225,7 +183,7 @@ impl<T: Float> Step<T> {
                 _ => buf.product.compute(&mut buf.xtw, &xb, &w.view()),
             }
             if let Some(store) = &mut kept
-                && !store.write(rows.start, &buf.xtw)
+                && store.write(rows.start, buf.xtw.view()).is_err()
             {
                 kept = None;
             }
@@ -298,7 +256,7 @@ impl<T: Float> Step<T> {
             let which = usize::from(rows.len() != width);
             let buf = &mut self.blocks[which];
             let read = kept.as_ref().is_some_and(|(store, scale)| {
-                let read = store.read(rows.start, &mut buf.xtw);
+                let read = store.read(rows.start, buf.xtw.view_mut()).is_ok();
                 if read {
                     // As the start scaled it with one block: the same bits.
                     buf.xtw.mapv_inplace(|v| v * *scale);
