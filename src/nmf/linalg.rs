@@ -165,6 +165,7 @@ pub(crate) fn add_squares<T: Float, S: Data<Elem = T>>(sums: &mut [f64], rows: &
             *s += v * v;
         }
     }
+    debug_assert_eq!(sums.len(), rows.ncols());
     match rows.as_slice() {
         Some(all) if !sums.is_empty() => all
             .chunks_exact(sums.len())
