@@ -159,7 +159,7 @@ pub(crate) fn column_norms_sq<T: Float, S: Data<Elem = T>>(f: &ArrayBase<S, Ix2>
 /// did not vectorize, and the fit's check for dead components (each iteration, over W and
 /// H^T) took 4.5% of a CBCL sample fit.
 pub(crate) fn add_squares<T: Float, S: Data<Elem = T>>(sums: &mut [f64], rows: &ArrayBase<S, Ix2>) {
-    fn add_row<T: Float>(sums: &mut [f64], row: &[T]) {
+    fn add_row<'a, T: Float>(sums: &mut [f64], row: impl IntoIterator<Item = &'a T>) {
         for (s, v) in sums.iter_mut().zip(row) {
             let v = v.to_f64();
             *s += v * v;
@@ -175,10 +175,7 @@ pub(crate) fn add_squares<T: Float, S: Data<Elem = T>>(sums: &mut [f64], rows: &
             .into_iter()
             .for_each(|row| match row.as_slice() {
                 Some(row) => add_row(sums, row),
-                None => row.iter().zip(sums.iter_mut()).for_each(|(v, s)| {
-                    let v = v.to_f64();
-                    *s += v * v;
-                }),
+                None => add_row(sums, row.iter()),
             }),
     }
 }
