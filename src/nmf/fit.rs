@@ -6,6 +6,7 @@ use std::time::Instant;
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
+use super::awake::KeepAwake;
 use super::beta::BetaMu;
 use super::blocks::{ColumnBlocks, Images};
 use super::canonical;
@@ -334,7 +335,8 @@ impl Nmf {
     /// [`Nmf::fit_loop`] on one of rayon's worker threads. Called from any other thread, every
     /// parallel loop of a fit (hundreds per second) would hand all its work to the pool and put
     /// the calling thread to sleep on a condition variable until the pool is done; from a
-    /// worker, the caller works on the loop itself and only wakes the others.
+    /// worker, the caller works on the loop itself and the others are kept awake for it
+    /// ([`KeepAwake`]).
     fn fit_inner<T: Float>(
         &self,
         x: &ArrayView2<T>,
@@ -367,6 +369,11 @@ impl Nmf {
             return self.fit_loop(source, share, start_factors, known, progress, checkpointing);
         }
         rayon::scope(|_| {
+            // In memory and in one process only: a streamed fit waits on its reads, and
+            // processes split over a machine share its cores and wait on each other.
+            let _awake = (matches!(source, Source::Memory(_)) && share.is_none())
+                .then(KeepAwake::start)
+                .flatten();
             self.fit_loop(source, share, start_factors, known, progress, checkpointing)
         })
     }

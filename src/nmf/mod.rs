@@ -20,14 +20,15 @@
 //! - One file per kernel with its paper: `hals`, `mu`, `fpgm`, `anls`, `beta`; beside them
 //!   `init`, `extrapolate`, `multilevel`, `missing`, `online` (the sums of an online fit),
 //!   `penalty`, `sparseness`, `canonical`, `linalg` (faer products on ndarray memory),
-//!   `spill` (the extrapolation's copies of H^T in a file beside a streamed fit's cache) and
-//!   `seed`.
+//!   `spill` (the extrapolation's copies of H^T in a file beside a streamed fit's cache),
+//!   `awake` (the thread pool kept from sleeping between a fit's parallel loops) and `seed`.
 //!
 //! The objective is `||X - WH||_F^2`; the relative error `||X - WH||_F / ||X||_F` is computed
 //! every iteration from the Gram matrices the update already has, at the cost of two r x r and
 //! one m x r dot products, and once exactly (from WH itself) at the end.
 
 mod anls;
+mod awake;
 mod beta;
 mod blocks;
 mod canonical;
