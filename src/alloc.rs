@@ -47,6 +47,49 @@ pub fn reserve(bytes: usize) {
     imp::reserve(bytes);
 }
 
+/// Bytes [`touch_heaps`] is meant to be given per thread: more than the buffers below
+/// [`LARGE`] a fit holds at once (CBCL's start: about 2 MiB).
+pub const HEAP_BYTES: usize = 4 << 20;
+
+/// Sets the system allocator (glibc) to keep freed heap for reuse: up to 32 MiB at the top
+/// of a heap (default 128 KiB) stays instead of going back to the system, and blocks below
+/// [`LARGE`] come from the heap (default: from 128 KiB, each its own mapping, faulted in page
+/// by page when first touched and unmapped when freed, however often the same size comes
+/// back). Blocks of [`LARGE`] and more are [`Recycling`]'s. A fit allocates its buffers once,
+/// but a multilevel fit is two or three fits and a benchmark many. Called first thing in
+/// `main`, before other threads exist; elsewhere than Linux with glibc it does nothing.
+pub fn keep_freed_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters.
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, LARGE as libc::c_int);
+    }
+}
+
+/// On every thread of the current rayon pool, allocates `bytes` in blocks below [`LARGE`],
+/// touches them and frees them: with [`keep_freed_heap`] the heap keeps them, so that the
+/// buffers below [`LARGE`] the next fit allocates on those threads (glibc gives each thread
+/// its own heap; a fit runs on the pool) come out of resident memory. A program calls it on a
+/// spare thread while it loads, as it does [`reserve`]. A CBCL start's small buffers faulted
+/// in about 550 pages in a fresh process before, about 100 after.
+pub fn touch_heaps(bytes: usize) {
+    // A page at a time: small blocks fill the holes the heap has first (a freed buffer's tail
+    // left behind larger blocks stays untouched, and the next buffer there faults it in), and
+    // come from the heap whatever [`keep_freed_heap`] set.
+    const BLOCK: usize = 4096;
+    if bytes == 0 {
+        return;
+    }
+    rayon::broadcast(|_| {
+        let blocks: Vec<Vec<u8>> = (0..bytes.div_ceil(BLOCK))
+            .map(|_| vec![1u8; BLOCK])
+            .collect();
+        // Opaque, so that the writes that fault the pages in are not dropped.
+        std::hint::black_box(&blocks);
+    });
+}
+
 /// A global allocator that keeps freed blocks of [`LARGE`] bytes or more (up to [`KEPT_BYTES`]
 /// in all) for the next allocation they fit; everything else is the system allocator's.
 ///

@@ -533,7 +533,7 @@ fn parse_size(s: &str) -> Result<(u32, u32), String> {
 static ALLOCATOR: facenmf::alloc::Recycling = facenmf::alloc::Recycling;
 
 fn main() -> ExitCode {
-    keep_freed_memory();
+    facenmf::alloc::keep_freed_heap();
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
@@ -598,21 +598,6 @@ fn flag(parameter: &str) -> String {
     }
 }
 
-/// Asks glibc's allocator to keep up to 32 MiB of freed memory at the top of its heap for reuse
-/// (default 128 KiB) instead of handing it back to the system at once. A fit allocates its buffers
-/// once, but a multilevel fit is two or three fits and the benchmark many, and each buffer taken
-/// back from the system comes with fresh pages, whose page faults are a visible share of a short
-/// fit. Large buffers still get their own mappings, returned when freed, so peak memory is
-/// unchanged (README, "Performance").
-fn keep_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets an allocator parameter; called first thing in main, before any
-    // other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 32 << 20);
-    }
-}
-
 /// `learn` on the bundled demo set at its true rank.
 fn demo_args() -> LearnArgs {
     let local = Path::new("assets/faces");
@@ -663,17 +648,19 @@ fn learn(mut args: LearnArgs) -> Result<ExitCode> {
             .context("cannot start the worker threads")?;
     }
     // The products' one-time set-up and the first touch of the memory the fit's buffers will
-    // take run beside the loading, not inside the first fit (see `facenmf::warm_up` and
-    // `facenmf::alloc::reserve`); after the pool is built, which they would otherwise build. A
-    // streamed fit keeps no freed memory, so nothing is reserved for it.
-    let reserve = if args.stream {
-        0
+    // take, large (`facenmf::alloc::reserve`) and small (`facenmf::alloc::touch_heaps`), run
+    // beside the loading, not inside the first fit (see `facenmf::warm_up`); after the pool is
+    // built, which they would otherwise build. A streamed fit keeps no freed memory, so nothing
+    // is touched for it.
+    let (reserve, heaps) = if args.stream {
+        (0, 0)
     } else {
-        facenmf::alloc::KEPT_BYTES
+        (facenmf::alloc::KEPT_BYTES, facenmf::alloc::HEAP_BYTES)
     };
     std::thread::spawn(move || {
         facenmf::warm_up();
         facenmf::alloc::reserve(reserve);
+        facenmf::alloc::touch_heaps(heaps);
     });
     match args.precision {
         Precision::F32 => learn_as::<f32>(&args, resume, group),
