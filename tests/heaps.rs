@@ -5,20 +5,9 @@
 //! the pool's threads must be the first to allocate on their heaps.
 #![cfg(all(target_os = "linux", target_env = "gnu"))]
 
-const PAGE: usize = 4096;
+mod common;
 
-/// How many of the pages spanned by `len` bytes from `ptr` are in memory, and how many there
-/// are.
-fn resident_pages(ptr: *const u8, len: usize) -> (usize, usize) {
-    let start = ptr as usize / PAGE * PAGE;
-    let end = (ptr as usize + len).div_ceil(PAGE) * PAGE;
-    let mut flags = vec![0u8; (end - start) / PAGE];
-    // SAFETY: [start, end) covers a live allocation's pages; `flags` holds one byte per page.
-    let status =
-        unsafe { libc::mincore(start as *mut libc::c_void, end - start, flags.as_mut_ptr()) };
-    assert_eq!(status, 0, "mincore: {}", std::io::Error::last_os_error());
-    (flags.iter().filter(|&&f| f & 1 == 1).count(), flags.len())
-}
+use common::resident_pages;
 
 #[test]
 fn a_touched_heap_serves_the_next_small_buffer_of_its_thread_from_memory() {

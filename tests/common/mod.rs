@@ -144,3 +144,20 @@ pub fn npy_shape(path: &Path) -> (usize, usize, String) {
     );
     (dims[0], dims[1], descr.to_string())
 }
+
+/// The page size the residency checks count in (the smallest Linux uses).
+pub const PAGE: usize = 4096;
+
+/// How many of the pages spanned by `len` bytes from `ptr` are in memory, and how many
+/// pages that is (`mincore`).
+#[cfg(target_os = "linux")]
+pub fn resident_pages(ptr: *const u8, len: usize) -> (usize, usize) {
+    let start = ptr as usize / PAGE * PAGE;
+    let end = (ptr as usize + len).div_ceil(PAGE) * PAGE;
+    let mut flags = vec![0u8; (end - start) / PAGE];
+    // SAFETY: [start, end) covers a live allocation's pages; `flags` holds one byte per page.
+    let status =
+        unsafe { libc::mincore(start as *mut libc::c_void, end - start, flags.as_mut_ptr()) };
+    assert_eq!(status, 0, "mincore: {}", std::io::Error::last_os_error());
+    (flags.iter().filter(|&&f| f & 1 == 1).count(), flags.len())
+}
